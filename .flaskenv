@@ -1,0 +1,1 @@
+FLASK_APP=streampay:create_app

@@ -1,0 +1,45 @@
+"""Alembic environment: the Flask app's engine and models (flask-migrate)."""
+
+import logging
+
+from alembic import context
+from flask import current_app
+
+logger = logging.getLogger("alembic.env")
+config = context.config
+target_db = current_app.extensions["migrate"].db
+
+
+def _url() -> str:
+    return target_db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+
+
+def _options() -> dict:
+    return {"target_metadata": target_db.metadata, **current_app.extensions["migrate"].configure_args}
+
+
+def run_migrations_offline():
+    context.configure(url=_url(), literal_binds=True, **_options())
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    def skip_empty(context_, revision, directives):
+        # `flask db migrate` with no model change writes no empty revision.
+        if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+            logger.info("No changes in schema detected.")
+
+    options = _options()
+    options.setdefault("process_revision_directives", skip_empty)
+    with target_db.engine.connect() as connection:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

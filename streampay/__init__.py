@@ -1,0 +1,77 @@
+"""StreamPay: pay-per-second media streaming settled on Stellar."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from streampay import config as settings
+from streampay import errors, logs
+from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment; `config` overrides settings (tests use it)."""
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
+    app.config.update(settings.load(instance_path=app.instance_path))
+    app.config.update(config or {})
+    settings.refuse_unsafe(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    logs.init_app(app)
+    if app.config["SENTRY_DSN"]:
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], environment=app.config["APP_ENV"], send_default_pii=False)
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    init_redis(app)
+    limiter.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["X-Pagination", "X-Request-ID", "Retry-After"],
+    )
+    sock.init_app(app)
+    api = _init_api(app)
+    errors.init_app(app, api)
+    _register_domains(app, api)
+    return app
+
+
+def _init_api(app: Flask):
+    api = errors.Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "Pay-per-second media streaming settled on Stellar."},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    app.extensions["streampay.api"] = api
+    return api
+
+
+def _register_domains(app: Flask, api) -> None:
+    from streampay import health
+    from streampay.auth import passwords, tokens
+    from streampay.auth.routes import blp as auth_blp
+    from streampay.users import cli as users_cli
+    from streampay.users.routes import blp as users_blp
+
+    prefix = app.config["API_PREFIX"]
+    passwords.init_app(app)
+    tokens.init_app(app)
+    api.register_blueprint(health.blp, url_prefix="/")
+    api.register_blueprint(auth_blp, url_prefix=f"{prefix}/auth")
+    api.register_blueprint(users_blp, url_prefix=f"{prefix}/users")
+    users_cli.init_app(app)

@@ -1,0 +1,183 @@
+"""Settings read from the environment (and `.env` in development).
+
+Every variable the service understands is listed in `.env.example` with its default.
+Nothing here talks to a database or Redis; `create_app` decides what to build from it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"  # noqa: S105 (refused in production)
+DEV_JWT_REFRESH_SECRET = "dev-only-jwt-refresh-secret-change-me-before-production"  # noqa: S105
+PRODUCTION_NAMES = {"production", "prod"}
+STELLAR_PASSPHRASES = {
+    "testnet": "Test SDF Network ; September 2015",
+    "public": "Public Global Stellar Network ; September 2015",
+}
+STELLAR_HORIZONS = {
+    "testnet": "https://horizon-testnet.stellar.org",
+    "public": "https://horizon.stellar.org",
+}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(RuntimeError):
+    """The environment describes a service that must not start."""
+
+
+def parse_duration(value: str | int) -> timedelta:
+    """'900', '15m', '24h', '7d' -> timedelta (the original design's JWT_EXPIRATION format)."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"not a duration: {value!r} (use seconds or 15m, 24h, 7d)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def database_url(env: dict, instance_path: str) -> str:
+    """DATABASE_URL, else DATABASE_HOST/PORT/USER/PASSWORD/NAME, else SQLite under instance/."""
+    url = env.get("DATABASE_URL")
+    if url:
+        # Heroku still hands out postgres://, which SQLAlchemy 2 no longer accepts.
+        for scheme in ("postgres://", "postgresql://"):
+            if url.startswith(scheme):
+                # SQLAlchemy 2.1 would pick psycopg 3 for a bare scheme; we ship psycopg2.
+                url = "postgresql+psycopg2://" + url[len(scheme) :]
+        return url
+    if env.get("DATABASE_HOST"):
+        user = quote(env.get("DATABASE_USER") or env.get("DATABASE_USERNAME") or "postgres", safe="")
+        password = env.get("DATABASE_PASSWORD") or ""
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        host = env["DATABASE_HOST"]
+        port = env.get("DATABASE_PORT") or "5432"
+        name = env.get("DATABASE_NAME") or "streampay"
+        return f"postgresql+psycopg2://{auth}@{host}:{port}/{name}"
+    return "sqlite:///" + str(Path(instance_path) / "streampay.sqlite3")
+
+
+def redis_url(env: dict) -> str | None:
+    """REDIS_URL, else REDIS_HOST/PORT/PASSWORD/DB; None means the in-process Redis."""
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"]
+    if env.get("REDIS_HOST"):
+        password = env.get("REDIS_PASSWORD")
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{env['REDIS_HOST']}:{env.get('REDIS_PORT') or 6379}/{env.get('REDIS_DB') or 0}"
+    return None
+
+
+def load(env: dict | None = None, instance_path: str = "instance") -> dict:
+    """Build the Flask config mapping from an environment mapping."""
+    env = dict(os.environ if env is None else env)
+    app_env = (env.get("APP_ENV") or env.get("FLASK_ENV") or "development").lower()
+    api_prefix = "/" + (env.get("API_PREFIX") or "api/v1").strip("/")
+    throttle_ttl = _int(env, "THROTTLE_TTL", 60)
+    throttle_limit = _int(env, "THROTTLE_LIMIT", 10)
+    network = (env.get("STELLAR_NETWORK") or "testnet").lower()
+
+    cfg = {
+        "APP_ENV": app_env,
+        "PORT": _int(env, "PORT", 3000),
+        "HOST": env.get("HOST") or "127.0.0.1",
+        "API_PREFIX": api_prefix,
+        "CORS_ORIGINS": [
+            o.strip() for o in (env.get("CORS_ORIGIN") or "http://localhost:3000").split(",") if o.strip()
+        ],
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
+        "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        # Database
+        "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
+        "REDIS_URL": redis_url(env),
+        "EMBEDDED_WORKER": _bool(env.get("EMBEDDED_WORKER"), default=True),
+        # Auth
+        "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
+        "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,
+        "JWT_ACCESS_TOKEN_EXPIRES": parse_duration(env.get("JWT_EXPIRATION") or "15m"),
+        "JWT_REFRESH_TOKEN_EXPIRES": parse_duration(env.get("JWT_REFRESH_EXPIRATION") or "7d"),
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_COOKIE_CSRF_PROTECT": False,
+        "PASSWORD_HASH_TIME_COST": _int(env, "PASSWORD_HASH_TIME_COST", 3),
+        "PASSWORD_HASH_MEMORY_KIB": _int(env, "PASSWORD_HASH_MEMORY_KIB", 65536),
+        # Rate limits (flask-limiter on Redis) for register, login and refresh
+        "THROTTLE_TTL": throttle_ttl,
+        "THROTTLE_LIMIT": throttle_limit,
+        "AUTH_RATE_LIMIT": f"{throttle_limit} per {throttle_ttl} second",
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), default=True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # Stellar
+        "STELLAR_NETWORK": network,
+        "STELLAR_HORIZON_URL": env.get("STELLAR_HORIZON_URL") or STELLAR_HORIZONS.get(network, ""),
+        "STELLAR_PASSPHRASE": env.get("STELLAR_PASSPHRASE") or STELLAR_PASSPHRASES.get(network, ""),
+        "STELLAR_MASTER_SECRET_KEY": env.get("STELLAR_MASTER_SECRET_KEY") or None,
+        "STELLAR_SOROBAN_RPC_URL": env.get("STELLAR_SOROBAN_RPC_URL") or None,
+        "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
+        "ESCROW_CONTRACT_ID": env.get("ESCROW_CONTRACT_ID") or None,
+        # Storage
+        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
+        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "AWS_REGION": env.get("AWS_REGION") or "us-east-1",
+        "S3_BUCKET_NAME": env.get("S3_BUCKET_NAME") or None,
+        "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL") or None,
+        "IPFS_API_URL": env.get("IPFS_API_URL") or None,
+        "IPFS_GATEWAY_URL": env.get("IPFS_GATEWAY_URL") or None,
+        # Mail
+        "SMTP_HOST": env.get("SMTP_HOST") or None,
+        "SMTP_PORT": _int(env, "SMTP_PORT", 587),
+        "SMTP_USER": env.get("SMTP_USER") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
+        # OpenAPI (flask-smorest)
+        "API_TITLE": "StreamPay",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
+    }
+    return cfg
+
+
+def refuse_unsafe(cfg: dict) -> None:
+    """In production, refuse development secrets and the embedded database or Redis."""
+    if cfg["APP_ENV"] not in PRODUCTION_NAMES:
+        return
+    problems = []
+    for key, dev in (("JWT_SECRET_KEY", DEV_JWT_SECRET), ("JWT_REFRESH_SECRET", DEV_JWT_REFRESH_SECRET)):
+        secret = cfg.get(key) or ""
+        if secret == dev or len(secret) < 32:
+            problems.append(f"{key.replace('_KEY', '')} must be set to a random value of at least 32 characters")
+    if cfg["JWT_SECRET_KEY"] == cfg["JWT_REFRESH_SECRET"]:
+        problems.append("JWT_SECRET and JWT_REFRESH_SECRET must differ")
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL")
+    if not cfg["REDIS_URL"]:
+        problems.append("REDIS_URL must point at Redis")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))

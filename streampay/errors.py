@@ -1,0 +1,89 @@
+"""The one JSON error shape: {"code", "status", "message", "errors"?}, for every failure."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import flask_smorest
+from flask import Flask
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+_MESSAGES = {
+    400: "The request could not be read; see errors.",
+    404: "Nothing here: check the path.",
+    405: "That method is not allowed here; see the Allow header.",
+    413: "The request body is too large.",
+    422: "Some fields are missing, unknown or invalid; see errors.",
+}
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After)."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        message = data.get("message") or _MESSAGES.get(error.code) or error.description or error.name
+        if error.code == 429:
+            message = f"Too many requests (limit: {error.description}); retry later."
+        # werkzeug puts Allow (405) and the limiter puts Retry-After (429) in the exception's headers.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return error_body(error.code, error.name, message, errors), error.code, headers
+
+
+class DomainError(Exception):
+    """A rule said no. Services raise these; HTTP, WebSocket and CLI each render them."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class Invalid(DomainError):
+    status, code = 422, "invalid"
+
+
+class Unauthorized(DomainError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(DomainError):
+    status, code = 404, "not_found"
+
+
+class Conflict(DomainError):
+    status, code = 409, "conflict"
+
+
+def init_app(app: Flask, api: Api) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        return error_body(exc.status, HTTPStatus(exc.status).phrase, exc.message, exc.errors), exc.status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error")
+        err = InternalServerError()
+        return error_body(500, err.name, "Something went wrong on our side; it has been logged."), 500

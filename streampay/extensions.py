@@ -1,0 +1,56 @@
+"""The app's shared extension objects, created unbound and bound by `create_app`."""
+
+from __future__ import annotations
+
+import fakeredis
+import redis
+from flask import Flask, current_app
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_sock import Sock
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Named constraints so Alembic can alter and drop them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate(render_as_batch=True, compare_type=True)
+jwt = JWTManager()
+sock = Sock()
+cors = CORS()
+limiter = Limiter(key_func=get_remote_address)
+
+
+def redis_client() -> redis.Redis:
+    """The app's Redis client: real when REDIS_URL is set, otherwise the in-process one."""
+    return current_app.extensions["streampay.redis"]
+
+
+def init_redis(app: Flask) -> redis.Redis:
+    url = app.config["REDIS_URL"]
+    if url:
+        client = redis.Redis.from_url(url, health_check_interval=30)
+    else:
+        # One in-process server per app, shared by the limiter, the queues and the services.
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    app.extensions["streampay.redis"] = client
+    # flask-limiter stores its counters through the very same connection pool.
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://"
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
+    return client

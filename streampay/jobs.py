@@ -1,0 +1,70 @@
+"""Queue wiring, and the embedded worker and cron threads of the one-process default.
+
+Production runs the same job code in `worker.py` (an RQ HerokuWorker) and the periodic
+table of `streampay/cron.py` under `rq cron`. Jobs take ids, never objects, and each is
+safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, current_app
+from rq import Queue, SimpleWorker
+from rq.cron import CronScheduler
+from rq.timeouts import TimerDeathPenalty
+
+from streampay.extensions import redis_client
+
+log = logging.getLogger(__name__)
+QUEUES = ("high", "default", "low")
+CRON_CONFIG = "streampay.cron"
+
+
+def queue(name: str = "default") -> Queue:
+    # Synchronous when no worker will ever read this in-process Redis (a CLI on the embedded default).
+    is_async = bool(current_app.config["REDIS_URL"]) or current_app.extensions.get("streampay.embedded_worker", False)
+    return Queue(name, connection=redis_client(), is_async=is_async)
+
+
+def enqueue(func, *args, queue_name: str = "default", **options):
+    """Enqueue after the caller's database commit, so the worker sees what the job is about."""
+    return queue(queue_name).enqueue(func, *args, **options)
+
+
+class ThreadWorker(SimpleWorker):
+    """A worker on a thread: signals belong to the main thread, so timeouts use a timer."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+class ThreadCron(CronScheduler):
+    def _install_signal_handlers(self):
+        pass
+
+
+def start_embedded(app: Flask) -> None:
+    """Run an RQ worker and the cron scheduler on daemon threads of this process."""
+    if app.config["REDIS_URL"] or app.extensions.get("streampay.embedded_worker"):
+        return
+    connection = app.extensions["streampay.redis"]
+    app.extensions["streampay.embedded_worker"] = True
+
+    def work():
+        with app.app_context():
+            ThreadWorker([Queue(n, connection=connection) for n in QUEUES], connection=connection).work(
+                logging_level=app.config["LOG_LEVEL"]
+            )
+
+    def schedule():
+        cron = ThreadCron(connection=connection)
+        cron.load_config_from_file(CRON_CONFIG)
+        cron.start()
+
+    threading.Thread(target=work, name="rq-worker", daemon=True).start()
+    threading.Thread(target=schedule, name="rq-cron", daemon=True).start()
+    log.info("embedded worker and cron scheduler started")

@@ -1,0 +1,120 @@
+"""Users: creation, profile changes, and what admins may do to accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from streampay.auth import passwords
+from streampay.dbtypes import utcnow
+from streampay.errors import Conflict, Invalid, NotFound
+from streampay.extensions import db
+from streampay.users.models import Role, User
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with %, _ and \\ taken literally (use escape='\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _taken(email: str | None = None, username: str | None = None, exclude: User | None = None) -> None:
+    clauses = []
+    if email is not None:
+        clauses.append(User.email == email)
+    if username is not None:
+        clauses.append(User.username == username)
+    stmt = select(User.email, User.username).where(or_(*clauses))
+    if exclude is not None:
+        stmt = stmt.where(User.id != exclude.id)
+    errors = {}
+    for row in db.session.execute(stmt):
+        if email is not None and row.email == email:
+            errors["email"] = ["Already registered."]
+        if username is not None and row.username == username:
+            errors["username"] = ["Already taken."]
+    if errors:
+        raise Conflict("That email or username is already in use.", errors)
+
+
+def _commit_unique() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        # Lost a race with another request for the same email or username.
+        raise Conflict("That email or username is already in use.") from exc
+
+
+def create_user(
+    email: str, username: str, password: str, role: Role = Role.VIEWER, display_name: str | None = None
+) -> User:
+    email, username = email.strip().lower(), username.strip().lower()
+    passwords.check_policy(password, email.split("@")[0], username)
+    _taken(email=email, username=username)
+    user = User(
+        email=email,
+        username=username,
+        password_hash=passwords.hash_password(password),
+        role=role,
+        display_name=display_name,
+    )
+    db.session.add(user)
+    _commit_unique()
+    return user
+
+
+def get_user(user_id) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def update_profile(user: User, changes: dict) -> User:
+    if "username" in changes:
+        changes["username"] = changes["username"].strip().lower()
+        _taken(username=changes["username"], exclude=user)
+        user.username = changes["username"]
+    for field in ("display_name", "bio"):
+        if field in changes:
+            setattr(user, field, changes[field])
+    if "password" in changes:
+        if not passwords.verify(user.password_hash, changes.get("current_password") or ""):
+            raise Invalid("The current password is wrong.", {"current_password": ["Does not match."]})
+        passwords.check_policy(changes["password"], user.email.split("@")[0], user.username)
+        user.password_hash = passwords.hash_password(changes["password"])
+    elif "current_password" in changes:
+        raise Invalid("current_password is only needed to change the password.", {"password": ["Missing."]})
+    _commit_unique()
+    return user
+
+
+def admin_update(admin: User, user: User, changes: dict) -> User:
+    if user.id == admin.id and (changes.get("is_active") is False or changes.get("role", "admin") != "admin"):
+        raise Conflict("Admins cannot deactivate or demote themselves; ask another admin.")
+    if "role" in changes:
+        user.role = Role(changes["role"])
+    if "is_active" in changes:
+        user.is_active = changes["is_active"]
+    db.session.commit()
+    return user
+
+
+def search_users(search: str | None = None, role: str | None = None, is_active: bool | None = None) -> Select:
+    stmt = select(User).order_by(User.created_at.desc(), User.id)
+    if search:
+        pattern = like_pattern(search.strip().lower())
+        stmt = stmt.where(or_(User.email.like(pattern, escape="\\"), User.username.like(pattern, escape="\\")))
+    if role:
+        stmt = stmt.where(User.role == Role(role))
+    if is_active is not None:
+        stmt = stmt.where(User.is_active == is_active)
+    return stmt
+
+
+def record_login(user: User, password: str) -> None:
+    user.last_login_at = utcnow()
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    db.session.commit()
