@@ -68,3 +68,8 @@ def start_embedded(app: Flask) -> None:
     threading.Thread(target=work, name="rq-worker", daemon=True).start()
     threading.Thread(target=schedule, name="rq-cron", daemon=True).start()
     log.info("embedded worker and cron scheduler started")
+
+
+def ping() -> str:
+    """A job that does nothing but answer: shows a worker is taking jobs."""
+    return "pong"
