@@ -65,6 +65,8 @@ def _register_domains(app: Flask, api) -> None:
     from streampay import health
     from streampay.auth import passwords, tokens
     from streampay.auth.routes import blp as auth_blp
+    from streampay.content import cli as content_cli
+    from streampay.content.routes import blp as content_blp
     from streampay.users import cli as users_cli
     from streampay.users.routes import blp as users_blp
 
@@ -74,4 +76,6 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(health.blp, url_prefix="/")
     api.register_blueprint(auth_blp, url_prefix=f"{prefix}/auth")
     api.register_blueprint(users_blp, url_prefix=f"{prefix}/users")
+    api.register_blueprint(content_blp, url_prefix=f"{prefix}/content")
     users_cli.init_app(app)
+    content_cli.init_app(app)

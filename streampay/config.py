@@ -160,6 +160,10 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
+        "MAX_MEDIA_SECONDS": _int(env, "MAX_MEDIA_SECONDS", 6 * 3600),
+        "MEDIA_JOB_TIMEOUT": _int(env, "MEDIA_JOB_TIMEOUT", 900),
+        "MEDIA_URL_TTL": _int(env, "MEDIA_URL_TTL", 300),
+        "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
     }
     return cfg
 

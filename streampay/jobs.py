@@ -23,8 +23,10 @@ CRON_CONFIG = "streampay.cron"
 
 
 def queue(name: str = "default") -> Queue:
-    # Synchronous when no worker will ever read this in-process Redis (a CLI on the embedded default).
-    is_async = bool(current_app.config["REDIS_URL"]) or current_app.extensions.get("streampay.embedded_worker", False)
+    # Synchronous only when no worker will ever read this in-process Redis (a CLI on the embedded
+    # default); tests run their jobs through a real worker in burst mode.
+    cfg = current_app.config
+    is_async = bool(cfg["REDIS_URL"] or cfg.get("TESTING") or current_app.extensions.get("streampay.embedded_worker"))
     return Queue(name, connection=redis_client(), is_async=is_async)
 
 

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import current_app, redirect, send_file
+from flask.views import MethodView
+from flask_jwt_extended import current_user, verify_jwt_in_request
+from flask_smorest import Blueprint
+
+from streampay.auth.access import auth_required
+from streampay.content import service
+from streampay.content.jobs import enqueue_processing
+from streampay.content.schemas import (
+    CatalogueQuerySchema,
+    ContentSchema,
+    ContentUpdateSchema,
+    UploadFileSchema,
+    UploadFormSchema,
+)
+from streampay.content.storage import get_storage
+from streampay.errors import NotFound
+from streampay.extensions import redis_client
+from streampay.pagination import page_of
+from streampay.users.models import Role
+
+blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
+# Anonymous callers may browse; a token, when sent, must be valid.
+OPTIONAL_AUTH = {"security": [{}, {"bearerAuth": []}]}
+
+
+def _optional_user():
+    verify_jwt_in_request(optional=True)
+    return current_user if current_user else None
+
+
+def _json(body: str):
+    return current_app.response_class(body, mimetype="application/json")
+
+
+@blp.route("/")
+class Catalogue(MethodView):
+    @blp.doc(**OPTIONAL_AUTH)
+    @blp.arguments(CatalogueQuerySchema, location="query")
+    @blp.response(200, ContentSchema(many=True))
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
+        """Browse ready, published content; creators also see their own items in any state."""
+        user = _optional_user()
+        key = service.catalogue_cache_key(user, query, pagination_parameters.page, pagination_parameters.page_size)
+        cache = redis_client()
+        cached = cache.get(key) if key else None
+        if cached is not None:
+            count, body = cached.split(b"\n", 1)
+            pagination_parameters.item_count = int(count)
+            return _json(body)
+        items = page_of(service.catalogue(user, query), pagination_parameters)
+        body = json.dumps(ContentSchema(many=True).dump(items))
+        if key:
+            cache.set(key, f"{pagination_parameters.item_count}\n{body}", ex=service.CATALOGUE_TTL)
+        return _json(body)
+
+    @auth_required(Role.CREATOR, Role.ADMIN)
+    @blp.arguments(UploadFormSchema, location="form")
+    @blp.arguments(UploadFileSchema, location="files")
+    @blp.response(201, ContentSchema)
+    def post(self, form, files):
+        """Upload an audio or video file (multipart). It is `processing` until the media job has checked it."""
+        content = service.upload(current_user, form, files["file"])
+        enqueue_processing(content)
+        return content
+
+
+@blp.route("/<uuid:content_id>")
+class ContentItem(MethodView):
+    @blp.doc(**OPTIONAL_AUTH)
+    @blp.response(200, ContentSchema)
+    def get(self, content_id: uuid.UUID):
+        """One item (cached for five minutes, refreshed on every change)."""
+        return _json(service.read_json(content_id, _optional_user()))
+
+    @auth_required(Role.CREATOR, Role.ADMIN)
+    @blp.arguments(ContentUpdateSchema)
+    @blp.response(200, ContentSchema)
+    def patch(self, changes, content_id: uuid.UUID):
+        """Edit title, description, category, tags, price or publication (the creator or an admin)."""
+        return service.update(current_user, content_id, changes)
+
+    @auth_required(Role.CREATOR, Role.ADMIN)
+    @blp.response(204)
+    def delete(self, content_id: uuid.UUID):
+        """Remove from the catalogue (the creator or an admin). Its billing history stays."""
+        service.delete(current_user, content_id)
+
+
+def _serve(backend: str, key: str, mimetype: str):
+    storage = get_storage(backend)
+    path = storage.local_path(key)
+    if path is not None:
+        # conditional=True answers Range requests: 206 with Content-Range, or 416.
+        return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
+    url = storage.url(key, expires=current_app.config["MEDIA_URL_TTL"])
+    if url is None:
+        raise NotFound("The file is not reachable from here.")
+    return redirect(url, code=302)
+
+
+@blp.route("/<uuid:content_id>/media")
+@auth_required()
+@blp.response(200, description="The media bytes; Range requests answer 206.")
+@blp.alt_response(206, description="Partial content for a Range request.")
+@blp.alt_response(302, description="Redirect to a short-lived signed URL (S3, IPFS gateway).")
+@blp.alt_response(416, description="The requested range is not satisfiable.")
+def media(content_id: uuid.UUID):
+    """The media bytes, for the creator, an admin, or a viewer allowed to play it."""
+    content = service.load_for_playback(content_id, current_user)
+    return _serve(content.storage_backend, content.storage_key, content.media_type)
+
+
+@blp.route("/<uuid:content_id>/thumbnail")
+@blp.doc(**OPTIONAL_AUTH)
+@blp.response(200, description="A JPEG still from the video.")
+@blp.alt_response(302, description="Redirect to a short-lived signed URL.")
+def thumbnail(content_id: uuid.UUID):
+    """A still from the video (audio-only items have none)."""
+    content = service.load(content_id, _optional_user())
+    if content.thumbnail_key is None:
+        raise NotFound("This item has no thumbnail.")
+    return _serve(content.storage_backend, content.thumbnail_key, "image/jpeg")

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow.exceptions import ValidationError
+
+from streampay.content.models import ContentStatus
+from streampay.money import Amount
+
+MAX_PRICE = 1000 * 10_000_000  # 1000 units per second
+CATEGORY = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", error="Lowercase letters, digits and '-', up to 40.")
+TAG = fields.String(validate=validate.Length(min=1, max=30))
+SORTS = ["newest", "oldest", "price", "-price", "duration", "-duration", "title"]
+
+
+class ContentSchema(Schema):
+    id = fields.UUID(required=True)
+    creator_id = fields.UUID(required=True)
+    creator = fields.Function(lambda c: c.creator.display_name or c.creator.username, required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    category = fields.String(required=True)
+    tags = fields.List(fields.String(), required=True)
+    price_per_second = Amount(required=True)
+    is_published = fields.Boolean(required=True)
+    status = fields.Function(
+        lambda c: c.status.value, required=True, metadata={"enum": [s.value for s in ContentStatus]}
+    )
+    failure_reason = fields.String(allow_none=True)
+    media_type = fields.String(required=True)
+    size_bytes = fields.Integer(required=True)
+    duration_ms = fields.Integer(allow_none=True)
+    duration_seconds = fields.Function(
+        lambda c: None if c.duration_ms is None else c.duration_ms // 1000,
+        allow_none=True,
+        metadata={"type": "integer", "description": "Whole seconds (duration_ms is exact)."},
+    )
+    container = fields.String(allow_none=True)
+    video_codec = fields.String(allow_none=True)
+    audio_codec = fields.String(allow_none=True)
+    bitrate = fields.Integer(allow_none=True)
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+    has_thumbnail = fields.Function(lambda c: c.thumbnail_key is not None, required=True, metadata={"type": "boolean"})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    processed_at = fields.DateTime(allow_none=True)
+
+
+class UploadFormSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    category = fields.String(load_default="general", validate=CATEGORY)
+    tags = fields.String(
+        load_default="",
+        validate=validate.Length(max=400),
+        metadata={"description": "Comma-separated, up to 10 tags of up to 30 characters."},
+    )
+    price_per_second = Amount(required=True, minimum=1, maximum=MAX_PRICE)
+    is_published = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def _tags(self, data, **kwargs):
+        tags = [t.strip() for t in data.get("tags", "").split(",") if t.strip()]
+        if len(tags) > 10 or any(len(t) > 30 for t in tags):
+            raise ValidationError("Up to 10 tags of up to 30 characters.", "tags")
+
+
+class UploadFileSchema(Schema):
+    file = Upload(required=True, metadata={"description": "The audio or video file."})
+
+
+class ContentUpdateSchema(Schema):
+    title = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    category = fields.String(validate=CATEGORY)
+    tags = fields.List(TAG, validate=validate.Length(max=10))
+    price_per_second = Amount(minimum=1, maximum=MAX_PRICE)
+    is_published = fields.Boolean()
+
+
+class CatalogueQuerySchema(Schema):
+    category = fields.String(validate=CATEGORY)
+    search = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Case-insensitive, in title and description."},
+    )
+    sort = fields.String(load_default="newest", validate=validate.OneOf(SORTS))
+    creator_id = fields.UUID()

@@ -1,0 +1,209 @@
+"""Content: upload, edit, delete, the catalogue, and who may see what."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+
+from sqlalchemy import Select, or_, select
+from werkzeug.datastructures import FileStorage
+
+from streampay.content.media import SNIFF_BYTES, sniff
+from streampay.content.models import Content, ContentStatus
+from streampay.content.schemas import ContentSchema
+from streampay.content.storage import StorageError, get_storage
+from streampay.dbtypes import utcnow
+from streampay.errors import DomainError, Forbidden, Invalid, NotFound
+from streampay.extensions import db, redis_client
+from streampay.users.models import Role, User
+from streampay.users.service import like_pattern
+
+log = logging.getLogger(__name__)
+ITEM_TTL = 300
+CATALOGUE_TTL = 60
+_dump = ContentSchema()
+EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "audio/mpeg": "mp3",
+    "audio/ogg": "ogg",
+    "audio/x-flac": "flac",
+    "audio/x-wav": "wav",
+    "audio/aac": "aac",
+    "audio/mp4": "m4a",
+    "video/x-m4v": "m4v",
+    "audio/x-aiff": "aiff",
+}
+
+
+class UnsupportedMedia(DomainError):
+    status, code = 415, "unsupported_media"
+
+
+class StorageUnavailable(DomainError):
+    status, code = 503, "storage_unavailable"
+
+
+def _item_key(content_id) -> str:
+    return f"content:item:{content_id}"
+
+
+def changed(content: Content) -> None:
+    """After a commit that changed an item: drop its cached copy and every cached catalogue page."""
+    pipe = redis_client().pipeline()
+    pipe.delete(_item_key(content.id))
+    pipe.incr("content:catalogue:generation")
+    pipe.execute()
+
+
+def upload(creator: User, form: dict, file: FileStorage) -> Content:
+    head = file.stream.read(SNIFF_BYTES)
+    file.stream.seek(0)
+    if not head:
+        raise Invalid("The file is empty.", {"file": ["Empty."]})
+    media_type = sniff(head)
+    if media_type is None:
+        raise UnsupportedMedia(
+            "The file is not a recognised audio or video format (judged by its bytes).",
+            {"file": ["Not audio or video."]},
+        )
+    storage = get_storage()
+    content = Content(
+        id=uuid.uuid4(),
+        creator_id=creator.id,
+        title=form["title"].strip(),
+        description=form["description"],
+        category=form["category"],
+        tags=[t.strip() for t in form["tags"].split(",") if t.strip()],
+        price_per_second=form["price_per_second"],
+        is_published=form["is_published"],
+        original_filename=(file.filename or "upload")[:255],
+        media_type=media_type,
+        storage_backend=storage.name,
+        storage_key="",
+    )
+    content.size_bytes = _size_of(file)
+    try:
+        key = storage.save(f"media/{content.id}.{EXTENSIONS.get(media_type, 'bin')}", file.stream, media_type)
+    except StorageError as exc:
+        raise StorageUnavailable("Media storage is unavailable; try again shortly.") from exc
+    content.storage_key = key
+    try:
+        db.session.add(content)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        storage.delete(key)  # no orphan file for a row that was never written
+        raise
+    changed(content)
+    return content
+
+
+def _size_of(file: FileStorage) -> int:
+    file.stream.seek(0, 2)
+    size = file.stream.tell()
+    file.stream.seek(0)
+    return size
+
+
+def _visible_to(content: Content | dict, user: User | None) -> bool:
+    get = content.get if isinstance(content, dict) else lambda k: getattr(content, k)
+    if get("deleted_at") is not None:
+        return False
+    status = get("status")
+    if (status.value if isinstance(status, ContentStatus) else status) == ContentStatus.READY and get("is_published"):
+        return True
+    return user is not None and (user.role == Role.ADMIN or str(user.id) == str(get("creator_id")))
+
+
+def load(content_id, user: User | None = None, *, owner_only: bool = False) -> Content:
+    content = db.session.get(Content, content_id)
+    if content is None or not _visible_to(content, user):
+        raise NotFound("No such content.")
+    if owner_only and not (user and (user.role == Role.ADMIN or content.creator_id == user.id)):
+        raise Forbidden("Only the creator of this content (or an admin) may do that.")
+    return content
+
+
+def read_json(content_id, user: User | None) -> str:
+    """One item as JSON, from Redis when it was read in the last five minutes."""
+    cache = redis_client()
+    cached = cache.get(_item_key(content_id))
+    if cached is not None:
+        body = json.loads(cached)
+        if not _visible_to({**body["visibility"], "deleted_at": None}, user):
+            raise NotFound("No such content.")
+        return json.dumps(body["item"])
+    content = load(content_id, user)
+    item = _dump.dump(content)
+    visibility = {
+        "status": content.status.value,
+        "is_published": content.is_published,
+        "creator_id": str(content.creator_id),
+    }
+    cache.set(_item_key(content_id), json.dumps({"item": item, "visibility": visibility}), ex=ITEM_TTL)
+    return json.dumps(item)
+
+
+def update(user: User, content_id, changes: dict) -> Content:
+    content = load(content_id, user, owner_only=True)
+    for field, value in changes.items():
+        setattr(content, field, value.strip() if field == "title" else value)
+    db.session.commit()
+    changed(content)
+    return content
+
+
+def delete(user: User, content_id) -> None:
+    content = load(content_id, user, owner_only=True)
+    content.deleted_at = utcnow()
+    db.session.commit()
+    changed(content)
+
+
+ORDER = {
+    "newest": (Content.created_at.desc(),),
+    "oldest": (Content.created_at.asc(),),
+    "price": (Content.price_per_second.asc(), Content.created_at.desc()),
+    "-price": (Content.price_per_second.desc(), Content.created_at.desc()),
+    "duration": (Content.duration_ms.asc(), Content.created_at.desc()),
+    "-duration": (Content.duration_ms.desc(), Content.created_at.desc()),
+    "title": (Content.title.asc(),),
+}
+
+
+def catalogue(user: User | None, query: dict) -> Select:
+    public = (Content.status == ContentStatus.READY) & Content.is_published.is_(True)
+    if user is not None and user.role == Role.CREATOR:
+        public = or_(public, Content.creator_id == user.id)
+    elif user is not None and user.role == Role.ADMIN:
+        public = Content.deleted_at.is_(None)
+    stmt = select(Content).where(Content.deleted_at.is_(None), public)
+    if query.get("category"):
+        stmt = stmt.where(Content.category == query["category"])
+    if query.get("creator_id"):
+        stmt = stmt.where(Content.creator_id == query["creator_id"])
+    if query.get("search"):
+        pattern = like_pattern(query["search"].strip())
+        stmt = stmt.where(
+            or_(Content.title.ilike(pattern, escape="\\"), Content.description.ilike(pattern, escape="\\"))
+        )
+    return stmt.order_by(*ORDER[query["sort"]], Content.id)
+
+
+def catalogue_cache_key(user: User | None, query: dict, page: int, page_size: int) -> str | None:
+    """Pages everyone sees alike are cached under the catalogue's generation; a creator's own view is not."""
+    if user is not None and user.role != Role.VIEWER:
+        return None
+    generation = int(redis_client().get("content:catalogue:generation") or 0)
+    fingerprint = json.dumps({**{k: str(v) for k, v in query.items()}, "p": page, "s": page_size}, sort_keys=True)
+    return f"content:catalogue:{generation}:{hashlib.sha1(fingerprint.encode()).hexdigest()}"  # noqa: S324
+
+
+def load_for_playback(content_id, user: User) -> Content:
+    """The bytes go to the item's creator and admins (and to viewers once they hold a paid session)."""
+    return load(content_id, user, owner_only=True)
