@@ -6,7 +6,7 @@ import uuid
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
@@ -63,6 +63,7 @@ def _demo_user(email: str, username: str, role: Role) -> User:
 
 
 @click.command("seed")
+@with_appcontext
 def seed() -> None:
     """Create a demo creator, a demo viewer and a few real (generated) media items. Safe to run twice."""
     creator = _demo_user("creator@demo.streampay", "demo-creator", Role.CREATOR)
