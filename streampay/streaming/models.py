@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from streampay.dbtypes import UTCDateTime, utcnow
+from streampay.errors import Conflict
+from streampay.extensions import db
+
+
+class SessionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EndReason(enum.StrEnum):
+    STOPPED = "stopped"
+    TIMEOUT = "timeout"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    SPEND_CAP_REACHED = "spend_cap_reached"
+    CONTENT_UNAVAILABLE = "content_unavailable"
+
+
+TRANSITIONS = {SessionStatus.ACTIVE: {SessionStatus.ENDED}, SessionStatus.ENDED: set()}
+
+
+class StreamSession(db.Model):
+    __tablename__ = "streaming_sessions"
+    __table_args__ = (
+        Index("ix_streaming_sessions_viewer", "viewer_id", "started_at"),
+        Index("ix_streaming_sessions_content", "content_id", "started_at"),
+        Index("ix_streaming_sessions_status", "status", "viewer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    viewer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    content_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("content.id"))
+    creator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # Terms fixed when the session starts: later price edits do not change a running bill.
+    price_per_second: Mapped[int] = mapped_column(BigInteger)
+    fee_bps: Mapped[int] = mapped_column(Integer)
+    max_spend: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[SessionStatus] = mapped_column(
+        Enum(SessionStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e],
+             create_constraint=True, name="session_status"),
+        default=SessionStatus.ACTIVE,
+    )
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Server-clock milliseconds since the epoch.
+    started_ms: Mapped[int] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # What has been settled: billed time, charge and fee totals, and the checkpoints that posted them.
+    billed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    charged: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkpoints: Mapped[int] = mapped_column(Integer, default=0)
+    # Billed time covered by the money held for this session, and that money.
+    window_end_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def move_to(self, status: SessionStatus) -> None:
+        if status not in TRANSITIONS[self.status]:
+            raise Conflict(f"A session cannot go from {self.status.value} to {status.value}.")
+        self.status = status
