@@ -67,6 +67,11 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
     from streampay.content.routes import blp as content_blp
+    from streampay.ledger import cli as ledger_cli
+    from streampay.ledger.routes import blp as wallet_blp
+    from streampay.streaming import ws
+    from streampay.streaming.routes import blp as streaming_blp
+    from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users.routes import blp as users_blp
 
@@ -77,5 +82,10 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(auth_blp, url_prefix=f"{prefix}/auth")
     api.register_blueprint(users_blp, url_prefix=f"{prefix}/users")
     api.register_blueprint(content_blp, url_prefix=f"{prefix}/content")
+    api.register_blueprint(wallet_blp, url_prefix=f"{prefix}/wallet")
+    api.register_blueprint(streaming_blp, url_prefix=f"{prefix}/streaming")
+    api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
+    ws.init_app(app, prefix)
     users_cli.init_app(app)
     content_cli.init_app(app)
+    ledger_cli.init_app(app)

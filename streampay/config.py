@@ -151,6 +151,17 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SMTP_USER": env.get("SMTP_USER") or None,
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
+        # Money and metering
+        "PLATFORM_FEE_BPS": _int(env, "PLATFORM_FEE_BPS", 1000),
+        "STREAM_WINDOW_SECONDS": _int(env, "STREAM_WINDOW_SECONDS", 60),
+        "STREAM_MIN_SECONDS": _int(env, "STREAM_MIN_SECONDS", 10),
+        "HEARTBEAT_INTERVAL_SECONDS": _int(env, "HEARTBEAT_INTERVAL_SECONDS", 5),
+        "HEARTBEAT_TIMEOUT_SECONDS": _int(env, "HEARTBEAT_TIMEOUT_SECONDS", 15),
+        "CHECKPOINT_LEAD_SECONDS": _int(env, "CHECKPOINT_LEAD_SECONDS", 10),
+        "MAX_SESSIONS_PER_VIEWER": _int(env, "MAX_SESSIONS_PER_VIEWER", 3),
+        "BALANCE_LOW_SECONDS": _int(env, "BALANCE_LOW_SECONDS", 60),
+        "REAPER_INTERVAL_SECONDS": _int(env, "REAPER_INTERVAL_SECONDS", 15),
+        "SOCK_SERVER_OPTIONS": {"ping_interval": _int(env, "WS_PING_INTERVAL_SECONDS", 25)},
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",

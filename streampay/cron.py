@@ -1,9 +1,19 @@
 """The periodic jobs table, read by `rq cron streampay.cron` (the clock dyno) and the embedded scheduler.
 
-Exactly one process runs it: RQ's cron scheduler has no leader lock. Each entry names a job
-function by import path, a queue, and an interval in seconds or a cron expression, e.g.
-
-    cron.register(streampay.streaming.jobs.reap, "high", interval=15)
+Exactly one process runs it: RQ's cron scheduler has no leader lock. Intervals come from the
+environment (see .env.example).
 """
 
-from rq import cron  # noqa: F401  (the table registers through rq.cron.register)
+import os
+
+from rq import cron
+
+from streampay.streaming.jobs import reap
+
+cron.register(
+    reap,
+    "high",
+    interval=int(os.environ.get("REAPER_INTERVAL_SECONDS", "15")),
+    job_timeout=120,
+    name="streaming-reaper",
+)

@@ -108,3 +108,26 @@ def init_app(app: Flask) -> None:
     jwt.needs_fresh_token_loader(lambda _h, _p: _unauthorized("A fresh sign-in is required."))
     jwt.token_verification_failed_loader(lambda _h, _p: _unauthorized("The token failed verification."))
     jwt.user_lookup_error_loader(lambda _h, _p: _unauthorized("The account is deactivated or no longer exists."))
+
+
+def user_from_token(encoded: str) -> tuple[User, dict]:
+    """For callers outside an HTTP request (a WebSocket `auth` event): the active user an access token names."""
+    from flask_jwt_extended import decode_token
+    from jwt import PyJWTError
+
+    from streampay.errors import Unauthorized
+
+    try:
+        payload = decode_token(encoded)
+    except PyJWTError as exc:
+        raise Unauthorized(f"Invalid token: {exc}.") from exc
+    except Exception as exc:  # flask-jwt-extended's own decode errors
+        raise Unauthorized("Invalid token.") from exc
+    if payload.get("type") != "access":
+        raise Unauthorized("An access token is required.")
+    if _is_revoked({}, payload):
+        raise Unauthorized("The token has been revoked; sign in again.")
+    user = _load_user({}, payload)
+    if user is None:
+        raise Unauthorized("The account is deactivated or no longer exists.")
+    return user, payload

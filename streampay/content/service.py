@@ -205,5 +205,21 @@ def catalogue_cache_key(user: User | None, query: dict, page: int, page_size: in
 
 
 def load_for_playback(content_id, user: User) -> Content:
-    """The bytes go to the item's creator and admins (and to viewers once they hold a paid session)."""
-    return load(content_id, user, owner_only=True)
+    """The bytes go to the item's creator, admins, and viewers with an active session on it."""
+    from streampay.streaming.models import SessionStatus, StreamSession
+
+    content = load(content_id, user)
+    if user.role == Role.ADMIN or content.creator_id == user.id:
+        return content
+    playing = db.session.scalar(
+        select(StreamSession.id)
+        .where(
+            StreamSession.viewer_id == user.id,
+            StreamSession.content_id == content.id,
+            StreamSession.status == SessionStatus.ACTIVE,
+        )
+        .limit(1)
+    )
+    if playing is None:
+        raise Forbidden("Start a stream of this content to play it.")
+    return content

@@ -33,8 +33,14 @@ PER_USER = {AccountKind.VIEWER_WALLET, AccountKind.CREATOR_EARNINGS}
 
 
 def _enum(cls, name):
-    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e],
-                create_constraint=True, name=name)
+    return Enum(
+        cls,
+        native_enum=False,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+        create_constraint=True,
+        name=name,
+    )
 
 
 class Account(db.Model):

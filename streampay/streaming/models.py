@@ -45,8 +45,14 @@ class StreamSession(db.Model):
     fee_bps: Mapped[int] = mapped_column(Integer)
     max_spend: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[SessionStatus] = mapped_column(
-        Enum(SessionStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e],
-             create_constraint=True, name="session_status"),
+        Enum(
+            SessionStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+            create_constraint=True,
+            name="session_status",
+        ),
         default=SessionStatus.ACTIVE,
     )
     end_reason: Mapped[str | None] = mapped_column(String(32))

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from streampay.auth.access import auth_required
+from streampay.extensions import db
+from streampay.ledger import service
+from streampay.ledger.models import Entry, Transaction
+from streampay.money import Amount
+from streampay.pagination import page_of
+
+blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
+
+
+class DepositSchema(Schema):
+    address = fields.String(allow_none=True, metadata={"description": "The custody account (G...)."})
+    memo = fields.String(allow_none=True, metadata={"description": "Put this in the memo (type id) of a deposit."})
+    muxed_address = fields.String(allow_none=True, metadata={"description": "Or pay this muxed (M...) address."})
+
+
+class WalletSchema(Schema):
+    balance = Amount(required=True)
+    held = Amount(required=True)
+    available = Amount(required=True)
+    earnings = Amount(required=True, metadata={"description": "Creator earnings not yet paid out."})
+    deposit = fields.Nested(DepositSchema, required=True)
+
+
+class EntrySchema(Schema):
+    id = fields.Integer(required=True)
+    transaction_id = fields.Integer(required=True)
+    account = fields.Function(lambda e: e.account.kind.value, required=True)
+    kind = fields.Function(lambda e: e.transaction.kind, required=True)
+    amount = Amount(required=True, metadata={"description": "Positive: money in; negative: money out."})
+    reason = fields.Function(lambda e: e.transaction.reason, allow_none=True)
+    details = fields.Function(lambda e: e.transaction.details, required=True)
+    created_at = fields.DateTime(required=True)
+
+
+def deposit_info(wallet_id: int) -> dict:
+    from streampay.ledger.deposit import deposit_details
+
+    return deposit_details(wallet_id)
+
+
+@blp.route("", methods=["GET"])
+@auth_required()
+@blp.response(200, WalletSchema)
+def wallet():
+    """Balance, held (reserved by running streams), available, and how to deposit."""
+    w = service.wallet(current_user.id)
+    e = service.earnings(current_user.id)
+    db.session.commit()
+    return {
+        "balance": w.balance,
+        "held": w.held,
+        "available": w.balance - w.held,
+        "earnings": e.balance,
+        "deposit": deposit_info(w.id),
+    }
+
+
+@blp.route("/ledger", methods=["GET"])
+@auth_required()
+@blp.response(200, EntrySchema(many=True))
+@blp.paginate()
+def ledger(pagination_parameters):
+    """Your wallet's and earnings' entries, newest first."""
+    accounts = [service.wallet(current_user.id).id, service.earnings(current_user.id).id]
+    db.session.commit()
+    stmt = select(Entry).join(Transaction).where(Entry.account_id.in_(accounts)).order_by(Entry.id.desc())
+    return page_of(stmt, pagination_parameters)

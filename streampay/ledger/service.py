@@ -1,0 +1,157 @@
+"""The one way money moves: `post(entries, idempotency_key)`, plus balances and holds.
+
+A posting is balanced, atomic (one database transaction) and idempotent (a replay of the key
+returns the first transaction and posts nothing). The database refuses an overdraft and a
+duplicate key, so no caller can break either rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from streampay.errors import Conflict, Invalid
+from streampay.extensions import db
+from streampay.ledger.models import PER_USER, Account, AccountKind, Entry, Transaction
+
+PLATFORM = "platform"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: Account
+    amount: int
+
+
+def account(kind: AccountKind, user_id: uuid.UUID | None = None) -> Account:
+    """Get or create an account; per-user kinds need the user, platform kinds must not have one."""
+    if (kind in PER_USER) != (user_id is not None):
+        raise ValueError(f"{kind} {'needs' if kind in PER_USER else 'takes no'} user")
+    owner = str(user_id) if user_id else PLATFORM
+    found = db.session.scalar(select(Account).where(Account.kind == kind, Account.owner == owner))
+    if found is not None:
+        return found
+    try:
+        with db.session.begin_nested():
+            found = Account(kind=kind, user_id=user_id, owner=owner, balance=0, held=0)
+            db.session.add(found)
+    except IntegrityError:
+        # Another request created it first.
+        found = db.session.scalar(select(Account).where(Account.kind == kind, Account.owner == owner))
+    return found
+
+
+def post(
+    legs: list[Leg],
+    idempotency_key: str,
+    kind: str,
+    *,
+    reason: str | None = None,
+    created_by: uuid.UUID | None = None,
+    details: dict | None = None,
+    commit: bool = True,
+) -> Transaction:
+    """Write one balanced transaction. A replayed key returns the first one and changes nothing."""
+    existing = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
+    if existing is not None:
+        return existing
+    legs = [leg for leg in legs if leg.amount != 0]
+    if not legs or sum(leg.amount for leg in legs) != 0:
+        raise ValueError(f"unbalanced or empty posting {idempotency_key}: {[leg.amount for leg in legs]}")
+    if any(not isinstance(leg.amount, int) for leg in legs):
+        raise TypeError("amounts are integer stroops")
+    try:
+        with db.session.begin_nested():
+            txn = Transaction(
+                idempotency_key=idempotency_key, kind=kind, reason=reason, created_by=created_by, details=details or {}
+            )
+            db.session.add(txn)
+            db.session.flush()
+            for leg in legs:
+                db.session.add(Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount))
+                # An atomic increment: concurrent postings never lose an update.
+                db.session.execute(
+                    update(Account)
+                    .where(Account.id == leg.account.id)
+                    .values(balance=Account.balance + leg.amount)
+                    .execution_options(synchronize_session=False)
+                )
+            db.session.flush()
+    except IntegrityError as exc:
+        replay = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
+        if replay is not None:
+            return replay
+        raise InsufficientFunds("Not enough funds for that.") from exc
+    for leg in legs:
+        db.session.refresh(leg.account)
+    if commit:
+        db.session.commit()
+    return txn
+
+
+def hold(wallet: Account, amount: int) -> None:
+    """Reserve (positive) or release (negative) part of a wallet; the database refuses an overdraft."""
+    if amount == 0:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.execute(
+                update(Account)
+                .where(Account.id == wallet.id)
+                .values(held=Account.held + amount)
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError as exc:
+        raise InsufficientFunds("Not enough available funds to reserve.") from exc
+    db.session.refresh(wallet)
+
+
+def lock(acct: Account) -> Account:
+    """Re-read an account under a row lock (PostgreSQL), for read-then-write decisions."""
+    return db.session.scalars(
+        select(Account).where(Account.id == acct.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+
+
+def wallet(user_id: uuid.UUID) -> Account:
+    return account(AccountKind.VIEWER_WALLET, user_id)
+
+
+def earnings(user_id: uuid.UUID) -> Account:
+    return account(AccountKind.CREATOR_EARNINGS, user_id)
+
+
+def platform(kind: AccountKind) -> Account:
+    return account(kind)
+
+
+def adjust(
+    user_id: uuid.UUID, amount: int, reason: str, idempotency_key: str, created_by: uuid.UUID | None = None
+) -> Transaction:
+    """An operator's audited credit (positive) or debit (negative) of a viewer wallet."""
+    if not reason or not reason.strip():
+        raise Invalid("A reason is required.", {"reason": ["Required."]})
+    w = wallet(user_id)
+    source = platform(AccountKind.ADJUSTMENTS)
+    return post(
+        [Leg(w, amount), Leg(source, -amount)],
+        idempotency_key,
+        "adjustment",
+        reason=reason.strip(),
+        created_by=created_by,
+    )
+
+
+def balance_sums() -> dict:
+    """Totals for `ledger check`."""
+    by_account = dict(
+        db.session.execute(select(Entry.account_id, func.sum(Entry.amount)).group_by(Entry.account_id)).all()
+    )
+    return by_account

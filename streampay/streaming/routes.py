@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+
+from flask_jwt_extended import current_user
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import or_, select
+
+from streampay.auth.access import auth_required
+from streampay.errors import NotFound
+from streampay.extensions import db
+from streampay.ledger.models import Transaction
+from streampay.money import Amount
+from streampay.pagination import page_of
+from streampay.streaming.models import SessionStatus, StreamSession
+
+blp = Blueprint("streaming", __name__, description="Your streaming sessions and what they cost.")
+payments_blp = Blueprint("payments", __name__, description="Charges you paid as a viewer and earned as a creator.")
+
+
+class SessionSchema(Schema):
+    id = fields.UUID(required=True)
+    content_id = fields.UUID(required=True)
+    status = fields.Function(
+        lambda s: s.status.value, required=True, metadata={"enum": [x.value for x in SessionStatus]}
+    )
+    end_reason = fields.String(allow_none=True)
+    price_per_second = Amount(required=True)
+    started_at = fields.DateTime(required=True)
+    ended_at = fields.DateTime(allow_none=True)
+    billed_seconds = fields.Function(lambda s: s.billed_ms // 1000, required=True, metadata={"type": "integer"})
+    billed_ms = fields.Integer(required=True)
+    charged = Amount(required=True)
+    fee = Amount(required=True)
+    held = Amount(required=True)
+    max_spend = Amount(allow_none=True)
+
+
+class PaymentSchema(Schema):
+    transaction_id = fields.Integer(required=True, attribute="id")
+    role = fields.String(required=True, metadata={"enum": ["viewer", "creator"]})
+    session_id = fields.Function(lambda t: t.details.get("session_id"), required=True)
+    content_id = fields.Function(lambda t: t.details.get("content_id"), required=True)
+    checkpoint = fields.Function(lambda t: t.details.get("checkpoint"), required=True, metadata={"type": "integer"})
+    amount = Amount(required=True, metadata={"description": "What you paid (viewer) or earned after fees (creator)."})
+    created_at = fields.DateTime(required=True)
+
+
+@blp.route("/sessions", methods=["GET"])
+@auth_required()
+@blp.response(200, SessionSchema(many=True))
+@blp.paginate()
+def sessions(pagination_parameters):
+    """Your sessions as a viewer, newest first."""
+    stmt = (
+        select(StreamSession)
+        .where(StreamSession.viewer_id == current_user.id)
+        .order_by(StreamSession.started_at.desc(), StreamSession.id)
+    )
+    return page_of(stmt, pagination_parameters)
+
+
+@blp.route("/sessions/<uuid:session_id>", methods=["GET"])
+@auth_required()
+@blp.response(200, SessionSchema)
+def session(session_id: uuid.UUID):
+    """One of your sessions."""
+    found = db.session.get(StreamSession, session_id)
+    if found is None or found.viewer_id != current_user.id:
+        raise NotFound("No such session.")
+    return found
+
+
+@payments_blp.route("", methods=["GET"])
+@auth_required()
+@payments_blp.response(200, PaymentSchema(many=True))
+@payments_blp.paginate()
+def payments(pagination_parameters):
+    """Stream charges: what you paid as a viewer and what you earned as a creator, newest first."""
+    from streampay.ledger import service as ledger
+
+    wallet, earnings = ledger.wallet(current_user.id), ledger.earnings(current_user.id)
+    db.session.commit()
+    stmt = (
+        select(Transaction)
+        .where(Transaction.kind == "charge")
+        .where(or_(Transaction.entries.any(account_id=wallet.id), Transaction.entries.any(account_id=earnings.id)))
+        .order_by(Transaction.id.desc())
+    )
+    rows = page_of(stmt, pagination_parameters)
+    for txn in rows:
+        amounts = {e.account_id: e.amount for e in txn.entries}
+        txn.role = "viewer" if wallet.id in amounts else "creator"
+        txn.amount = -amounts[wallet.id] if wallet.id in amounts else amounts[earnings.id]
+    return rows

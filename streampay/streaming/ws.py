@@ -1,0 +1,217 @@
+"""The player's WebSocket: JSON frames {"event", "id"?, "data"}; a reply echoes event and id.
+
+Thin on purpose: parse the frame, call the streaming service, send the reply. Pushes
+(streamEnded, balanceLow) arrive through Redis pub/sub from whichever process ended the
+session, and reach the socket through this process's hub.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from flask import Blueprint, Flask, current_app, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from simple_websocket import ConnectionClosed
+
+from streampay.auth.tokens import user_from_token
+from streampay.errors import DomainError, Unauthorized
+from streampay.extensions import db, redis_client, sock
+from streampay.money import Amount
+from streampay.streaming import meter, service
+
+log = logging.getLogger(__name__)
+ws_bp = Blueprint("streaming_ws", __name__)
+MAX_FRAME = 4096
+
+
+class StartSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    content_id = fields.UUID(required=True)
+    max_spend = Amount(minimum=1, allow_none=True)
+
+
+class SessionRefSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    session_id = fields.String(required=True)
+    # What the player says about its position never changes the bill; it is accepted and ignored.
+    position = fields.Raw(allow_none=True)
+
+
+class AuthSchema(Schema):
+    token = fields.String(required=True)
+
+
+class Player:
+    def __init__(self, ws):
+        self.ws = ws
+        self.lock = threading.Lock()
+        self.user = None
+        self.token_exp = None
+
+    def send(self, event: str, data: dict, frame_id=None) -> None:
+        frame = {"event": event, "data": data}
+        if frame_id is not None:
+            frame["id"] = frame_id
+        with self.lock:
+            self.ws.send(json.dumps(frame))
+
+    def authenticate(self, token: str) -> None:
+        self.user, payload = user_from_token(token)
+        db.session.expunge(self.user)
+        self.token_exp = payload.get("exp")
+
+
+class Hub:
+    """This process's sockets by session id, fed by one Redis subscriber thread."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.players: dict[str, Player] = {}
+        self.lock = threading.Lock()
+        self.thread = None
+
+    def watch(self, session_id: str, player: Player) -> None:
+        with self.lock:
+            self.players[session_id] = player
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._listen, name="ws-hub", daemon=True)
+                self.thread.start()
+
+    def forget(self, player: Player) -> None:
+        with self.lock:
+            for sid in [s for s, p in self.players.items() if p is player]:
+                del self.players[sid]
+
+    def _listen(self) -> None:
+        with self.app.app_context():
+            pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(meter.PUSH_CHANNEL)
+            while True:
+                try:
+                    message = pubsub.get_message(timeout=1.0)
+                except Exception:
+                    log.exception("push listener lost Redis; resubscribing")
+                    time.sleep(1)
+                    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(meter.PUSH_CHANNEL)
+                    continue
+                if message and message.get("type") == "message":
+                    self._deliver(json.loads(message["data"]))
+
+    def _deliver(self, push: dict) -> None:
+        with self.lock:
+            player = self.players.get(push["session_id"])
+            if push["event"] == "streamEnded":
+                self.players.pop(push["session_id"], None)
+        if player is not None:
+            try:
+                player.send(push["event"], push["data"])
+            except ConnectionClosed:
+                pass
+
+
+def hub() -> Hub:
+    return current_app.extensions["streampay.hub"]
+
+
+def _load(schema: Schema, data) -> dict:
+    try:
+        return schema.load(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise DomainError("Some fields are missing or invalid.", {"data": exc.messages}) from exc
+
+
+def on_auth(player: Player, data: dict) -> dict:
+    player.authenticate(_load(AuthSchema(), data)["token"])
+    return {"user_id": str(player.user.id)}
+
+
+def on_start(player: Player, data: dict) -> dict:
+    args = _load(StartSchema(), data)
+    reply = service.start(player.user, args["content_id"], args.get("max_spend"))
+    hub().watch(reply["session_id"], player)
+    return reply
+
+
+def on_heartbeat(player: Player, data: dict) -> dict:
+    reply, _ended = service.heartbeat(player.user, _load(SessionRefSchema(), data)["session_id"])
+    return reply
+
+
+def on_stop(player: Player, data: dict) -> dict:
+    return service.stop(player.user, _load(SessionRefSchema(), data)["session_id"])
+
+
+HANDLERS = {"auth": on_auth, "startStream": on_start, "heartbeat": on_heartbeat, "stopStream": on_stop}
+
+
+def handle(player: Player, raw) -> None:
+    frame_id = None
+    try:
+        if not isinstance(raw, str) or len(raw) > MAX_FRAME:
+            raise DomainError("Frames are JSON text of at most 4 KiB.")
+        try:
+            frame = json.loads(raw)
+        except ValueError as exc:
+            raise DomainError("The frame is not JSON.") from exc
+        if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+            raise DomainError('A frame is an object: {"event": NAME, "id"?: any, "data": {...}}.')
+        frame_id = frame.get("id")
+        event = frame["event"]
+        handler = HANDLERS.get(event)
+        if handler is None:
+            raise DomainError(f"Unknown event {event[:40]!r}; known: {', '.join(HANDLERS)}.")
+        if event != "auth":
+            if player.user is None:
+                raise Unauthorized("Authenticate first: an Authorization header, or an auth event {token}.")
+            if player.token_exp is not None and time.time() >= player.token_exp:
+                player.user = None
+                raise Unauthorized("The token has expired; send a fresh one in an auth event.")
+        player.send(event, handler(player, frame.get("data") or {}), frame_id)
+    except DomainError as exc:
+        player.send(
+            "error",
+            {"code": exc.code, "message": exc.message, **({"errors": exc.errors} if exc.errors else {})},
+            frame_id,
+        )
+    except ConnectionClosed:
+        raise
+    except Exception:
+        log.exception("websocket frame failed")
+        db.session.rollback()
+        player.send("error", {"code": "internal", "message": "Something went wrong on our side."}, frame_id)
+    finally:
+        db.session.remove()
+
+
+@sock.route("/streaming/ws", bp=ws_bp)
+def stream_socket(ws):
+    player = Player(ws)
+    header = request.headers.get("Authorization", "")
+    try:
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthorized("Use Authorization: Bearer <access token>.")
+            player.authenticate(token)
+    except DomainError as exc:
+        player.send("error", {"code": exc.code, "message": exc.message})
+    finally:
+        db.session.remove()
+    try:
+        while True:
+            handle(player, ws.receive())
+    finally:
+        hub().forget(player)
+
+
+def init_app(app: Flask, prefix: str) -> None:
+    app.extensions["streampay.hub"] = Hub(app)
+    app.register_blueprint(ws_bp, url_prefix=prefix)

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from simple_websocket import Client
+from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD, bearer, register
+from tests.content.conftest import media_files, media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
+
+
+class FakeClock:
+    """The server's clock, moved by the test: bills are checked to the stroop."""
+
+    def __init__(self, start_ms: int = 1_800_000_000_000):
+        self.now = start_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def app(app_factory, media_root, clock):  # noqa: F811
+    app = app_factory(
+        MEDIA_ROOT=media_root,
+        STREAM_WINDOW_SECONDS=60,
+        STREAM_MIN_SECONDS=10,
+        HEARTBEAT_TIMEOUT_SECONDS=15,
+        CHECKPOINT_LEAD_SECONDS=10,
+        PLATFORM_FEE_BPS=1000,
+        BALANCE_LOW_SECONDS=30,
+    )
+    app.extensions["streampay.clock"] = clock
+    return app
+
+
+@pytest.fixture
+def server(app):
+    """The app on a real threaded HTTP server on loopback, for WebSocket clients."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+class Player:
+    """A test player: sends frames, and sorts what comes back into replies and pushes."""
+
+    def __init__(self, url: str, token: str | None = None):
+        headers = bearer(token) if token else {}
+        self.ws = Client.connect(f"{url}/api/v1/streaming/ws", headers=headers)
+        self.pushes: list[dict] = []
+        self.serial = 0
+
+    def send_raw(self, raw: str) -> dict:
+        self.ws.send(raw)
+        return self.next_reply()
+
+    def next_reply(self, timeout: float = 5.0) -> dict:
+        while True:
+            raw = self.ws.receive(timeout=timeout)
+            assert raw is not None, "no frame arrived"
+            frame = json.loads(raw)
+            if frame["event"] in ("streamEnded", "balanceLow") and "id" not in frame:
+                self.pushes.append(frame)
+                continue
+            return frame
+
+    def call(self, event: str, **data) -> dict:
+        self.serial += 1
+        self.ws.send(json.dumps({"event": event, "id": self.serial, "data": data}))
+        reply = self.next_reply()
+        assert reply.get("id") == self.serial, reply
+        return reply
+
+    def wait_push(self, event: str, timeout: float = 5.0) -> dict:
+        for push in self.pushes:
+            if push["event"] == event:
+                return push
+        while True:
+            raw = self.ws.receive(timeout=timeout)
+            assert raw is not None, f"no {event} push arrived"
+            frame = json.loads(raw)
+            if frame["event"] == event:
+                return frame
+            self.pushes.append(frame)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def players(server):
+    made = []
+
+    def connect(token: str | None = None) -> Player:
+        player = Player(server, token)
+        made.append(player)
+        return player
+
+    yield connect
+    for p in made:
+        try:
+            p.close()
+        except Exception:  # noqa: S110 (already closed by the server)
+            pass
+
+
+@pytest.fixture
+def creator(client):
+    return register(client, role="creator")
+
+
+@pytest.fixture
+def movie(app, client, creator, media_files):  # noqa: F811
+    """A ready video priced at 0.0100000 per second (100,000 stroops)."""
+    return ready_item(app, client, creator, media_files["video"], price_per_second="0.0100000")
+
+
+@pytest.fixture
+def funded_viewer(client, runner):
+    """A viewer whose wallet an admin credited with 10 units, through the CLI."""
+
+    def make(amount: str = "10") -> dict:
+        viewer = register(client)
+        result = runner.invoke(args=["wallet", "credit", viewer["user"]["email"], amount, "--reason", "welcome"])
+        assert result.exit_code == 0, result.output
+        return viewer
+
+    return make
+
+
+__all__ = ["PASSWORD", "run_jobs"]
