@@ -87,6 +87,7 @@ class Player:
     def wait_push(self, event: str, timeout: float = 5.0) -> dict:
         for push in self.pushes:
             if push["event"] == event:
+                self.pushes.remove(push)
                 return push
         while True:
             raw = self.ws.receive(timeout=timeout)
@@ -142,3 +143,24 @@ def funded_viewer(client, runner):
 
 
 __all__ = ["PASSWORD", "run_jobs"]
+
+
+def stroops(amount: str) -> int:
+    from streampay import money
+
+    return money.parse(amount)
+
+
+class serve:  # noqa: N801 (a context manager used like a function)
+    """`with serve(app) as url:` the app on a real loopback server for the block."""
+
+    def __init__(self, app):
+        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return f"ws://127.0.0.1:{self.httpd.server_port}"
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
