@@ -161,6 +161,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_SESSIONS_PER_VIEWER": _int(env, "MAX_SESSIONS_PER_VIEWER", 3),
         "BALANCE_LOW_SECONDS": _int(env, "BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int(env, "REAPER_INTERVAL_SECONDS", 15),
+        "WS_ECHO_ENABLED": _bool(env.get("WS_ECHO_ENABLED")),
         "SOCK_SERVER_OPTIONS": {"ping_interval": _int(env, "WS_PING_INTERVAL_SECONDS", 25)},
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",

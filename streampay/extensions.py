@@ -40,12 +40,15 @@ def _sqlite_connect(dbapi_connection, _record):
     # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself.
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
+    # IMMEDIATE takes SQLite's write lock up front (waiting for it), so two transactions never
+    # deadlock upgrading from read to write: SQLite's stand-in for PostgreSQL's row locks.
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 migrate = Migrate(render_as_batch=True, compare_type=True)

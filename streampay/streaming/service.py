@@ -16,7 +16,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from streampay import clock, money
-from streampay.content.models import Content, ContentStatus
+from streampay.content import service as catalogue
+from streampay.content.models import ContentStatus
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db, redis_client
@@ -70,13 +71,7 @@ def _extend(session: StreamSession, wallet, from_ms: int) -> None:
 
 
 def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> dict:
-    content = db.session.get(Content, content_id)
-    if (
-        content is None
-        or content.deleted_at is not None
-        or not (content.is_published or content.creator_id == viewer.id)
-    ):
-        raise NotFound("No such content.")
+    content = catalogue.load(content_id, viewer)  # what this viewer may see, else NotFound
     if content.status is not ContentStatus.READY:
         raise Conflict("This content is not ready to play yet.", {"content_id": [content.status.value]})
     active = db.session.scalar(

@@ -1,0 +1,143 @@
+"""Bad frames, wrong sessions and bad tokens get an `error` event; the socket and server live on."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+from flask_jwt_extended import create_access_token
+
+from tests.conftest import bearer, register
+from tests.content.conftest import upload
+
+
+def alive(player, movie) -> None:
+    """The same socket still answers a good frame."""
+    assert player.call("startStream", content_id=movie["id"])["event"] == "startStream"
+
+
+def test_garbage_frames_get_errors_and_the_socket_lives(players, movie, funded_viewer):
+    player = players(funded_viewer()["access_token"])
+    for raw in ["not json", "[1, 2]", '{"no_event": 1}', '{"event": 5}', "{}", '"just a string"', "x" * 10_000]:
+        reply = player.send_raw(raw)
+        assert reply["event"] == "error", raw
+        assert reply["data"]["code"] == "bad_request" and reply["data"]["message"]
+    reply = player.call("danceParty")
+    assert reply["event"] == "error" and "Unknown event" in reply["data"]["message"]
+    missing = player.call("startStream")
+    assert missing["event"] == "error" and "content_id" in json.dumps(missing["data"]["errors"])
+    wrong_type = player.call("startStream", content_id="not-a-uuid", max_spend=-3)
+    assert wrong_type["event"] == "error"
+    bad_cap = player.call("startStream", content_id=movie["id"], max_spend="0.123456789")
+    assert bad_cap["event"] == "error"
+    alive(player, movie)
+
+
+def test_a_reply_echoes_event_and_id(players, movie, funded_viewer):
+    player = players(funded_viewer()["access_token"])
+    player.ws.send(json.dumps({"event": "startStream", "id": "abc-7", "data": {"content_id": movie["id"]}}))
+    reply = player.next_reply()
+    assert reply["event"] == "startStream" and reply["id"] == "abc-7"
+
+
+def test_authentication_by_header_or_first_auth_event(players, movie, funded_viewer):
+    viewer = funded_viewer()
+    anonymous = players()
+    refused = anonymous.call("startStream", content_id=movie["id"])
+    assert refused["event"] == "error" and refused["data"]["code"] == "unauthorized"
+    assert anonymous.call("auth", token="garbage")["data"]["code"] == "unauthorized"
+    assert anonymous.call("auth", token=viewer["refresh_token"])["data"]["code"] == "unauthorized"
+    authed = anonymous.call("auth", token=viewer["access_token"])
+    assert authed["event"] == "auth" and authed["data"]["user_id"] == viewer["user"]["id"]
+    alive(anonymous, movie)
+
+    bad_header = players("forged.token.value")
+    assert bad_header.next_reply()["data"]["code"] == "unauthorized"
+    assert bad_header.call("auth", token=viewer["access_token"])["event"] == "auth"
+
+
+def test_a_revoked_token_cannot_authenticate(client, players, funded_viewer):
+    viewer = funded_viewer()
+    client.post("/api/v1/auth/logout", headers=bearer(viewer["access_token"]))
+    player = players()
+    assert player.call("auth", token=viewer["access_token"])["data"]["code"] == "unauthorized"
+
+
+def test_an_expired_token_mid_stream_gets_an_error_until_renewed(app, players, movie, funded_viewer):
+    viewer = funded_viewer()
+    with app.app_context():
+        short = create_access_token(
+            identity=viewer["user"]["id"], expires_delta=timedelta(seconds=1), additional_claims={"fam": "short-lived"}
+        )
+    player = players(short)
+    session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+    time.sleep(1.2)
+    expired = player.call("heartbeat", session_id=session_id)
+    assert expired["event"] == "error" and expired["data"]["code"] == "unauthorized"
+    assert "expired" in expired["data"]["message"]
+    assert player.call("auth", token=viewer["access_token"])["event"] == "auth"
+    assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+
+
+def test_another_users_session_is_out_of_reach(client, players, movie, funded_viewer, clock):
+    alice, mallory = funded_viewer(), funded_viewer()
+    a = players(alice["access_token"])
+    session_id = a.call("startStream", content_id=movie["id"])["data"]["session_id"]
+    m = players(mallory["access_token"])
+    for event in ("heartbeat", "stopStream"):
+        reply = m.call(event, session_id=session_id)
+        assert reply["event"] == "error" and reply["data"]["code"] == "session_not_active"
+    for bogus in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", "", 7):
+        assert m.call("heartbeat", session_id=bogus)["event"] == "error"
+    assert (
+        client.get(f"/api/v1/streaming/sessions/{session_id}", headers=bearer(mallory["access_token"])).status_code
+        == 404
+    )
+    clock.advance(5)
+    assert a.call("heartbeat", session_id=session_id)["data"]["billed_seconds"] == 5
+    assert a.call("stopStream", session_id=session_id)["data"]["charged"] == "0.0500000"
+
+
+def test_a_closed_session_refuses_heartbeats_and_stops(players, movie, funded_viewer):
+    player = players(funded_viewer()["access_token"])
+    session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+    assert player.call("stopStream", session_id=session_id)["data"]["success"] is True
+    for event in ("heartbeat", "stopStream"):
+        assert player.call(event, session_id=session_id)["data"]["code"] == "session_not_active"
+
+
+def test_streams_per_viewer_are_limited(app, players, movie, funded_viewer):
+    player = players(funded_viewer("100")["access_token"])
+    limit = app.config["MAX_SESSIONS_PER_VIEWER"]
+    for _ in range(limit):
+        assert player.call("startStream", content_id=movie["id"])["event"] == "startStream"
+    refused = player.call("startStream", content_id=movie["id"])
+    assert refused["event"] == "error" and refused["data"]["code"] == "conflict"
+
+
+def test_content_that_is_not_ready_or_not_there(client, players, creator, media_files, funded_viewer):
+    processing = upload(client, creator, media_files["video"]).json
+    player = players(funded_viewer()["access_token"])
+    not_ready = player.call("startStream", content_id=processing["id"])
+    assert not_ready["event"] == "error" and not_ready["data"]["code"] == "not_found"
+    unknown = player.call("startStream", content_id="00000000-0000-0000-0000-000000000000")
+    assert unknown["data"]["code"] == "not_found"
+    own = players(creator["access_token"]).call("startStream", content_id=processing["id"])
+    assert own["event"] == "error" and own["data"]["code"] == "conflict"
+
+
+def test_a_viewer_with_an_active_session_may_fetch_the_media(client, players, movie, funded_viewer):
+    from tests.content.conftest import fetch
+
+    viewer = funded_viewer()
+    url = f"/api/v1/content/{movie['id']}/media"
+    assert fetch(client, url, headers=bearer(viewer["access_token"])).status_code == 403
+    player = players(viewer["access_token"])
+    session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+    part = fetch(client, url, headers={**bearer(viewer["access_token"]), "Range": "bytes=0-9"})
+    assert part.status_code == 206 and len(part.data) == 10
+    player.call("stopStream", session_id=session_id)
+    assert fetch(client, url, headers=bearer(viewer["access_token"])).status_code == 403
+    other = register(client)
+    assert fetch(client, url, headers=bearer(other["access_token"])).status_code == 403
