@@ -39,6 +39,7 @@ def app(app_factory, media_root, clock):  # noqa: F811
         CHECKPOINT_LEAD_SECONDS=10,
         PLATFORM_FEE_BPS=1000,
         BALANCE_LOW_SECONDS=30,
+        RATELIMIT_ENABLED=False,
     )
     app.extensions["streampay.clock"] = clock
     return app
