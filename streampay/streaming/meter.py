@@ -37,9 +37,10 @@ def _decode(raw: dict) -> dict:
     return out
 
 
-# One atomic round trip: read the meter and stamp the heartbeat, only if the session is live.
+# One atomic round trip: read the meter and stamp the heartbeat, only for the session's own viewer.
 _BEAT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local viewer = redis.call('HGET', KEYS[1], 'viewer')
+if not viewer or viewer ~= ARGV[3] then return false end
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], 'last_hb', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
@@ -47,11 +48,11 @@ return before
 """
 
 
-def beat(session_id: str, now: int) -> dict | None:
-    """Record a heartbeat and return the meter as it was before it (None for no such live session)."""
+def beat(session_id: str, viewer_id: str, now: int) -> dict | None:
+    """Stamp a heartbeat; the meter as it was before it, or None for no live session of this viewer."""
     client = redis_client()
     script = client.__dict__.setdefault("_streampay_beat", client.register_script(_BEAT))
-    flat = script(keys=[_key(session_id), ACTIVE], args=[now, session_id])
+    flat = script(keys=[_key(session_id), ACTIVE], args=[now, session_id, viewer_id])
     if not flat:
         return None
     return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))

@@ -231,12 +231,15 @@ def _maybe_warn_low(session: StreamSession, wallet) -> None:
             )
 
 
-def _owned_live(viewer: User, session_id: str) -> dict:
+def _session_key(session_id: str) -> str:
     try:
-        uuid.UUID(session_id)
+        return str(uuid.UUID(session_id))
     except (ValueError, TypeError, AttributeError) as exc:
         raise NotFound("No such session.") from exc
-    live = meter.read(session_id)
+
+
+def _owned_live(viewer: User, session_id: str) -> dict:
+    live = meter.read(_session_key(session_id))
     if live is None or live["viewer"] != str(viewer.id):
         raise SessionGone("No such active session.")
     return live
@@ -244,9 +247,8 @@ def _owned_live(viewer: User, session_id: str) -> dict:
 
 def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     """Returns the reply and, when the session ended on this heartbeat, why."""
-    _owned_live(viewer, session_id)
     now = clock.now_ms()
-    before = meter.beat(session_id, now)
+    before = meter.beat(_session_key(session_id), str(viewer.id), now)
     if before is None:
         raise SessionGone("No such active session.")
     if now - before["last_hb"] > _timeout_ms():

@@ -141,7 +141,11 @@ def on_start(player: Player, data: dict) -> dict:
 
 
 def on_heartbeat(player: Player, data: dict) -> dict:
-    reply, _ended = service.heartbeat(player.user, _load(SessionRefSchema(), data)["session_id"])
+    session_id = _load(SessionRefSchema(), data)["session_id"]
+    reply, ended = service.heartbeat(player.user, session_id)
+    if ended is None:
+        # After a reconnect, the session's pushes follow the player to this socket.
+        hub().watch(session_id.lower(), player)
     return reply
 
 

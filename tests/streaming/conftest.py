@@ -68,7 +68,7 @@ class Player:
         self.ws.send(raw)
         return self.next_reply()
 
-    def next_reply(self, timeout: float = 5.0) -> dict:
+    def next_reply(self, timeout: float = 20.0) -> dict:
         while True:
             raw = self.ws.receive(timeout=timeout)
             assert raw is not None, "no frame arrived"
@@ -85,7 +85,7 @@ class Player:
         assert reply.get("id") == self.serial, reply
         return reply
 
-    def wait_push(self, event: str, timeout: float = 5.0) -> dict:
+    def wait_push(self, event: str, timeout: float = 20.0) -> dict:
         for push in self.pushes:
             if push["event"] == event:
                 self.pushes.remove(push)
