@@ -69,6 +69,9 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.content.routes import blp as content_blp
     from streampay.ledger import cli as ledger_cli
     from streampay.ledger.routes import blp as wallet_blp
+    from streampay.stellar import cli as stellar_cli
+    from streampay.stellar.routes import blp as stellar_blp
+    from streampay.stellar.routes import payouts_blp
     from streampay.streaming import ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
@@ -85,7 +88,10 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(wallet_blp, url_prefix=f"{prefix}/wallet")
     api.register_blueprint(streaming_blp, url_prefix=f"{prefix}/streaming")
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
+    api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
+    api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
     ws.init_app(app, prefix)
     users_cli.init_app(app)
     content_cli.init_app(app)
     ledger_cli.init_app(app)
+    stellar_cli.init_app(app)

@@ -17,3 +17,20 @@ cron.register(
     job_timeout=120,
     name="streaming-reaper",
 )
+
+from streampay.stellar.jobs import run_payouts, scan_deposits  # noqa: E402
+
+cron.register(
+    scan_deposits,
+    "default",
+    interval=int(os.environ.get("DEPOSIT_SCAN_INTERVAL_SECONDS", "30")),
+    job_timeout=300,
+    name="stellar-deposit-scan",
+)
+cron.register(
+    run_payouts,
+    "default",
+    interval=int(os.environ.get("PAYOUT_INTERVAL_SECONDS", "3600")),
+    job_timeout=1800,
+    name="stellar-payouts",
+)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import wraps
 
+from flask import current_app
 from flask_jwt_extended import current_user, verify_jwt_in_request
 
 from streampay.errors import Forbidden
-from streampay.users.models import Role, User
+from streampay.users.models import Role
 
 # flask-smorest doc for a route that needs no token (the API default is bearer auth).
 PUBLIC = {"security": []}
@@ -29,5 +30,6 @@ def auth_required(*roles: Role, refresh: bool = False, any_type: bool = False):
     return decorator
 
 
-def me() -> User:
-    return current_user
+def auth_rate_limit() -> str:
+    """flask-limiter's limit for sign-up, sign-in and token endpoints (THROTTLE_LIMIT per THROTTLE_TTL)."""
+    return current_app.config["AUTH_RATE_LIMIT"]

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from flask import current_app
 from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from streampay.auth import service
-from streampay.auth.access import PUBLIC, auth_required
+from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.auth.schemas import (
     AuthResultSchema,
     LoginSchema,
@@ -19,13 +18,9 @@ from streampay.users.schemas import UserSchema
 blp = Blueprint("auth", __name__, description="Sign up, sign in, token rotation and sign out.")
 
 
-def _auth_limit() -> str:
-    return current_app.config["AUTH_RATE_LIMIT"]
-
-
 @blp.route("/register", methods=["POST"])
 @blp.doc(**PUBLIC)
-@limiter.limit(_auth_limit)
+@limiter.limit(auth_rate_limit)
 @blp.arguments(RegisterSchema)
 @blp.response(201, AuthResultSchema)
 def register(data):
@@ -35,7 +30,7 @@ def register(data):
 
 @blp.route("/login", methods=["POST"])
 @blp.doc(**PUBLIC)
-@limiter.limit(_auth_limit)
+@limiter.limit(auth_rate_limit)
 @blp.arguments(LoginSchema)
 @blp.response(200, AuthResultSchema)
 def login(data):
@@ -44,7 +39,7 @@ def login(data):
 
 
 @blp.route("/refresh", methods=["POST"])
-@limiter.limit(_auth_limit)
+@limiter.limit(auth_rate_limit)
 @auth_required(refresh=True)
 @blp.response(200, TokenPairSchema)
 def refresh():

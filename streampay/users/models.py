@@ -41,6 +41,9 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A payout address proven by a SEP-10 challenge signed with its key; also signs the user in.
+    stellar_address: Mapped[str | None] = mapped_column(String(56), unique=True)
+    stellar_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+
+import click
+import requests
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+from stellar_sdk import Account as StellarAccount
+from stellar_sdk import Keypair, TransactionBuilder
+from stellar_sdk.exceptions import BaseRequestError
+
+from streampay import money
+from streampay.errors import DomainError
+from streampay.extensions import db
+from streampay.stellar import deposits, horizon, payouts
+from streampay.stellar.models import Payout, PayoutStatus
+from streampay.users.models import User
+
+stellar_cli = AppGroup("stellar", help="Keys, funding and the custody account.")
+deposits_cli = AppGroup("deposits", help="Credit on-chain deposits.")
+payouts_cli = AppGroup("payouts", help="Pay creators on Stellar.")
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(getattr(exc, "message", None) or str(exc))
+
+
+@stellar_cli.command("keypair")
+def keypair() -> None:
+    """A new random keypair (keep the secret secret)."""
+    pair = Keypair.random()
+    click.echo(f"public: {pair.public_key}\nsecret: {pair.secret}")
+
+
+@stellar_cli.command("fund")
+@click.argument("address")
+@click.option("--amount", default="10000", show_default=True, help="Starting balance (create_account only).")
+def fund(address: str, amount: str) -> None:
+    """Fund ADDRESS: friendbot on testnet, otherwise create_account from the custody account."""
+    try:
+        horizon.check_address(address)
+        friendbot = current_app.config.get("STELLAR_FRIENDBOT_URL")
+        if current_app.config["STELLAR_NETWORK"] == "testnet" and friendbot:
+            reply = requests.get(friendbot, params={"addr": address}, timeout=current_app.config["STELLAR_TIMEOUT"])
+            if reply.status_code >= 400:
+                raise click.ClickException(f"friendbot refused: {reply.status_code} {reply.text[:200]}")
+            click.echo(f"funded {address} by friendbot")
+            return
+        custody = horizon.custody()
+        record = horizon.load_account_record(custody.public_key)
+        builder = TransactionBuilder(
+            StellarAccount(custody.public_key, int(record["sequence"])),
+            horizon.passphrase(),
+            base_fee=horizon.base_fee(),
+        )
+        envelope = builder.append_create_account_op(address, amount).set_timeout(60).build()
+        envelope.sign(custody)
+        reply = horizon.server().submit_transaction(envelope, skip_memo_required_check=True)
+        click.echo(f"created {address} with {amount}: {reply['hash']}")
+    except (DomainError, BaseRequestError) as exc:
+        raise _fail(exc) from exc
+
+
+@stellar_cli.command("status")
+def status() -> None:
+    """The custody account's balances and sequence, and payouts in flight."""
+    try:
+        custody = horizon.custody()
+        record = horizon.load_account_record(custody.public_key)
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    pending = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Payout.amount), 0)).where(Payout.status == PayoutStatus.IN_FLIGHT)
+    ).one()
+    click.echo(
+        json.dumps(
+            {
+                "custody": custody.public_key,
+                "network": current_app.config["STELLAR_NETWORK"],
+                "sequence": record["sequence"],
+                "balances": record["balances"],
+                "payouts_in_flight": {"count": pending[0], "amount": money.format(pending[1])},
+            },
+            indent=2,
+        )
+    )
+
+
+@deposits_cli.command("scan")
+def scan() -> None:
+    """Credit new payments to the custody account now."""
+    try:
+        click.echo(json.dumps(deposits.scan()))
+    except DomainError as exc:
+        raise _fail(exc) from exc
+
+
+@deposits_cli.command("assign")
+@click.argument("operation_id")
+@click.argument("email")
+def assign(operation_id: str, email: str) -> None:
+    """Credit an unmatched deposit to EMAIL's wallet."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    try:
+        deposit = deposits.assign(operation_id, user.id)
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"assigned {money.format(deposit.amount)} from operation {operation_id} to {user.email}")
+
+
+@payouts_cli.command("run")
+def run() -> None:
+    """Settle open payout batches and pay every creator who is due."""
+    try:
+        click.echo(json.dumps(payouts.run()))
+    except DomainError as exc:
+        raise _fail(exc) from exc
+
+
+def init_app(app: Flask) -> None:
+    for group in (stellar_cli, deposits_cli, payouts_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,148 @@
+"""What the platform knows of the chain: deposits seen, payouts owed, and every envelope it signed."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from streampay.dbtypes import UTCDateTime, utcnow
+from streampay.errors import Conflict
+from streampay.extensions import db
+
+
+def _enum(cls, name):
+    return Enum(
+        cls,
+        native_enum=False,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        create_constraint=True,
+        name=name,
+    )
+
+
+class StateMachine:
+    """Rows whose status moves only along their class's TRANSITIONS table."""
+
+    TRANSITIONS: dict = {}
+
+    def move_to(self, status) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise Conflict(f"{type(self).__name__} cannot go from {self.status.value} to {status.value}.")
+        self.status = status
+        self.status_changed_at = utcnow()
+
+
+class Cursor(db.Model):
+    """Where a Horizon stream was read up to (e.g. the custody account's payments)."""
+
+    __tablename__ = "stellar_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DepositStatus(enum.StrEnum):
+    CREDITED = "credited"
+    UNMATCHED = "unmatched"
+    ASSIGNED = "assigned"
+
+
+class Deposit(StateMachine, db.Model):
+    __tablename__ = "stellar_deposits"
+    TRANSITIONS = {
+        DepositStatus.CREDITED: set(),
+        DepositStatus.UNMATCHED: {DepositStatus.ASSIGNED},
+        DepositStatus.ASSIGNED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Horizon's operation id: a payment is credited once, whatever replays the scan.
+    operation_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tx_hash: Mapped[str] = mapped_column(String(64))
+    from_address: Mapped[str] = mapped_column(String(69))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    memo: Mapped[str | None] = mapped_column(String(64))
+    muxed_id: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[DepositStatus] = mapped_column(_enum(DepositStatus, "deposit_status"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PayoutStatus(enum.StrEnum):
+    IN_FLIGHT = "in_flight"
+    PAID = "paid"
+    # Refused by the network for this recipient (no account, no trustline...): returned once
+    # no envelope that still contains it can land.
+    REFUSED = "refused"
+    RETURNED = "returned"
+
+
+class Payout(StateMachine, db.Model):
+    __tablename__ = "payouts"
+    __table_args__ = (Index("ix_payouts_creator", "creator_id", "created_at"), Index("ix_payouts_batch", "batch_id"))
+    TRANSITIONS = {
+        PayoutStatus.IN_FLIGHT: {PayoutStatus.PAID, PayoutStatus.REFUSED, PayoutStatus.RETURNED},
+        # An older envelope that still held a refused payment could, in principle, land: then it was paid.
+        PayoutStatus.REFUSED: {PayoutStatus.RETURNED, PayoutStatus.PAID},
+        PayoutStatus.PAID: set(),
+        PayoutStatus.RETURNED: set(),
+    }
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    creator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    destination: Mapped[str] = mapped_column(String(69))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[PayoutStatus] = mapped_column(_enum(PayoutStatus, "payout_status"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payout_batches.id"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    tx_hash: Mapped[str | None] = mapped_column(String(64))
+    ledger: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BatchStatus(enum.StrEnum):
+    OPEN = "open"  # an envelope may be in flight; not settled either way
+    CONFIRMED = "confirmed"
+    CLOSED = "closed"  # nothing of it can land any more; its payouts were returned or moved on
+
+
+class PayoutBatch(StateMachine, db.Model):
+    __tablename__ = "payout_batches"
+    TRANSITIONS = {
+        BatchStatus.OPEN: {BatchStatus.CONFIRMED, BatchStatus.CLOSED},
+        BatchStatus.CONFIRMED: set(),
+        BatchStatus.CLOSED: set(),
+    }
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[BatchStatus] = mapped_column(_enum(BatchStatus, "batch_status"))
+    source_account: Mapped[str] = mapped_column(String(56))
+    tx_hash: Mapped[str | None] = mapped_column(String(64))
+    ledger: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PayoutAttempt(db.Model):
+    """One signed envelope of a batch, stored before it is ever sent."""
+
+    __tablename__ = "payout_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"), index=True)
+    tx_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    envelope_xdr: Mapped[str] = mapped_column(Text)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    max_time: Mapped[int] = mapped_column(BigInteger)
+    payout_ids: Mapped[list[str]] = mapped_column(JSON)
+    last_result: Mapped[str | None] = mapped_column(String(200))
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,277 @@
+"""Payouts: batched, exactly-once payments of creator earnings on Stellar.
+
+The rules that make a payment happen at most once:
+- a payout belongs to one batch; a batch's envelopes (attempts) are stored, signed, before
+  any is sent, and can always be looked up by hash afterwards;
+- a new envelope for a batch either reuses the sequence number of the ones that might still
+  land (so at most one of them can), or is built only when every earlier one is provably dead:
+  its time bounds have passed by the network's clock and Horizon does not know its hash;
+- on a timeout, a 5xx, a dropped connection or a retryable result, the same envelope is
+  looked up, then resubmitted; nothing new is built while it might still land.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+from stellar_sdk import Account as StellarAccount
+from stellar_sdk import TransactionBuilder
+from stellar_sdk.exceptions import BadRequestError, BaseRequestError, NotFoundError
+
+from streampay import money
+from streampay.dbtypes import utcnow
+from streampay.extensions import db
+from streampay.ledger import service as ledger
+from streampay.ledger.models import Account, AccountKind
+from streampay.stellar import horizon
+from streampay.stellar.models import BatchStatus, Payout, PayoutAttempt, PayoutBatch, PayoutStatus
+from streampay.users.models import User
+
+log = logging.getLogger(__name__)
+MAX_OPS = 100
+# Per-recipient refusals: the other payments of the batch go ahead without these.
+RECIPIENT_FINAL = {
+    "op_no_destination",
+    "op_no_trust",
+    "op_not_authorized",
+    "op_line_full",
+    "op_no_issuer",
+    "op_malformed",
+}
+# The whole envelope can never be valid: every payment in it is refused.
+BATCH_FINAL_TX = {"tx_bad_auth", "tx_bad_auth_extra", "tx_no_source_account", "tx_malformed"}
+BATCH_FINAL_OP = {"op_underfunded", "op_src_no_trust", "op_src_not_authorized"}
+
+
+def _payouts(batch: PayoutBatch, *statuses: PayoutStatus) -> list[Payout]:
+    stmt = select(Payout).where(Payout.batch_id == batch.id).order_by(Payout.created_at, Payout.id)
+    if statuses:
+        stmt = stmt.where(Payout.status.in_(statuses))
+    return list(db.session.scalars(stmt))
+
+
+def _post_move(payout: Payout, to_kind: AccountKind, key: str, kind: str) -> None:
+    target = ledger.earnings(payout.creator_id) if to_kind is AccountKind.CREATOR_EARNINGS else ledger.platform(to_kind)
+    ledger.post(
+        [ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), -payout.amount), ledger.Leg(target, payout.amount)],
+        key,
+        kind,
+        details={"payout_id": str(payout.id), "batch_id": payout.batch_id},
+        commit=False,
+    )
+
+
+def form_batches() -> list[PayoutBatch]:
+    """Move every eligible creator's earnings to payouts in flight, in batches of at most 100."""
+    minimum = money.parse(current_app.config["PAYOUT_MIN_AMOUNT"])
+    rows = db.session.execute(
+        select(Account, User)
+        .join(User, User.id == Account.user_id)
+        .where(
+            Account.kind == AccountKind.CREATOR_EARNINGS,
+            Account.balance >= minimum,
+            User.stellar_address.is_not(None),
+            User.stellar_verified_at.is_not(None),
+            User.is_active.is_(True),
+        )
+        .order_by(Account.id)
+    ).all()
+    source = horizon.custody().public_key
+    batches: list[PayoutBatch] = []
+    in_batch = 0
+    for account, user in rows:
+        account = ledger.lock(account)
+        if account.balance < minimum:
+            continue  # another run took it first
+        if not batches or in_batch >= MAX_OPS:
+            batches.append(PayoutBatch(status=BatchStatus.OPEN, source_account=source))
+            db.session.add(batches[-1])
+            db.session.flush()
+            in_batch = 0
+        payout = Payout(
+            id=uuid.uuid4(),
+            creator_id=user.id,
+            destination=user.stellar_address,
+            amount=account.balance,
+            status=PayoutStatus.IN_FLIGHT,
+            batch_id=batches[-1].id,
+        )
+        db.session.add(payout)
+        ledger.post(
+            [
+                ledger.Leg(account, -payout.amount),
+                ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), payout.amount),
+            ],
+            f"payout:{payout.id}",
+            "payout_formed",
+            details={"payout_id": str(payout.id)},
+            commit=False,
+        )
+        in_batch += 1
+    db.session.commit()
+    return batches
+
+
+def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = None) -> PayoutAttempt:
+    """Sign an envelope and store it (committed) before anything is sent."""
+    keypair = horizon.custody()
+    if sequence is None:
+        record = horizon.load_account_record(keypair.public_key)
+        sequence = int(record["sequence"]) + 1
+    builder = TransactionBuilder(
+        StellarAccount(keypair.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
+    )
+    builder.set_timeout(current_app.config["PAYOUT_TX_TIMEOUT"])
+    pay_in = horizon.asset()
+    for payout in payouts:
+        builder.append_payment_op(payout.destination, pay_in, money.format(payout.amount))
+    envelope = builder.build()
+    envelope.sign(keypair)
+    attempt = PayoutAttempt(
+        batch_id=batch.id,
+        tx_hash=envelope.hash_hex(),
+        envelope_xdr=envelope.to_xdr(),
+        sequence=envelope.transaction.sequence,
+        max_time=envelope.transaction.preconditions.time_bounds.max_time,
+        payout_ids=[str(p.id) for p in payouts],
+        submissions=0,
+    )
+    db.session.add(attempt)
+    db.session.commit()
+    return attempt
+
+
+def _lookup(tx_hash: str) -> dict | None:
+    try:
+        return horizon.server().transactions().transaction(tx_hash).call()
+    except NotFoundError:
+        return None
+
+
+def _confirm(batch: PayoutBatch, attempt: PayoutAttempt, ledger_seq: int | None) -> None:
+    paid = set(attempt.payout_ids)
+    for payout in _payouts(batch):
+        if str(payout.id) in paid and payout.status in (PayoutStatus.IN_FLIGHT, PayoutStatus.REFUSED):
+            payout.move_to(PayoutStatus.PAID)
+            payout.tx_hash, payout.ledger, payout.reason = attempt.tx_hash, ledger_seq, None
+            _post_move(payout, AccountKind.CUSTODY, f"payout-paid:{payout.id}", "payout_confirmed")
+        elif payout.status in (PayoutStatus.IN_FLIGHT, PayoutStatus.REFUSED):
+            _return(payout, payout.reason or "not in the transaction that landed")
+    batch.move_to(BatchStatus.CONFIRMED)
+    batch.tx_hash, batch.ledger = attempt.tx_hash, ledger_seq
+    db.session.commit()
+    log.info("payout batch confirmed", extra={"batch_id": batch.id, "tx_hash": attempt.tx_hash})
+
+
+def _return(payout: Payout, reason: str) -> None:
+    if payout.status is PayoutStatus.IN_FLIGHT:
+        payout.move_to(PayoutStatus.REFUSED)
+    payout.move_to(PayoutStatus.RETURNED)
+    payout.reason = reason[:200]
+    _post_move(payout, AccountKind.CREATOR_EARNINGS, f"payout-return:{payout.id}", "payout_returned")
+
+
+def _refuse(payouts: list[Payout], reason: str) -> None:
+    for payout in payouts:
+        if payout.status is PayoutStatus.IN_FLIGHT:
+            payout.move_to(PayoutStatus.REFUSED)
+            payout.reason = reason[:200]
+
+
+def _submit(batch: PayoutBatch, attempt: PayoutAttempt, depth: int = 0) -> None:
+    attempt.submissions += 1
+    db.session.commit()
+    try:
+        reply = horizon.server().submit_transaction(attempt.envelope_xdr, skip_memo_required_check=True)
+    except BadRequestError as error:
+        tx_code, op_codes = horizon.result_codes(error)
+        attempt.last_result = (tx_code or error.title or str(error.status))[:200]
+        in_attempt = [p for p in _payouts(batch, PayoutStatus.IN_FLIGHT) if str(p.id) in set(attempt.payout_ids)]
+        by_position = dict(zip(attempt.payout_ids, op_codes, strict=False))
+        if tx_code in BATCH_FINAL_TX or any(code in BATCH_FINAL_OP for code in op_codes):
+            _refuse(in_attempt, f"refused by the network: {tx_code} {' '.join(set(op_codes) - {'op_success'})}")
+            db.session.commit()
+        elif tx_code == "tx_failed" and any(code in RECIPIENT_FINAL for code in op_codes):
+            _refuse(
+                [p for p in in_attempt if by_position.get(str(p.id)) in RECIPIENT_FINAL],
+                "refused by the network: " + ",".join(sorted(set(op_codes) & RECIPIENT_FINAL)),
+            )
+            remaining = _payouts(batch, PayoutStatus.IN_FLIGHT)
+            db.session.commit()
+            if remaining and depth < MAX_OPS:
+                # Same sequence number: this envelope and the refused one cannot both land.
+                _submit(batch, _build(batch, remaining, sequence=attempt.sequence), depth + 1)
+        else:
+            db.session.commit()  # retryable (bad_seq, too_late, fees, rate limits): wait for the bounds
+        return
+    except BaseRequestError as error:
+        # Timeout, 5xx, dropped connection: the outcome is unknown until the hash is looked up.
+        attempt.last_result = type(error).__name__
+        db.session.commit()
+        return
+    _confirm(batch, attempt, reply.get("ledger"))
+
+
+def advance(batch: PayoutBatch) -> None:
+    """Move one open batch as far as it can go now; safe to call any number of times."""
+    attempts = list(
+        db.session.scalars(select(PayoutAttempt).where(PayoutAttempt.batch_id == batch.id).order_by(PayoutAttempt.id))
+    )
+    for attempt in reversed(attempts):
+        record = _lookup(attempt.tx_hash)
+        if record is not None and record.get("successful", True):
+            _confirm(batch, attempt, record.get("ledger"))
+            return
+        if record is not None:
+            attempt.last_result = "failed in ledger"
+    network_time = horizon.latest_ledger_time()
+    might_land = [a for a in attempts if a.last_result != "failed in ledger" and a.max_time >= network_time]
+    if might_land:
+        if _payouts(batch, PayoutStatus.IN_FLIGHT):
+            _submit(batch, might_land[-1])
+        return
+    # Every envelope so far is provably dead: refusals are final, and the rest get a new envelope.
+    for payout in _payouts(batch, PayoutStatus.REFUSED):
+        _return(payout, payout.reason or "refused by the network")
+    remaining = _payouts(batch, PayoutStatus.IN_FLIGHT)
+    if not remaining:
+        batch.move_to(BatchStatus.CLOSED)
+        db.session.commit()
+        return
+    db.session.commit()
+    _submit(batch, _build(batch, remaining))
+
+
+def run() -> dict:
+    """Settle what is open, then pay everyone who is due. Idempotent; one run at a time is enough."""
+    horizon.custody()
+    try:
+        for batch in db.session.scalars(
+            select(PayoutBatch).where(PayoutBatch.status == BatchStatus.OPEN).order_by(PayoutBatch.id)
+        ).all():
+            advance(batch)
+            if batch.status is BatchStatus.OPEN:
+                break  # keep the custody account's sequence in order: wait for this one
+        else:
+            for batch in form_batches():
+                advance(batch)
+                if batch.status is BatchStatus.OPEN:
+                    break
+    except BaseRequestError as exc:
+        db.session.rollback()
+        raise horizon.HorizonUnavailable("Horizon did not answer; the payout run will pick up from here.") from exc
+    return summary()
+
+
+def summary() -> dict:
+    counts = {s.value: 0 for s in PayoutStatus}
+    for (status,) in db.session.execute(select(Payout.status)):
+        counts[status.value] += 1
+    counts["open_batches"] = len(
+        db.session.scalars(select(PayoutBatch.id).where(PayoutBatch.status == BatchStatus.OPEN)).all()
+    )
+    counts["at"] = utcnow().isoformat()
+    return counts

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from flask_jwt_extended import current_user, verify_jwt_in_request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+from stellar_sdk.exceptions import BaseRequestError, NotFoundError
+
+from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
+from streampay.errors import Conflict, NotFound
+from streampay.extensions import limiter
+from streampay.money import Amount
+from streampay.pagination import page_of
+from streampay.stellar import horizon, sep10, soroban
+from streampay.stellar.models import Payout
+from streampay.users.schemas import UserSchema
+
+blp = Blueprint("stellar", __name__, description="Address proof (SEP-10), wallet sign-in, accounts on the network.")
+payouts_blp = Blueprint("payouts", __name__, description="Your payouts on Stellar, with transaction hashes.")
+ADDRESS = validate.Regexp(r"^G[A-Z2-7]{55}$", error="A Stellar account address: G followed by 55 characters.")
+
+
+class ChallengeRequestSchema(Schema):
+    account = fields.String(required=True, validate=ADDRESS)
+
+
+class ChallengeSchema(Schema):
+    transaction = fields.String(required=True, metadata={"description": "Sign it with the account's key."})
+    network_passphrase = fields.String(required=True)
+
+
+class VerifyRequestSchema(Schema):
+    transaction = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+
+
+class VerifyResultSchema(Schema):
+    account = fields.String(required=True)
+    linked = fields.Boolean(required=True)
+    user = fields.Nested(UserSchema, required=True)
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class BalanceSchema(Schema):
+    asset_type = fields.String(required=True)
+    asset_code = fields.String()
+    asset_issuer = fields.String()
+    balance = fields.String(required=True, metadata={"example": "12.5000000"})
+
+
+class AccountBalancesSchema(Schema):
+    account = fields.String(required=True)
+    sequence = fields.String(required=True)
+    balances = fields.List(fields.Nested(BalanceSchema), required=True)
+
+
+class TransactionsQuerySchema(Schema):
+    cursor = fields.String(validate=validate.Length(max=40))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+    order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]))
+
+
+class HorizonTransactionSchema(Schema):
+    hash = fields.String(required=True)
+    ledger = fields.Integer(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    successful = fields.Boolean(allow_none=True)
+    memo = fields.String(allow_none=True)
+    memo_type = fields.String(allow_none=True)
+    source_account = fields.String(allow_none=True)
+    fee_charged = fields.String(allow_none=True)
+    paging_token = fields.String(required=True)
+
+
+class TransactionsPageSchema(Schema):
+    records = fields.List(fields.Nested(HorizonTransactionSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class StreamContractRequestSchema(Schema):
+    content_id = fields.UUID(required=True)
+    rate = Amount(required=True, minimum=1, metadata={"description": "Per second, as the contract is to stream."})
+
+
+class StreamContractSchema(Schema):
+    transaction = fields.String(required=True, metadata={"description": "Unsigned XDR for the viewer's wallet."})
+    network_passphrase = fields.String(required=True)
+    prepared = fields.Boolean(required=True)
+    contract_id = fields.String(required=True)
+
+
+class PayoutSchema(Schema):
+    id = fields.UUID(required=True)
+    amount = Amount(required=True)
+    status = fields.Function(lambda p: p.status.value, required=True)
+    destination = fields.String(required=True)
+    tx_hash = fields.String(allow_none=True)
+    ledger = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+@blp.route("/auth/challenge", methods=["POST"])
+@blp.doc(**PUBLIC)
+@limiter.limit(auth_rate_limit)
+@blp.arguments(ChallengeRequestSchema)
+@blp.response(200, ChallengeSchema)
+def challenge(body):
+    """A SEP-10 challenge for an account: sign it with that account's key, then post it to /auth/verify."""
+    return sep10.challenge(body["account"])
+
+
+@blp.route("/auth/verify", methods=["POST"])
+@blp.doc(security=[{}, {"bearerAuth": []}])
+@limiter.limit(auth_rate_limit)
+@blp.arguments(VerifyRequestSchema)
+@blp.response(200, VerifyResultSchema)
+def verify(body):
+    """Signed in: links the proven account as your payout address. Signed out: signs in its user."""
+    verify_jwt_in_request(optional=True)
+    account = sep10.verify(body["transaction"])
+    if current_user:
+        return {"account": account, "linked": True, "user": sep10.link(current_user, account)}
+    return {"account": account, "linked": False, **sep10.sign_in(account)}
+
+
+@blp.route("/accounts/<string:address>/balances", methods=["GET"])
+@auth_required()
+@blp.response(200, AccountBalancesSchema)
+def balances(address: str):
+    """An account's balances on the network."""
+    record = horizon.load_account_record(address)
+    return {"account": record["account_id"], "sequence": record["sequence"], "balances": record["balances"]}
+
+
+@blp.route("/accounts/<string:address>/transactions", methods=["GET"])
+@auth_required()
+@blp.arguments(TransactionsQuerySchema, location="query")
+@blp.response(200, TransactionsPageSchema)
+def transactions(query, address: str):
+    """An account's transactions on the network, a page at a time (pass next_cursor back as cursor)."""
+    horizon.check_address(address)
+    try:
+        call = (
+            horizon.server()
+            .transactions()
+            .for_account(address)
+            .limit(query["limit"])
+            .order(desc=query["order"] == "desc")
+        )
+        if query.get("cursor"):
+            call = call.cursor(query["cursor"])
+        records = call.call()["_embedded"]["records"]
+    except NotFoundError as exc:
+        raise NotFound("No such account on the network.") from exc
+    except BaseRequestError as exc:
+        raise horizon.HorizonUnavailable("Horizon did not answer; try again shortly.") from exc
+    return {"records": records, "next_cursor": records[-1]["paging_token"] if records else None}
+
+
+@blp.route("/contract/stream", methods=["POST"])
+@auth_required()
+@blp.arguments(StreamContractRequestSchema)
+@blp.response(200, StreamContractSchema)
+def contract_stream(body):
+    """The unsigned Soroban call initialize_stream(content_id, rate) for your linked account's wallet."""
+    if not current_user.stellar_address:
+        raise Conflict("Link a Stellar account first (SEP-10: /stellar/auth/challenge and /verify).")
+    return soroban.stream_invocation(current_user.stellar_address, str(body["content_id"]), body["rate"])
+
+
+@payouts_blp.route("", methods=["GET"])
+@auth_required()
+@payouts_blp.response(200, PayoutSchema(many=True))
+@payouts_blp.paginate()
+def payouts(pagination_parameters):
+    """Your payouts, newest first: amount, status, transaction hash and ledger."""
+    stmt = select(Payout).where(Payout.creator_id == current_user.id).order_by(Payout.created_at.desc(), Payout.id)
+    return page_of(stmt, pagination_parameters)
