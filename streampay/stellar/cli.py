@@ -57,7 +57,7 @@ def fund(address: str, amount: str) -> None:
         )
         envelope = builder.append_create_account_op(address, amount).set_timeout(60).build()
         envelope.sign(custody)
-        reply = horizon.server().submit_transaction(envelope, skip_memo_required_check=True)
+        reply = horizon.call(lambda s: s.submit_transaction(envelope, skip_memo_required_check=True))
         click.echo(f"created {address} with {amount}: {reply['hash']}")
     except (DomainError, BaseRequestError) as exc:
         raise _fail(exc) from exc

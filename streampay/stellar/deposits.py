@@ -78,15 +78,17 @@ def scan(max_pages: int = 50) -> dict:
     for _ in range(max_pages):
         cursor = db.session.get(Cursor, CURSOR)
         try:
-            page = (
-                horizon.server()
-                .payments()
-                .for_account(custody)
-                .cursor(cursor.value if cursor else "0")
-                .order(desc=False)
-                .limit(PAGE)
-                .join("transactions")
-                .call()
+            after = cursor.value if cursor else "0"
+            page = horizon.call(
+                lambda s, after=after: (
+                    s.payments()
+                    .for_account(custody)
+                    .cursor(after)
+                    .order(desc=False)
+                    .limit(PAGE)
+                    .join("transactions")
+                    .call()
+                )
             )
         except BaseRequestError as exc:
             db.session.rollback()

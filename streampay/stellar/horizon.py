@@ -21,9 +21,19 @@ class HorizonUnavailable(DomainError):
 
 
 def server() -> Server:
+    """A Horizon client (use it in a `with` block: it holds a connection pool).
+
+    No automatic retries: a submission's outcome must be looked up by hash, not resent blindly.
+    """
     timeout = current_app.config["STELLAR_TIMEOUT"]
     client = RequestsClient(num_retries=0, request_timeout=timeout, post_timeout=timeout)
     return Server(current_app.config["STELLAR_HORIZON_URL"], client=client)
+
+
+def call(request):
+    """Run `request(server)` on a fresh client and close it."""
+    with server() as horizon_server:
+        return request(horizon_server)
 
 
 def passphrase() -> str:
@@ -63,7 +73,7 @@ def load_account_record(address: str) -> dict:
     """Horizon's account record, with clear errors for an unknown address or an unreachable Horizon."""
     check_address(address)
     try:
-        return server().accounts().account_id(address).call()
+        return call(lambda s: s.accounts().account_id(address).call())
     except NotFoundError as exc:
         raise NotFound("No such account on the network (it may not be funded yet).") from exc
     except BaseRequestError as exc:
@@ -72,7 +82,7 @@ def load_account_record(address: str) -> dict:
 
 def latest_ledger_time() -> int:
     """Unix time of the newest closed ledger: time bounds are judged by the network's clock."""
-    record = server().ledgers().order(desc=True).limit(1).call()["_embedded"]["records"][0]
+    record = call(lambda s: s.ledgers().order(desc=True).limit(1).call())["_embedded"]["records"][0]
     return int(datetime.fromisoformat(record["closed_at"].replace("Z", "+00:00")).timestamp())
 
 

@@ -18,7 +18,7 @@ import uuid
 from flask import current_app
 from sqlalchemy import select
 from stellar_sdk import Account as StellarAccount
-from stellar_sdk import TransactionBuilder
+from stellar_sdk import TransactionBuilder, TransactionEnvelope
 from stellar_sdk.exceptions import BadRequestError, BaseRequestError, NotFoundError
 
 from streampay import money
@@ -83,6 +83,8 @@ def form_batches() -> list[PayoutBatch]:
     batches: list[PayoutBatch] = []
     in_batch = 0
     for account, user in rows:
+        if _refused_since_verified(user):
+            continue  # the network refused this address; proving it again (SEP-10) resumes payouts
         account = ledger.lock(account)
         if account.balance < minimum:
             continue  # another run took it first
@@ -115,6 +117,19 @@ def form_batches() -> list[PayoutBatch]:
     return batches
 
 
+def _refused_since_verified(user: User) -> bool:
+    last = db.session.scalar(
+        select(Payout).where(Payout.creator_id == user.id).order_by(Payout.created_at.desc()).limit(1)
+    )
+    return (
+        last is not None
+        and last.status is PayoutStatus.RETURNED
+        and last.destination == user.stellar_address
+        and (last.reason or "").startswith(REFUSED_REASON)
+        and last.created_at > user.stellar_verified_at
+    )
+
+
 def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = None) -> PayoutAttempt:
     """Sign an envelope and store it (committed) before anything is sent."""
     keypair = horizon.custody()
@@ -124,12 +139,16 @@ def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = Non
     builder = TransactionBuilder(
         StellarAccount(keypair.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
     )
-    builder.set_timeout(current_app.config["PAYOUT_TX_TIMEOUT"])
+    # Bounds by the network's clock, the clock that later decides whether they have passed.
+    builder.add_time_bounds(0, horizon.latest_ledger_time() + current_app.config["PAYOUT_TX_TIMEOUT"])
     pay_in = horizon.asset()
     for payout in payouts:
         builder.append_payment_op(payout.destination, pay_in, money.format(payout.amount))
     envelope = builder.build()
     envelope.sign(keypair)
+    same = db.session.scalar(select(PayoutAttempt).where(PayoutAttempt.tx_hash == envelope.hash_hex()))
+    if same is not None:
+        return same  # the very envelope already stored: sending it again is safe
     attempt = PayoutAttempt(
         batch_id=batch.id,
         tx_hash=envelope.hash_hex(),
@@ -146,7 +165,7 @@ def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = Non
 
 def _lookup(tx_hash: str) -> dict | None:
     try:
-        return horizon.server().transactions().transaction(tx_hash).call()
+        return horizon.call(lambda s: s.transactions().transaction(tx_hash).call())
     except NotFoundError:
         return None
 
@@ -181,31 +200,18 @@ def _refuse(payouts: list[Payout], reason: str) -> None:
             payout.reason = reason[:200]
 
 
+FAILED_IN_LEDGER = "failed in ledger"
+REFUSED_REASON = "refused by the network: "
+
+
 def _submit(batch: PayoutBatch, attempt: PayoutAttempt, depth: int = 0) -> None:
     attempt.submissions += 1
     db.session.commit()
     try:
-        reply = horizon.server().submit_transaction(attempt.envelope_xdr, skip_memo_required_check=True)
+        envelope = TransactionEnvelope.from_xdr(attempt.envelope_xdr, horizon.passphrase())
+        reply = horizon.call(lambda s: s.submit_transaction(envelope, skip_memo_required_check=True))
     except BadRequestError as error:
-        tx_code, op_codes = horizon.result_codes(error)
-        attempt.last_result = (tx_code or error.title or str(error.status))[:200]
-        in_attempt = [p for p in _payouts(batch, PayoutStatus.IN_FLIGHT) if str(p.id) in set(attempt.payout_ids)]
-        by_position = dict(zip(attempt.payout_ids, op_codes, strict=False))
-        if tx_code in BATCH_FINAL_TX or any(code in BATCH_FINAL_OP for code in op_codes):
-            _refuse(in_attempt, f"refused by the network: {tx_code} {' '.join(set(op_codes) - {'op_success'})}")
-            db.session.commit()
-        elif tx_code == "tx_failed" and any(code in RECIPIENT_FINAL for code in op_codes):
-            _refuse(
-                [p for p in in_attempt if by_position.get(str(p.id)) in RECIPIENT_FINAL],
-                "refused by the network: " + ",".join(sorted(set(op_codes) & RECIPIENT_FINAL)),
-            )
-            remaining = _payouts(batch, PayoutStatus.IN_FLIGHT)
-            db.session.commit()
-            if remaining and depth < MAX_OPS:
-                # Same sequence number: this envelope and the refused one cannot both land.
-                _submit(batch, _build(batch, remaining, sequence=attempt.sequence), depth + 1)
-        else:
-            db.session.commit()  # retryable (bad_seq, too_late, fees, rate limits): wait for the bounds
+        _refused(batch, attempt, error, depth)
         return
     except BaseRequestError as error:
         # Timeout, 5xx, dropped connection: the outcome is unknown until the hash is looked up.
@@ -215,7 +221,34 @@ def _submit(batch: PayoutBatch, attempt: PayoutAttempt, depth: int = 0) -> None:
     _confirm(batch, attempt, reply.get("ledger"))
 
 
-def advance(batch: PayoutBatch) -> None:
+def _refused(batch: PayoutBatch, attempt: PayoutAttempt, error: BadRequestError, depth: int) -> None:
+    tx_code, op_codes = horizon.result_codes(error)
+    attempt.last_result = (tx_code or error.title or str(error.status))[:200]
+    in_attempt = [p for p in _payouts(batch, PayoutStatus.IN_FLIGHT) if str(p.id) in set(attempt.payout_ids)]
+    code_of = dict(zip(attempt.payout_ids, op_codes, strict=False))
+    if tx_code in BATCH_FINAL_TX or any(code in BATCH_FINAL_OP for code in op_codes):
+        _refuse(in_attempt, f"{REFUSED_REASON}{tx_code} {' '.join(sorted(set(op_codes) - {'op_success'}))}")
+    elif tx_code == "tx_failed" and any(code in RECIPIENT_FINAL for code in op_codes):
+        for payout in in_attempt:
+            if code_of.get(str(payout.id)) in RECIPIENT_FINAL:
+                _refuse([payout], f"{REFUSED_REASON}{code_of[str(payout.id)]}")
+    else:
+        db.session.commit()  # retryable (bad_seq, too_late, fees, rate limits): it may still land; wait
+        return
+    db.session.commit()
+    if depth >= MAX_OPS:
+        return
+    if tx_code == "tx_failed" and _lookup(attempt.tx_hash) is not None:
+        # Applied as failed: its sequence is spent, so nothing of this batch can land any more.
+        attempt.last_result = FAILED_IN_LEDGER
+        db.session.commit()
+        advance(batch, depth + 1)
+    elif tx_code == "tx_failed" and (remaining := _payouts(batch, PayoutStatus.IN_FLIGHT)):
+        # Rejected before the ledger: the same sequence number means this and the next cannot both land.
+        _submit(batch, _build(batch, remaining, sequence=attempt.sequence), depth + 1)
+
+
+def advance(batch: PayoutBatch, depth: int = 0) -> None:
     """Move one open batch as far as it can go now; safe to call any number of times."""
     attempts = list(
         db.session.scalars(select(PayoutAttempt).where(PayoutAttempt.batch_id == batch.id).order_by(PayoutAttempt.id))
@@ -226,12 +259,13 @@ def advance(batch: PayoutBatch) -> None:
             _confirm(batch, attempt, record.get("ledger"))
             return
         if record is not None:
-            attempt.last_result = "failed in ledger"
+            attempt.last_result = FAILED_IN_LEDGER
     network_time = horizon.latest_ledger_time()
-    might_land = [a for a in attempts if a.last_result != "failed in ledger" and a.max_time >= network_time]
+    might_land = [a for a in attempts if a.last_result != FAILED_IN_LEDGER and a.max_time >= network_time]
     if might_land:
+        db.session.commit()
         if _payouts(batch, PayoutStatus.IN_FLIGHT):
-            _submit(batch, might_land[-1])
+            _submit(batch, might_land[-1], depth)
         return
     # Every envelope so far is provably dead: refusals are final, and the rest get a new envelope.
     for payout in _payouts(batch, PayoutStatus.REFUSED):
@@ -242,7 +276,7 @@ def advance(batch: PayoutBatch) -> None:
         db.session.commit()
         return
     db.session.commit()
-    _submit(batch, _build(batch, remaining))
+    _submit(batch, _build(batch, remaining), depth)
 
 
 def run() -> dict:

@@ -143,16 +143,12 @@ def transactions(query, address: str):
     """An account's transactions on the network, a page at a time (pass next_cursor back as cursor)."""
     horizon.check_address(address)
     try:
-        call = (
-            horizon.server()
-            .transactions()
-            .for_account(address)
-            .limit(query["limit"])
-            .order(desc=query["order"] == "desc")
-        )
-        if query.get("cursor"):
-            call = call.cursor(query["cursor"])
-        records = call.call()["_embedded"]["records"]
+
+        def page(s):
+            builder = s.transactions().for_account(address).limit(query["limit"]).order(desc=query["order"] == "desc")
+            return (builder.cursor(query["cursor"]) if query.get("cursor") else builder).call()
+
+        records = horizon.call(page)["_embedded"]["records"]
     except NotFoundError as exc:
         raise NotFound("No such account on the network.") from exc
     except BaseRequestError as exc:

@@ -54,8 +54,10 @@ def verify(transaction: str) -> str:
         verify_challenge_transaction_signed_by_client_master_key(
             transaction, server_key, home, web_auth, horizon.passphrase()
         )
-    except (InvalidSep10ChallengeError, SdkError, ValueError) as exc:
+    except (InvalidSep10ChallengeError, SdkError) as exc:
         raise Unauthorized(f"The challenge does not verify: {exc}") from exc
+    except Exception as exc:  # undecodable XDR raises EOFError, binascii.Error, ValueError...
+        raise Unauthorized("The challenge is not a transaction envelope (base64 XDR).") from exc
     envelope = TransactionEnvelope.from_xdr(transaction, horizon.passphrase())
     bounds = envelope.transaction.preconditions.time_bounds
     ttl = max(1, bounds.max_time - int(utcnow().timestamp()) + 1) if bounds else 900
