@@ -63,14 +63,6 @@ def test_due_creators_are_paid_in_one_batch(app, client, runner, horizon, paid_c
     check(runner)
 
 
-def test_a_hundred_payments_per_transaction(client, runner, horizon, paid_creator):
-    creators = [paid_creator(XLM + i) for i in range(205)]
-    assert run(runner)["paid"] == 205
-    assert len(horizon.applied) == 3  # ceil(205 / 100)
-    assert all(horizon.balance(k.public_key) == XLM + XLM + i for i, (_, k) in enumerate(creators))
-    check(runner)
-
-
 @pytest.mark.parametrize("fault", ["504_after", "504_before", "drop", "drop_after", "429"])
 def test_an_unclear_answer_is_resolved_by_hash_and_pays_once(client, runner, horizon, paid_creator, fault):
     creator, keypair = paid_creator(5 * XLM)
