@@ -130,22 +130,29 @@ def _refused_since_verified(user: User) -> bool:
     )
 
 
+def sign_envelope(keypair, payments: list[tuple[str, int]], sequence: int, max_time: int) -> TransactionEnvelope:
+    """One transaction paying (destination, stroops) pairs from the custody account, signed."""
+    builder = TransactionBuilder(
+        StellarAccount(keypair.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
+    )
+    builder.add_time_bounds(0, max_time)
+    pay_in = horizon.asset()
+    for destination, stroops in payments:
+        builder.append_payment_op(destination, pay_in, money.format(stroops))
+    envelope = builder.build()
+    envelope.sign(keypair)
+    return envelope
+
+
 def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = None) -> PayoutAttempt:
     """Sign an envelope and store it (committed) before anything is sent."""
     keypair = horizon.custody()
     if sequence is None:
         record = horizon.load_account_record(keypair.public_key)
         sequence = int(record["sequence"]) + 1
-    builder = TransactionBuilder(
-        StellarAccount(keypair.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
-    )
     # Bounds by the network's clock, the clock that later decides whether they have passed.
-    builder.add_time_bounds(0, horizon.latest_ledger_time() + current_app.config["PAYOUT_TX_TIMEOUT"])
-    pay_in = horizon.asset()
-    for payout in payouts:
-        builder.append_payment_op(payout.destination, pay_in, money.format(payout.amount))
-    envelope = builder.build()
-    envelope.sign(keypair)
+    max_time = horizon.latest_ledger_time() + current_app.config["PAYOUT_TX_TIMEOUT"]
+    envelope = sign_envelope(keypair, [(p.destination, p.amount) for p in payouts], sequence, max_time)
     same = db.session.scalar(select(PayoutAttempt).where(PayoutAttempt.tx_hash == envelope.hash_hex()))
     if same is not None:
         return same  # the very envelope already stored: sending it again is safe
@@ -153,8 +160,8 @@ def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = Non
         batch_id=batch.id,
         tx_hash=envelope.hash_hex(),
         envelope_xdr=envelope.to_xdr(),
-        sequence=envelope.transaction.sequence,
-        max_time=envelope.transaction.preconditions.time_bounds.max_time,
+        sequence=sequence,
+        max_time=max_time,
         payout_ids=[str(p.id) for p in payouts],
         submissions=0,
     )
