@@ -16,7 +16,7 @@ import logging
 import uuid
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from stellar_sdk import Account as StellarAccount
 from stellar_sdk import TransactionBuilder, TransactionEnvelope
 from stellar_sdk.exceptions import BadRequestError, BaseRequestError, NotFoundError
@@ -53,21 +53,13 @@ def _payouts(batch: PayoutBatch, *statuses: PayoutStatus) -> list[Payout]:
     return list(db.session.scalars(stmt))
 
 
-def _post_move(payout: Payout, to_kind: AccountKind, key: str, kind: str) -> None:
-    target = ledger.earnings(payout.creator_id) if to_kind is AccountKind.CREATOR_EARNINGS else ledger.platform(to_kind)
-    ledger.post(
-        [ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), -payout.amount), ledger.Leg(target, payout.amount)],
-        key,
-        kind,
-        details={"payout_id": str(payout.id), "batch_id": payout.batch_id},
-        commit=False,
-    )
-
-
 def form_batches() -> list[PayoutBatch]:
-    """Move every eligible creator's earnings to payouts in flight, in batches of at most 100."""
+    """Move every eligible creator's earnings to payouts in flight, in batches of at most 100.
+
+    One balanced posting per batch (a leg per creator), idempotent by batch.
+    """
     minimum = money.parse(current_app.config["PAYOUT_MIN_AMOUNT"])
-    rows = db.session.execute(
+    due = db.session.execute(
         select(Account, User)
         .join(User, User.id == Account.user_id)
         .where(
@@ -78,56 +70,60 @@ def form_batches() -> list[PayoutBatch]:
             User.is_active.is_(True),
         )
         .order_by(Account.id)
+        .with_for_update(of=Account)  # a concurrent run waits, then finds these balances spent
     ).all()
+    refused = _refused_since_verified({user.id for _, user in due})
+    due = [(account, user) for account, user in due if user.id not in refused]
+    in_flight = ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT)
     source = horizon.custody().public_key
     batches: list[PayoutBatch] = []
-    in_batch = 0
-    for account, user in rows:
-        if _refused_since_verified(user):
-            continue  # the network refused this address; proving it again (SEP-10) resumes payouts
-        account = ledger.lock(account)
-        if account.balance < minimum:
-            continue  # another run took it first
-        if not batches or in_batch >= MAX_OPS:
-            batches.append(PayoutBatch(status=BatchStatus.OPEN, source_account=source))
-            db.session.add(batches[-1])
-            db.session.flush()
-            in_batch = 0
-        payout = Payout(
-            id=uuid.uuid4(),
-            creator_id=user.id,
-            destination=user.stellar_address,
-            amount=account.balance,
-            status=PayoutStatus.IN_FLIGHT,
-            batch_id=batches[-1].id,
-        )
-        db.session.add(payout)
-        ledger.post(
-            [
-                ledger.Leg(account, -payout.amount),
-                ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), payout.amount),
-            ],
-            f"payout:{payout.id}",
-            "payout_formed",
-            details={"payout_id": str(payout.id)},
-            commit=False,
-        )
-        in_batch += 1
+    for start in range(0, len(due), MAX_OPS):
+        batch = PayoutBatch(status=BatchStatus.OPEN, source_account=source)
+        db.session.add(batch)
+        db.session.flush()
+        legs = []
+        for account, user in due[start : start + MAX_OPS]:
+            db.session.add(
+                Payout(
+                    id=uuid.uuid4(),
+                    creator_id=user.id,
+                    destination=user.stellar_address,
+                    amount=account.balance,
+                    status=PayoutStatus.IN_FLIGHT,
+                    batch_id=batch.id,
+                )
+            )
+            legs.append(ledger.Leg(account, -account.balance))
+        legs.append(ledger.Leg(in_flight, -sum(leg.amount for leg in legs)))
+        ledger.post(legs, f"payout-batch:{batch.id}", "payout_formed", details={"batch_id": batch.id}, commit=False)
+        batches.append(batch)
     db.session.commit()
     return batches
 
 
-def _refused_since_verified(user: User) -> bool:
-    last = db.session.scalar(
-        select(Payout).where(Payout.creator_id == user.id).order_by(Payout.created_at.desc()).limit(1)
+def _refused_since_verified(user_ids: set) -> set:
+    """Creators whose latest payout the network refused at the address they still have linked."""
+    if not user_ids:
+        return set()
+    latest = (
+        select(Payout.creator_id, func.max(Payout.created_at).label("at"))
+        .where(Payout.creator_id.in_(user_ids))
+        .group_by(Payout.creator_id)
+        .subquery()
     )
-    return (
-        last is not None
-        and last.status is PayoutStatus.RETURNED
+    rows = db.session.execute(
+        select(Payout, User)
+        .join(latest, (Payout.creator_id == latest.c.creator_id) & (Payout.created_at == latest.c.at))
+        .join(User, User.id == Payout.creator_id)
+    ).all()
+    return {
+        user.id
+        for last, user in rows
+        if last.status is PayoutStatus.RETURNED
         and last.destination == user.stellar_address
         and (last.reason or "").startswith(REFUSED_REASON)
         and last.created_at > user.stellar_verified_at
-    )
+    }
 
 
 def sign_envelope(keypair, payments: list[tuple[str, int]], sequence: int, max_time: int) -> TransactionEnvelope:
@@ -178,14 +174,28 @@ def _lookup(tx_hash: str) -> dict | None:
 
 
 def _confirm(batch: PayoutBatch, attempt: PayoutAttempt, ledger_seq: int | None) -> None:
-    paid = set(attempt.payout_ids)
-    for payout in _payouts(batch):
-        if str(payout.id) in paid and payout.status in (PayoutStatus.IN_FLIGHT, PayoutStatus.REFUSED):
+    """The attempt landed: its payments are paid (one posting), anything else of the batch goes back."""
+    in_attempt = set(attempt.payout_ids)
+    paid = []
+    for payout in _payouts(batch, PayoutStatus.IN_FLIGHT, PayoutStatus.REFUSED):
+        if str(payout.id) in in_attempt:
             payout.move_to(PayoutStatus.PAID)
             payout.tx_hash, payout.ledger, payout.reason = attempt.tx_hash, ledger_seq, None
-            _post_move(payout, AccountKind.CUSTODY, f"payout-paid:{payout.id}", "payout_confirmed")
-        elif payout.status in (PayoutStatus.IN_FLIGHT, PayoutStatus.REFUSED):
+            paid.append(payout)
+        else:
             _return(payout, payout.reason or "not in the transaction that landed")
+    if paid:
+        total = sum(p.amount for p in paid)
+        ledger.post(
+            [
+                ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), -total),
+                ledger.Leg(ledger.platform(AccountKind.CUSTODY), total),
+            ],
+            f"payout-paid:{attempt.tx_hash}",
+            "payout_confirmed",
+            details={"batch_id": batch.id, "tx_hash": attempt.tx_hash, "payouts": len(paid)},
+            commit=False,
+        )
     batch.move_to(BatchStatus.CONFIRMED)
     batch.tx_hash, batch.ledger = attempt.tx_hash, ledger_seq
     db.session.commit()
@@ -197,7 +207,16 @@ def _return(payout: Payout, reason: str) -> None:
         payout.move_to(PayoutStatus.REFUSED)
     payout.move_to(PayoutStatus.RETURNED)
     payout.reason = reason[:200]
-    _post_move(payout, AccountKind.CREATOR_EARNINGS, f"payout-return:{payout.id}", "payout_returned")
+    ledger.post(
+        [
+            ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), -payout.amount),
+            ledger.Leg(ledger.earnings(payout.creator_id), payout.amount),
+        ],
+        f"payout-return:{payout.id}",
+        "payout_returned",
+        details={"payout_id": str(payout.id), "batch_id": payout.batch_id, "reason": payout.reason},
+        commit=False,
+    )
 
 
 def _refuse(payouts: list[Payout], reason: str) -> None:
