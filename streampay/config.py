@@ -138,6 +138,10 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "STELLAR_ASSET_CODE": env.get("STELLAR_ASSET_CODE") or None,
         "STELLAR_ASSET_ISSUER": env.get("STELLAR_ASSET_ISSUER") or None,
         "STELLAR_BASE_FEE": _int(env, "STELLAR_BASE_FEE", 100),
+        "STELLAR_CHANNEL_SECRETS": [
+            x.strip() for x in (env.get("STELLAR_CHANNEL_SECRETS") or "").split(",") if x.strip()
+        ],
+        "STELLAR_FEE_BUMP": _bool(env.get("STELLAR_FEE_BUMP")),
         "STELLAR_FRIENDBOT_URL": env.get("STELLAR_FRIENDBOT_URL")
         or ("https://friendbot.stellar.org" if network == "testnet" else None),
         "STELLAR_HOME_DOMAIN": env.get("STELLAR_HOME_DOMAIN") or "localhost",

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from sqlalchemy import func, select
 from stellar_sdk import Account as StellarAccount
-from stellar_sdk import TransactionBuilder, TransactionEnvelope
+from stellar_sdk import FeeBumpTransactionEnvelope, Keypair, TransactionBuilder, TransactionEnvelope
 from stellar_sdk.exceptions import BadRequestError, BaseRequestError, NotFoundError
 
 from streampay import money
 from streampay.dbtypes import utcnow
+from streampay.errors import DomainError
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import Account, AccountKind
@@ -75,10 +77,10 @@ def form_batches() -> list[PayoutBatch]:
     refused = _refused_since_verified({user.id for _, user in due})
     due = [(account, user) for account, user in due if user.id not in refused]
     in_flight = ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT)
-    source = horizon.custody().public_key
+    channels = [keypair.public_key for keypair in sources()]
     batches: list[PayoutBatch] = []
     for start in range(0, len(due), MAX_OPS):
-        batch = PayoutBatch(status=BatchStatus.OPEN, source_account=source)
+        batch = PayoutBatch(status=BatchStatus.OPEN, source_account=channels[len(batches) % len(channels)])
         db.session.add(batch)
         db.session.flush()
         legs = []
@@ -126,29 +128,56 @@ def _refused_since_verified(user_ids: set) -> set:
     }
 
 
-def sign_envelope(keypair, payments: list[tuple[str, int]], sequence: int, max_time: int) -> TransactionEnvelope:
-    """One transaction paying (destination, stroops) pairs from the custody account, signed."""
+def sign_envelope(source: Keypair, payments: list[tuple[str, int]], sequence: int, max_time: int):
+    """One transaction paying (destination, stroops) pairs from custody, signed.
+
+    `source` is the transaction's source: custody itself, or a channel account whose sequence
+    number it uses while custody remains the source of every payment (and signs for them).
+    With STELLAR_FEE_BUMP the custody account wraps it and pays the fee.
+    """
+    custody = horizon.custody()
     builder = TransactionBuilder(
-        StellarAccount(keypair.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
+        StellarAccount(source.public_key, sequence - 1), horizon.passphrase(), base_fee=horizon.base_fee()
     )
     builder.add_time_bounds(0, max_time)
     pay_in = horizon.asset()
+    op_source = None if source.public_key == custody.public_key else custody.public_key
     for destination, stroops in payments:
-        builder.append_payment_op(destination, pay_in, money.format(stroops))
+        builder.append_payment_op(destination, pay_in, money.format(stroops), source=op_source)
     envelope = builder.build()
-    envelope.sign(keypair)
+    envelope.sign(source)
+    if op_source is not None:
+        envelope.sign(custody)
+    if current_app.config["STELLAR_FEE_BUMP"]:
+        envelope = TransactionBuilder.build_fee_bump_transaction(
+            custody, horizon.base_fee(), envelope, horizon.passphrase()
+        )
+        envelope.sign(custody)
     return envelope
+
+
+def sources() -> list[Keypair]:
+    """The accounts whose sequence numbers payout transactions use: the channels, or custody alone."""
+    channels = current_app.config.get("STELLAR_CHANNEL_SECRETS") or []
+    return [Keypair.from_secret(secret) for secret in channels] or [horizon.custody()]
+
+
+def _source_for(batch: PayoutBatch) -> Keypair:
+    for keypair in sources():
+        if keypair.public_key == batch.source_account:
+            return keypair
+    raise DomainError(f"Batch {batch.id} was formed for a channel account that is no longer configured.")
 
 
 def _build(batch: PayoutBatch, payouts: list[Payout], sequence: int | None = None) -> PayoutAttempt:
     """Sign an envelope and store it (committed) before anything is sent."""
-    keypair = horizon.custody()
+    source = _source_for(batch)
     if sequence is None:
-        record = horizon.load_account_record(keypair.public_key)
+        record = horizon.load_account_record(source.public_key)
         sequence = int(record["sequence"]) + 1
     # Bounds by the network's clock, the clock that later decides whether they have passed.
     max_time = horizon.latest_ledger_time() + current_app.config["PAYOUT_TX_TIMEOUT"]
-    envelope = sign_envelope(keypair, [(p.destination, p.amount) for p in payouts], sequence, max_time)
+    envelope = sign_envelope(source, [(p.destination, p.amount) for p in payouts], sequence, max_time)
     same = db.session.scalar(select(PayoutAttempt).where(PayoutAttempt.tx_hash == envelope.hash_hex()))
     if same is not None:
         return same  # the very envelope already stored: sending it again is safe
@@ -234,7 +263,7 @@ def _submit(batch: PayoutBatch, attempt: PayoutAttempt, depth: int = 0) -> None:
     attempt.submissions += 1
     db.session.commit()
     try:
-        envelope = TransactionEnvelope.from_xdr(attempt.envelope_xdr, horizon.passphrase())
+        envelope = _parse(attempt.envelope_xdr)
         reply = horizon.call(lambda s: s.submit_transaction(envelope, skip_memo_required_check=True))
     except BadRequestError as error:
         _refused(batch, attempt, error, depth)
@@ -245,6 +274,12 @@ def _submit(batch: PayoutBatch, attempt: PayoutAttempt, depth: int = 0) -> None:
         db.session.commit()
         return
     _confirm(batch, attempt, reply.get("ledger"))
+
+
+def _parse(xdr: str):
+    if FeeBumpTransactionEnvelope.is_fee_bump_transaction_envelope(xdr):
+        return FeeBumpTransactionEnvelope.from_xdr(xdr, horizon.passphrase())
+    return TransactionEnvelope.from_xdr(xdr, horizon.passphrase())
 
 
 def _refused(batch: PayoutBatch, attempt: PayoutAttempt, error: BadRequestError, depth: int) -> None:
@@ -305,24 +340,59 @@ def advance(batch: PayoutBatch, depth: int = 0) -> None:
     _submit(batch, _build(batch, remaining), depth)
 
 
+def _drain(batch_ids: list[int]) -> None:
+    """Advance one source account's batches in order, stopping at the first still open."""
+    for batch_id in batch_ids:
+        batch = db.session.get(PayoutBatch, batch_id)
+        advance(batch)
+        if batch.status is BatchStatus.OPEN:
+            break  # keep this account's sequence numbers in order: wait for this one
+
+
+def _in_parallel(batches: list[PayoutBatch]) -> None:
+    """One worker per source account (channel): their sequence numbers are independent."""
+    by_source: dict[str, list[int]] = {}
+    for batch in batches:
+        by_source.setdefault(batch.source_account, []).append(batch.id)
+    if len(by_source) <= 1:
+        for ids in by_source.values():
+            _drain(ids)
+        return
+    app = current_app._get_current_object()
+    db.session.commit()  # hold no transaction (on SQLite, no write lock) while the workers run
+
+    def work(ids: list[int]) -> None:
+        with app.app_context():
+            try:
+                _drain(ids)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=len(by_source), thread_name_prefix="payout-channel") as pool:
+        for future in [pool.submit(work, ids) for ids in by_source.values()]:
+            future.result()
+
+
+def _open_batches() -> list[PayoutBatch]:
+    return list(
+        db.session.scalars(select(PayoutBatch).where(PayoutBatch.status == BatchStatus.OPEN).order_by(PayoutBatch.id))
+    )
+
+
 def run() -> dict:
     """Settle what is open, then pay everyone who is due. Idempotent; one run at a time is enough."""
     horizon.custody()
     try:
-        for batch in db.session.scalars(
-            select(PayoutBatch).where(PayoutBatch.status == BatchStatus.OPEN).order_by(PayoutBatch.id)
-        ).all():
-            advance(batch)
-            if batch.status is BatchStatus.OPEN:
-                break  # keep the custody account's sequence in order: wait for this one
-        else:
-            for batch in form_batches():
-                advance(batch)
-                if batch.status is BatchStatus.OPEN:
-                    break
+        if open_batches := _open_batches():
+            db.session.commit()
+            _in_parallel(open_batches)
+        if not _open_batches():
+            formed = form_batches()
+            _in_parallel(formed)
     except BaseRequestError as exc:
         db.session.rollback()
         raise horizon.HorizonUnavailable("Horizon did not answer; the payout run will pick up from here.") from exc
+    db.session.expire_all()
     return summary()
 
 
