@@ -188,3 +188,19 @@ def test_stored_but_never_sent_is_sent_as_stored(client, runner, horizon, paid_c
 
 def test_payouts_api_needs_a_token(client):
     assert client.get("/api/v1/payouts").status_code == 401
+
+
+def test_no_secret_reaches_logs_or_replies(app, client, runner, horizon, paid_creator, custody, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    creator, _ = paid_creator(5 * XLM)
+    horizon.fail_next("504_before")
+    outputs = [runner.invoke(args=["payouts", "run"]).output for _ in range(2)]
+    outputs.append(runner.invoke(args=["stellar", "status"]).output)
+    replies = [
+        client.get("/api/v1/payouts", headers=bearer(creator["access_token"])).get_data(as_text=True),
+        client.get("/api/v1/wallet", headers=bearer(creator["access_token"])).get_data(as_text=True),
+    ]
+    for text in [caplog.text, *outputs, *replies]:
+        assert custody.secret not in text
