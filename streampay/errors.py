@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 import flask_smorest
 from flask import Flask
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -15,8 +16,17 @@ log = logging.getLogger(__name__)
 def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
     body = {"code": code, "status": status, "message": message}
     if errors:
-        body["errors"] = errors
+        body["errors"] = _string_keys(errors)
     return body
+
+
+def _string_keys(value):
+    """JSON keys are strings; a nameless form part (None) or a list index (int) must not break the reply."""
+    if isinstance(value, dict):
+        return {str(key): _string_keys(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_string_keys(item) for item in value]
+    return value
 
 
 _MESSAGES = {
@@ -28,8 +38,19 @@ _MESSAGES = {
 }
 
 
+class ErrorSchema(Schema):
+    """The error shape as the OpenAPI document states it, so clients (and the fuzz tests) can rely on it."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP status phrase."})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for a person."})
+    errors = fields.Dict(metadata={"description": "What was wrong, by location and field."})
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After)."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from streampay.users.models import Role
-from streampay.users.schemas import USERNAME, UserSchema
+from streampay.users.schemas import USERNAME, Text, UserSchema
 
 
 class RegisterSchema(Schema):
@@ -13,7 +13,7 @@ class RegisterSchema(Schema):
     role = fields.String(
         load_default=Role.VIEWER.value, validate=validate.OneOf([Role.VIEWER.value, Role.CREATOR.value])
     )
-    display_name = fields.String(validate=validate.Length(min=1, max=64))
+    display_name = Text(validate=validate.Length(min=1, max=64))
 
 
 class LoginSchema(Schema):

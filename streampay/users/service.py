@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from marshmallow import ValidationError
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -10,12 +11,25 @@ from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, Invalid, NotFound
 from streampay.extensions import db
 from streampay.users.models import Role, User
+from streampay.users.schemas import EMAIL, USERNAME
 
 
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, with %, _ and \\ taken literally (use escape='\\')."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _check_identity(email: str, username: str) -> None:
+    """The API's schema rules, here too so the CLI cannot create an account that could never sign in."""
+    errors = {}
+    for field, value, rule in (("email", email, EMAIL), ("username", username, USERNAME)):
+        try:
+            rule(value)
+        except ValidationError as exc:
+            errors[field] = exc.messages
+    if errors:
+        raise Invalid("That email or username is not valid.", errors)
 
 
 def _taken(email: str | None = None, username: str | None = None, exclude: User | None = None) -> None:
@@ -50,6 +64,7 @@ def create_user(
     email: str, username: str, password: str, role: Role = Role.VIEWER, display_name: str | None = None
 ) -> User:
     email, username = email.strip().lower(), username.strip().lower()
+    _check_identity(email, username)
     passwords.check_policy(password, email.split("@")[0], username)
     _taken(email=email, username=username)
     user = User(

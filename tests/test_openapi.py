@@ -1,0 +1,227 @@
+"""The OpenAPI document is served and honest: every operation, fuzzed in-process, keeps to it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, assume, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from stellar_sdk import Keypair, Network
+
+from tests.conftest import PASSWORD, bearer, empty_everything, make_app, register
+from tests.horizon_standin import HorizonStandin
+
+DOC = "/api/openapi.json"
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+PUBLIC = [
+    ("/api/v1/auth/register", "post"),
+    ("/api/v1/auth/login", "post"),
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+]
+SIGNED_IN = [
+    ("/api/v1/auth/refresh", "post"),
+    ("/api/v1/auth/logout", "post"),
+    ("/api/v1/auth/profile", "get"),
+    ("/api/v1/users/me", "get"),
+    ("/api/v1/users/me", "patch"),
+    ("/api/v1/users/", "get"),
+    ("/api/v1/users/{user_id}", "patch"),
+]
+
+
+def test_document_is_served_with_bearer_scheme(client):
+    reply = client.get(DOC)
+    assert reply.status_code == 200
+    assert reply.content_type == "application/json"
+    doc = reply.json
+    assert doc["openapi"].startswith("3.")
+    assert doc["info"]["title"] == "StreamPay"
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert doc["security"] == [{"bearerAuth": []}]
+    # Every error reply is documented as the one shape, so the fuzz run below holds each one to it.
+    error = doc["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"code", "status", "message"}
+    assert set(error["properties"]) == {"code", "status", "message", "errors"}
+    assert doc["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+
+
+@pytest.mark.parametrize(("path", "method"), PUBLIC)
+def test_public_operations_need_no_token(client, path, method):
+    operation = client.get(DOC).json["paths"][path][method]
+    assert operation["security"] == []
+
+
+@pytest.mark.parametrize(("path", "method"), SIGNED_IN)
+def test_other_operations_need_the_bearer_token(client, path, method):
+    operation = client.get(DOC).json["paths"][path][method]
+    assert operation.get("security", [{"bearerAuth": []}]) == [{"bearerAuth": []}]
+
+
+def test_swagger_ui_is_served(client):
+    reply = client.get("/api/docs")
+    assert reply.status_code == 200
+    assert reply.content_type.startswith("text/html")
+    page = reply.get_data(as_text=True)
+    assert "swagger-ui" in page
+    assert DOC in page
+
+
+# --- fuzzing the whole document -------------------------------------------------------------------------------
+
+ADMIN_EMAIL = "fuzz-admin@example.com"
+TARGET_EMAIL = "fuzz-target@example.com"
+# Operations that spend or revoke the token they are given get a sign-in of their own each time.
+SPENDS_TOKEN = {"/api/v1/auth/refresh": "refresh_token", "/api/v1/auth/logout": "access_token"}
+# A signed-in admin reading these with well-formed parameters is always answered 200.
+READS = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/auth/profile"),
+    ("GET", "/api/v1/users/me"),
+    ("GET", "/api/v1/users/"),
+}
+
+
+class Fuzz:
+    """One app for the whole run, an admin signed in and one other account; every table emptied afterwards."""
+
+    def __init__(self, app):
+        self.app = app
+        self.client = app.test_client()
+        runner = app.test_cli_runner()
+        for email, username, role in ((ADMIN_EMAIL, "fuzzadmin", "admin"), (TARGET_EMAIL, "fuzztarget", "viewer")):
+            result = runner.invoke(
+                args=["users", "create", email, "--username", username, "--password", PASSWORD, "--role", role]
+            )
+            assert result.exit_code == 0, result.output
+        self.admin_token = self.sign_in(ADMIN_EMAIL)["access_token"]
+        self.target_id = self.sign_in(TARGET_EMAIL)["user"]["id"]
+
+    def sign_in(self, email: str) -> dict:
+        reply = self.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert reply.status_code == 200, reply.json
+        return reply.json
+
+    def headers_for(self, case) -> dict:
+        kind = SPENDS_TOKEN.get(case.operation.path)
+        return bearer(self.sign_in(ADMIN_EMAIL)[kind] if kind else self.admin_token)
+
+    def aim(self, case) -> None:
+        """Point half of the well-formed user ids at a real account, so the found paths run too."""
+        given = (case.path_parameters or {}).get("user_id")
+        try:
+            if uuid.UUID(str(given)).int % 2 == 0:
+                case.path_parameters["user_id"] = self.target_id
+        except ValueError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def fuzz(migrated, tmp_path_factory):
+    custody = Keypair.random()
+    # Tests never touch a real network: the Stellar operations talk to the local Horizon stand-in.
+    with HorizonStandin(network_passphrase=Network.TESTNET_NETWORK_PASSPHRASE) as horizon:
+        horizon.create_account(custody.public_key, balance_stroops=1_000_000 * 10**7)
+        app = make_app(
+            migrated,
+            # The fuzzer signs up and in far more often than the production rate limit allows.
+            AUTH_RATE_LIMIT="100000 per 60 second",
+            MEDIA_ROOT=str(tmp_path_factory.mktemp("fuzz-media")),
+            STELLAR_NETWORK="testnet",
+            STELLAR_HORIZON_URL=horizon.url,
+            STELLAR_PASSPHRASE=Network.TESTNET_NETWORK_PASSPHRASE,
+            STELLAR_MASTER_SECRET_KEY=custody.secret,
+            STELLAR_FRIENDBOT_URL=f"{horizon.url}/friendbot",
+            STELLAR_TIMEOUT=5,
+        )
+        try:
+            yield Fuzz(app)
+        finally:
+            empty_everything(app)
+
+
+# Read from an app that never touches its database (the document needs none); the calls go to `fuzz.app`.
+# schemathesis.pytest.from_fixture would read it from the fuzz app itself, but it relies on a pytest
+# internal (Node._nodeid) that pytest 9 removed.
+schema = schemathesis.openapi.from_wsgi(DOC, make_app("sqlite://"))
+
+
+@schema.parametrize()
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_keeps_to_its_document(case, fuzz):
+    assume(not known_bug(case))
+    fuzz.aim(case)
+    response = case.call_and_validate(
+        app=fuzz.app,
+        headers=fuzz.headers_for(case),
+        # Not response_headers_conformance: X-Pagination is JSON (flask-smorest's convention), which that
+        # check reads as OpenAPI's comma-separated "simple" style and so always fails.
+        checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+    )
+    mode = case.meta.generation.mode if case.meta is not None else None
+    if mode is not None and mode.is_positive and (case.method, case.path) in READS:
+        assert response.status_code == 200, (case.method, case.formatted_path, response.text)
+
+
+# --- known bugs outside streampay/auth and streampay/users ----------------------------------------------------
+# Each is pinned by a strict xfail below; when one is fixed its pin starts failing: then drop the pin's
+# marker and its clause in known_bug(), so the fuzzer covers that ground again.
+
+PAGE_OVERFLOW = (
+    "streampay/pagination.py page_of() sends OFFSET (page-1)*page_size to the database even when it is past "
+    "the last row; past 2**63 the driver overflows (500). Fix: return [] when first_item >= item_count."
+)
+CONTENT_SEARCH_NUL = (
+    "streampay/content/schemas.py: search (and other free text) accepts NUL, which PostgreSQL cannot take (500). "
+    "Fix: validate it away as streampay/users/schemas.py Text does."
+)
+
+
+def known_bug(case) -> bool:
+    try:
+        if int((case.query or {}).get("page", 1)) > 2**62 // 100:  # (page - 1) * page_size may near 2**63
+            return True
+    except (TypeError, ValueError):
+        pass
+    return ON_POSTGRES and case.path.startswith("/api/v1/content") and has_nul([case.query, case.body])
+
+
+def has_nul(value) -> bool:
+    if isinstance(value, str | bytes):
+        return ("\x00" if isinstance(value, str) else b"\x00") in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+@pytest.mark.xfail(strict=True, reason=PAGE_OVERFLOW)
+def test_known_bug_page_far_past_the_end(client, make_admin):
+    admin = make_admin()
+    reply = client.get("/api/v1/users/", query_string={"page": 2**62}, headers=bearer(admin["access_token"]))
+    assert reply.status_code in (200, 422)
+    assert reply.json == [] or reply.json["code"] == 422
+
+
+@pytest.mark.xfail(ON_POSTGRES, strict=True, reason=CONTENT_SEARCH_NUL)
+def test_known_bug_content_search_with_nul(client):
+    viewer = register(client)
+    reply = client.get("/api/v1/content/", query_string={"search": "a\x00b"}, headers=bearer(viewer["access_token"]))
+    assert reply.status_code in (200, 422)
