@@ -6,10 +6,11 @@ from marshmallow.exceptions import ValidationError
 
 from streampay.content.models import ContentStatus
 from streampay.money import Amount
+from streampay.users.schemas import Text
 
 MAX_PRICE = 1000 * 10_000_000  # 1000 units per second
 CATEGORY = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", error="Lowercase letters, digits and '-', up to 40.")
-TAG = fields.String(validate=validate.Length(min=1, max=30))
+TAG = Text(validate=validate.Length(min=1, max=30))
 SORTS = ["newest", "oldest", "price", "-price", "duration", "-duration", "title"]
 
 
@@ -49,10 +50,10 @@ class ContentSchema(Schema):
 
 
 class UploadFormSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    description = Text(load_default="", validate=validate.Length(max=5000))
     category = fields.String(load_default="general", validate=CATEGORY)
-    tags = fields.String(
+    tags = Text(
         load_default="",
         validate=validate.Length(max=400),
         metadata={"description": "Comma-separated, up to 10 tags of up to 30 characters."},
@@ -72,8 +73,8 @@ class UploadFileSchema(Schema):
 
 
 class ContentUpdateSchema(Schema):
-    title = fields.String(validate=validate.Length(min=1, max=200))
-    description = fields.String(validate=validate.Length(max=5000))
+    title = Text(validate=validate.Length(min=1, max=200))
+    description = Text(validate=validate.Length(max=5000))
     category = fields.String(validate=CATEGORY)
     tags = fields.List(TAG, validate=validate.Length(max=10))
     price_per_second = Amount(minimum=1, maximum=MAX_PRICE)
@@ -82,7 +83,7 @@ class ContentUpdateSchema(Schema):
 
 class CatalogueQuerySchema(Schema):
     category = fields.String(validate=CATEGORY)
-    search = fields.String(
+    search = Text(
         validate=validate.Length(min=1, max=100),
         metadata={"description": "Case-insensitive, in title and description."},
     )
