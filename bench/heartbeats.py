@@ -1,0 +1,923 @@
+"""What a metered heartbeat costs the real web dyno, against a bare WebSocket echo.
+
+    .venv/bin/pip install websockets   # the load generator's client; not a StreamPay requirement
+    .venv/bin/python bench/heartbeats.py [--players 10000] [--seconds 60] [--interval 5]
+
+It creates a scratch database (streampay_bench_hb) and uses Redis DB 14, applies the migrations, inserts a creator,
+one ready item at 0.0000100 per second and --players viewers, each credited 10 units through the ledger, mints their
+access tokens, and runs two phases, each on a fresh gunicorn (gunicorn.conf.py, gthread, on a free loopback port) so
+neither inherits the other's threads or memory:
+
+  A, echo       --players sockets on /api/v1/streaming/echo send a heartbeat-sized JSON frame every --interval
+                seconds and time the echo: the cost of the sockets, threads and frames alone;
+  B, heartbeat  --players players on /api/v1/streaming/ws (Authorization: Bearer) send startStream, then a heartbeat
+                every --interval seconds, then stopStream.
+
+Player i sends at i/N of the interval, so the frames are spread evenly. Sockets open (and streams start) first, at
+--ramp per second; the measured window of --seconds begins once all are open and the server has settled, and ends
+before any stopStream (streams stop at --ramp per second too), so it holds steady heartbeats only.
+HEARTBEAT_TIMEOUT_SECONDS and STREAM_WINDOW_SECONDS are an hour: no session times out or reaches a checkpoint
+(PostgreSQL work once per window, by design) during the run, so phase B measures heartbeats and nothing else.
+
+Printed per phase: sessions held (open and answering every frame of the window), messages/s, p50/p99 ack latency,
+server CPU per message (gunicorn master and workers, from /proc), the heartbeat/echo CPU ratio, worker RSS per
+session above the idle dyno, and PostgreSQL commits and rows written per message (pg_stat_database deltas from the
+window's start to 11 s after its end, since PostgreSQL reports a backend's work up to 10 s late; heartbeats go on
+meanwhile, and autovacuum is off on the scratch tables, so only the app's own work counts). The load generator (asyncio
+client processes) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
+printed too, so a saturated client shows. --logs keeps gunicorn's logs; --profile runs py-spy (--gil) on one worker
+during each window, which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an
+error or --time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the streampay package is here
+ECHO, WS = "/api/v1/streaming/echo", "/api/v1/streaming/ws"
+PRICE, CREDIT = 100, 10 * 10_000_000  # stroops: 0.0000100 per second, 10 units per viewer
+GOAL_SESSIONS, GOAL_P99_MS, GOAL_RATIO = 10_000, 50.0, 1.3
+PHASES = (("echo", "A: echo"), ("heartbeat", "B: heartbeat"))
+# PostgreSQL 15 flushes a backend's statistics to pg_stat_database up to 10 s after the work (PGSTAT_IDLE_INTERVAL):
+# the window starts this long after the last startStream, and its PostgreSQL reading is taken this long after its end.
+PG_STATS_LAG = 11.0
+
+
+class Abort(Exception):
+    """SIGTERM or --time-limit: stop everything and clean up."""
+
+
+# --- the scratch database and Redis -------------------------------------------------------------------------------
+
+
+def _admin(admin_url: str):
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    return conn
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, name: str):
+    """A fresh, empty database `name`, dropped again on the way out."""
+    from psycopg2 import sql
+
+    def run(statement):
+        conn = _admin(admin_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    run(drop)
+    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield
+    finally:
+        run(drop)
+
+
+@contextlib.contextmanager
+def scratch_redis(url: str):
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def seed(players: int) -> tuple[str, list[str]]:
+    """Migrate; a creator, one ready item, `players` credited viewers; returns the item id and their tokens."""
+    from flask_jwt_extended import create_access_token
+    from flask_migrate import upgrade
+    from sqlalchemy import insert, text
+
+    from streampay import create_app
+    from streampay.content.models import Content, ContentStatus
+    from streampay.extensions import db
+    from streampay.ledger import service as ledger
+    from streampay.users.models import Role, User
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        # The scratch tables' only writers must be the app: no autovacuum or autoanalyze in the counts.
+        for table in db.session.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).all():
+            db.session.execute(text(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)'))
+        db.session.commit()
+        db.session.execute(text("SET synchronous_commit TO off"))  # this seeding connection only
+        now = datetime.now(UTC)
+
+        def user(name: str, role: Role) -> dict:
+            return {"id": uuid.uuid4(), "email": f"{name}@bench.example", "username": name, "role": role}
+
+        creator = user("bench-creator", Role.CREATOR)
+        viewers = [user(f"viewer{i}", Role.VIEWER) for i in range(players)]
+        common = {"password_hash": "!bench: no login", "is_active": True, "created_at": now, "updated_at": now}
+        db.session.execute(insert(User), [{**creator, **common}])
+        for start in range(0, players, 5000):
+            db.session.execute(insert(User), [{**row, **common} for row in viewers[start : start + 5000]])
+        item_id = uuid.uuid4()
+        db.session.execute(
+            insert(Content),
+            [
+                {
+                    "id": item_id,
+                    "creator_id": creator["id"],
+                    "title": "Heartbeat benchmark",
+                    "description": "",
+                    "category": "general",
+                    "tags": [],
+                    "price_per_second": PRICE,
+                    "is_published": True,
+                    "status": ContentStatus.READY,
+                    "status_changed_at": now,
+                    "original_filename": "bench.mp4",
+                    "media_type": "video/mp4",
+                    "size_bytes": 1,
+                    "storage_backend": "local",
+                    "storage_key": f"bench/{item_id}.mp4",  # never read: nothing plays the bytes
+                    "duration_ms": 3_600_000,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        db.session.commit()
+        began = time.monotonic()
+        for n, viewer in enumerate(viewers, 1):
+            ledger.adjust(viewer["id"], CREDIT, "heartbeat benchmark", f"bench:credit:{viewer['id']}")
+            if n % 2000 == 0:
+                print(f"  credited {n}/{players} viewers ({time.monotonic() - began:.0f} s)", flush=True)
+        expires = timedelta(hours=6)  # outlives any run: an expired token would fail every frame
+        tokens = [
+            create_access_token(identity=str(v["id"]), additional_claims={"fam": "bench"}, expires_delta=expires)
+            for v in viewers
+        ]
+        db.session.remove()
+        db.engine.dispose()
+    return str(item_id), tokens
+
+
+# --- the web dyno ---------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def web_dyno(env: dict, port: int, log_path: Path):
+    """gunicorn with the project's gunicorn.conf.py on loopback, in its own process group; stopped on the way out."""
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_ready(proc, port, log_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: open sockets need no grace
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group this Popen created: master and workers
+                proc.wait()
+
+
+def _http_get(port: int, path: str) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            if _http_get(port, "/readyz") == 200:
+                for _ in range(20):  # reach every worker: imports, database and Redis connections
+                    _http_get(port, "/readyz")
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn not ready after {timeout:.0f}s:\n{log_path.read_text()[-3000:]}")
+
+
+# --- readings: /proc and pg_stat_database ---------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def workers_of(master: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int(_stat(int(entry))[1]) == master:
+                    found.append(int(entry))
+    return sorted(found)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = _stat(pid)
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICK
+
+
+def _status(pid: int) -> dict:
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "Threads"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def _fds(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    return 0
+
+
+def idle_workers(master: int, expected: int, timeout: float = 20) -> dict:
+    """The workers once all have booted and their memory stopped growing: the idle dyno."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        now = {w: {**_status(w), "fds": _fds(w)} for w in workers_of(master)}
+        rss = sum(w.get("VmRSS", 0) for w in now.values())
+        if len(now) == expected and last is not None and abs(rss - last) <= 0.002 * rss:
+            return now
+        if time.monotonic() > deadline:
+            print("    warning: the idle dyno's memory did not settle; RSS per session is approximate")
+            return now
+        last = rss
+        time.sleep(1.0)
+
+
+def machine_busy() -> float:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK  # everything but idle and iowait
+
+
+def pg_counts(conn, name: str) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = %s",
+            (name,),
+        )
+        commits, rows = cur.fetchone()
+    return {"commits": commits, "rows": rows}
+
+
+@dataclass
+class Snapshot:
+    at: float
+    server_cpu: float
+    client_cpu: float
+    busy: float
+    pg: dict
+    workers: dict  # pid -> {"VmRSS": KiB, "Threads": n, "fds": n}
+
+
+def snapshot(master: int, clients: list[int], pg, db_name: str) -> Snapshot:
+    workers = workers_of(master)
+    return Snapshot(
+        at=time.monotonic(),
+        server_cpu=cpu_seconds([master, *workers]),
+        client_cpu=cpu_seconds(clients),
+        busy=machine_busy(),
+        pg=pg_counts(pg, db_name),
+        workers={w: {**_status(w), "fds": _fds(w)} for w in workers},
+    )
+
+
+# --- the load generator: asyncio client processes -------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    opened: int = 0
+    held: int = 0
+    sent: int = 0
+    acked: int = 0
+    acked_for_pg: int = 0
+    stopped: int = 0
+    latencies: list = field(default_factory=list)
+    lags: list = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)
+
+
+async def _call(ws, event: str, frame_id: int, data: dict, timeout: float) -> dict:
+    """Send a frame and return the reply that echoes its id (pushes and stale replies are skipped)."""
+    await ws.send(json.dumps({"event": event, "id": frame_id, "data": data}))
+    async with asyncio.timeout(timeout):  # cheaper than wait_for: no task per frame
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("id") == frame_id:
+                return frame
+
+
+def _failure(exc: BaseException) -> str:
+    return exc.__class__.__name__ if not isinstance(exc, ReplyError) else exc.args[0]
+
+
+class ReplyError(Exception):
+    """The server answered a frame with an error."""
+
+
+def _checked(reply: dict, event: str) -> dict:
+    if reply.get("event") != event:
+        raise ReplyError(f"{event}: {(reply.get('data') or {}).get('code', reply.get('event'))}")
+    return reply["data"]
+
+
+async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate, window, stop, tally: Tally, progress):
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
+
+    errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
+    interval, timeout = cfg["interval"], cfg["ack_timeout"]
+    await asyncio.sleep(max(0.0, open_at - time.time()))
+    ws, session_id = None, str(uuid.uuid4())  # the echo's frames carry the same fields as a heartbeat's
+    try:
+        async with gate:
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            ws = await connect(
+                cfg["url"],
+                additional_headers=headers,
+                compression=cfg["compression"],
+                proxy=None,
+                ping_interval=None,  # as a browser: it answers the server's pings, sends none
+                open_timeout=3 * timeout,
+            )
+            if cfg["phase"] == "heartbeat":
+                reply = await _call(ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * timeout)
+                session_id = _checked(reply, "startStream")["session_id"]
+        tally.opened += 1
+    except errors as exc:
+        tally.failures[f"open: {_failure(exc)}"] += 1
+        if ws is not None:
+            await ws.close()
+        return
+    finally:
+        progress(index)
+    frame_id, window_sent, window_acked, broken_at = 0, 0, 0, None
+    slot = cfg["epoch"] + interval * index / cfg["players"]
+    try:
+        while True:
+            now = time.time()
+            if slot < now - interval:  # fell a whole interval behind: skip to the next slot, as a player would
+                slot += interval * math.floor((now - slot) / interval)
+            await asyncio.sleep(max(0.0, slot - now))
+            if stop.is_set() and slot >= window[3] + index / cfg["ramp"]:
+                break  # stopStream takes this slot: streams stop at the rate they started, in the same order
+            frame_id += 1
+            sent = time.time()
+            counted = window[0] <= sent < window[1]
+            began = time.perf_counter()
+            data = {"session_id": session_id, "position": frame_id * interval}
+            if counted:
+                window_sent += 1
+                tally.sent += 1
+                tally.lags.append(sent - slot)
+            _checked(await _call(ws, "heartbeat", frame_id, data, timeout), "heartbeat")
+            tally.acked_for_pg += window[0] <= sent < window[2]
+            if counted:
+                window_acked += 1
+                tally.acked += 1
+                tally.latencies.append(time.perf_counter() - began)
+            slot += interval
+    except errors as exc:
+        broken_at = time.time()
+        tally.failures[f"heartbeat: {_failure(exc)}"] += 1
+    if window_sent and window_acked == window_sent and (broken_at is None or broken_at >= window[1]):
+        tally.held += 1
+    try:
+        if broken_at is None and cfg["phase"] == "heartbeat":
+            _checked(await _call(ws, "stopStream", frame_id + 1, {"session_id": session_id}, 3 * timeout), "stopStream")
+            tally.stopped += 1
+        await ws.close()
+    except errors as exc:
+        tally.failures[f"stop: {_failure(exc)}"] += 1
+
+
+async def _client_main(cfg: dict, players: list, pipe) -> None:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue = asyncio.Queue()
+    loop.add_reader(pipe.fileno(), lambda: inbox.put_nowait(pipe.recv()))
+    tally, stop, window = Tally(), asyncio.Event(), [math.inf] * 4
+    gate = asyncio.Semaphore(cfg["in_flight"])
+    all_open, opening = asyncio.Event(), {index for index, _ in players}
+
+    def progress(index: int) -> None:
+        opening.discard(index)
+        if not opening:
+            all_open.set()
+
+    rate, t0 = cfg["ramp"] / cfg["procs"], time.time()
+    tasks = {
+        index: asyncio.create_task(_player(cfg, index, token, t0 + k / rate, gate, window, stop, tally, progress))
+        for k, (index, token) in enumerate(players)
+    }
+    if not players:
+        all_open.set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(len(players) / rate + 3 * cfg["ack_timeout"] + 30):
+            await all_open.wait()
+    if opening:  # an overloaded server: give up on the stragglers rather than wait without end
+        tally.failures["open: not open by the deadline"] += len(opening)
+        for index in list(opening):
+            tasks[index].cancel()
+    pipe.send(("ready", tally.opened, dict(tally.failures)))
+    while (message := await inbox.get())[0] != "stop":
+        window[:3] = message[1:]  # ("window", start, end, end of the PostgreSQL reading) in time.time()
+    window[3] = message[1]  # ("stop", when the first player stops)
+    stop.set()
+    await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
+    tally.failures["unfinished at stop"] += sum(1 for t in tasks.values() if not t.done())
+    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures)}))
+
+
+def client_process(cfg: dict, players: list, pipe) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its clients itself
+    try:
+        asyncio.run(_client_main(cfg, players, pipe))
+    except Exception as exc:  # reported to the parent rather than lost in a child's stderr
+        pipe.send(("crashed", repr(exc)))
+
+
+def _expect(pipes: list, kind: str, timeout: float) -> list:
+    """One `kind` message from every client process, or an error naming what came instead."""
+    deadline, out = time.monotonic() + timeout, []
+    for pipe in pipes:
+        if not pipe.poll(max(0.0, deadline - time.monotonic())):
+            raise RuntimeError(f"a client process sent no {kind!r} within {timeout:.0f} s")
+        message = pipe.recv()
+        if message[0] != kind:
+            raise RuntimeError(f"a client process sent {message!r} instead of {kind!r}")
+        out.append(message[1:])
+    return out
+
+
+# --- one phase ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    players: int
+    seconds: float = 0.0
+    opened: int = 0
+    held: int = 0
+    sent: int = 0
+    acked: int = 0
+    acked_for_pg: int = 0
+    stopped: int = 0
+    latencies: list = field(default_factory=list)
+    lags: list = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)
+    idle: dict = field(default_factory=dict)
+    before: Snapshot | None = None
+    after: Snapshot | None = None
+    pg_after: dict = field(default_factory=dict)
+    respawned: bool = False
+    profile: Path | None = None
+
+
+@contextlib.contextmanager
+def client_processes(name: str, args, port: int, tokens: list, content_id: str):
+    """The load generator: --client-procs processes, player i in process i mod procs; stopped on the way out."""
+    cfg = {
+        "phase": name,
+        "url": f"ws://127.0.0.1:{port}{ECHO if name == 'echo' else WS}",
+        "content_id": content_id,
+        "players": args.players,
+        "interval": args.interval,
+        "ack_timeout": args.ack_timeout,
+        "compression": None if args.no_deflate else "deflate",
+        "ramp": args.ramp,
+        "procs": args.client_procs,
+        "in_flight": args.in_flight,
+        "epoch": time.time() + 2.0,
+    }
+    ctx = multiprocessing.get_context("spawn")
+    procs, pipes = [], []
+    try:
+        for p in range(args.client_procs):
+            mine = [(i, tokens[i] if name == "heartbeat" else None) for i in range(p, args.players, args.client_procs)]
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=client_process, args=(cfg, mine, child), daemon=True)
+            proc.start()
+            child.close()
+            procs.append(proc)
+            pipes.append(parent)
+        yield procs, pipes
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, workdir: Path) -> Phase:
+    port, result, ramp_seconds = free_port(), Phase(name, args.players), args.players / args.ramp
+    with web_dyno(env, port, workdir / f"gunicorn-{name}.log") as dyno:
+        result.idle = idle_workers(dyno.pid, args.workers)
+        with client_processes(name, args, port, tokens, content_id) as (procs, pipes):
+            opening = Counter()
+            for opened, failures in _expect(pipes, "ready", ramp_seconds + 3 * args.ack_timeout + 90):
+                result.opened += opened
+                opening.update(failures)
+            print(f"    {result.opened}/{args.players} open ({dict(opening) or 'no failures'})", flush=True)
+            start = time.time() + max(PG_STATS_LAG, args.interval)  # steady heartbeats only from here on
+            end = start + args.seconds
+            for pipe in pipes:
+                pipe.send(("window", start, end, end + PG_STATS_LAG))
+            spy = _start_profile(args, name, dyno.pid, workdir)
+            time.sleep(max(0.0, start - time.time()))
+            result.before = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name)
+            time.sleep(max(0.0, end - time.time()))
+            result.after = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name)
+            result.profile = _finish_profile(spy) if spy else None
+            result.seconds = result.after.at - result.before.at
+            result.respawned = set(result.after.workers) != set(result.idle)
+            print(f"    window of {result.seconds:.1f} s done; {PG_STATS_LAG:g} s more for PostgreSQL's statistics")
+            time.sleep(max(0.0, end + PG_STATS_LAG - time.time()))
+            result.pg_after = pg_counts(pg, args.db_name)
+            print("    stopping players", flush=True)
+            for pipe in pipes:
+                pipe.send(("stop", time.time()))
+            for (tally,) in _expect(pipes, "done", ramp_seconds + args.interval + 6 * args.ack_timeout + 30):
+                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
+                    setattr(result, key, getattr(result, key) + tally[key])
+                result.failures.update({k: v for k, v in tally["failures"].items() if v})
+    if result.failures:
+        print(f"    failures: {dict(result.failures)}; gunicorn's log says:", flush=True)
+        for line, n in log_problems(workdir / f"gunicorn-{name}.log").most_common(8):
+            print(f"      {n} x {line}")
+    return result
+
+
+def log_problems(path: Path) -> Counter:
+    """Warnings and errors in gunicorn's log, by message and the last line of their traceback."""
+    found = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if "[ERROR]" in line or "[CRITICAL]" in line or "[WARNING]" in line:
+                found[line.split("] ", 2)[-1][:200]] += 1
+            continue
+        if isinstance(record, dict) and record.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            cause = (record.get("exc_info") or "").strip().splitlines()[-1:] or [""]
+            found[f"{record.get('logger')}: {record.get('message')} {cause[0]}"[:200]] += 1
+    return found
+
+
+# --- profile (optional, py-spy) -------------------------------------------------------------------------------------
+
+
+def _start_profile(args, name: str, master: int, workdir: Path):
+    """From the last open to the window's end, stopped by SIGINT: steady frames only."""
+    if not args.profile:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = args.profile / f"{name}.txt"
+    args.profile.mkdir(parents=True, exist_ok=True)
+    cmd = [spy, "record", "--pid", str(workers_of(master)[0]), "--duration", "3600", "--rate", "50"]
+    cmd += ["--gil", "--format", "raw", "--nonblocking", "--output", str(out)]  # --gil: only the thread running
+    log = open(workdir / f"py-spy-{name}.log", "wb")  # closed by _finish_profile
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), out, log
+
+
+def _finish_profile(spy) -> Path | None:
+    proc, out, log = spy
+    proc.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    return out if out.exists() else None
+
+
+def profile_summary(path: Path, top: int = 12) -> list[str]:
+    """The busiest functions of a py-spy raw profile, own time and with callees; threads caught waiting left out."""
+    own, total, samples = Counter(), Counter(), 0
+    waits = ("Condition.wait (", "Event.wait (", "EpollSelector.select (", "_worker (concurrent")
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(":")[0] + ")" if ":" in f else f for f in stack.split(";")]  # drop line numbers
+        if frames[-1].startswith(waits):
+            continue
+        samples += int(count)
+        own[frames[-1]] += int(count)
+        for f in set(frames):
+            total[f] += int(count)
+    if not samples:
+        return ["  no samples"]
+    lines = [f"  {samples} samples; own time:"]
+    lines += [f"    {n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
+    lines += ["  with callees:"]
+    lines += [f"    {n / samples:6.1%}  {f}" for f, n in total.most_common(2 * top)]
+    return lines
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+
+
+def _pct(values: list, q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else math.nan
+
+
+def figures(p: Phase) -> dict:
+    b, a = p.before, p.after
+    cpu = math.nan if p.respawned else a.server_cpu - b.server_cpu  # a killed worker's CPU is lost
+    rss_idle = sum(w.get("VmRSS", 0) for w in p.idle.values())
+    rss_end = sum(w.get("VmRSS", 0) for w in a.workers.values())
+    pg_commits, pg_rows = p.pg_after["commits"] - b.pg["commits"], p.pg_after["rows"] - b.pg["rows"]
+    return {
+        "sessions_held": p.held,
+        "players": p.players,
+        "messages_per_s": p.acked / p.seconds,
+        "p50_ms": _pct(p.latencies, 0.50),
+        "p99_ms": _pct(p.latencies, 0.99),
+        "max_ms": _pct(p.latencies, 1.0),
+        "cpu_us_per_message": cpu / p.acked * 1e6 if p.acked else math.nan,
+        "server_cores": cpu / p.seconds,
+        "client_cores": (a.client_cpu - b.client_cpu) / p.seconds,
+        "machine_cores": (a.busy - b.busy) / p.seconds,
+        "rss_kib_per_session": (rss_end - rss_idle) / p.held if p.held else math.nan,
+        "worker_rss_mib": rss_end / 1024,
+        "worker_threads": [w.get("Threads", 0) for w in a.workers.values()],
+        "worker_fds": [w["fds"] for w in a.workers.values()],
+        "pg_commits_per_message": pg_commits / p.acked_for_pg if p.acked_for_pg else math.nan,
+        "pg_rows_per_message": pg_rows / p.acked_for_pg if p.acked_for_pg else math.nan,
+        "pg_commits": pg_commits,
+        "pg_rows": pg_rows,
+        "client_lag_p99_ms": _pct(p.lags, 0.99),
+        "unanswered": p.sent - p.acked,
+        "stopped": p.stopped,
+        "failures": dict(p.failures),
+        "workers_respawned": p.respawned,
+    }
+
+
+ROWS = (
+    ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
+    ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
+    ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
+    ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
+    ("ack latency max ms", lambda f: f"{f['max_ms']:.0f}"),
+    ("server CPU per message us", lambda f: f"{f['cpu_us_per_message']:.0f}"),
+    ("server cores (gunicorn)", lambda f: f"{f['server_cores']:.2f}"),
+    ("worker RSS per session KiB", lambda f: f"{f['rss_kib_per_session']:.0f}"),
+    ("worker RSS total MiB", lambda f: f"{f['worker_rss_mib']:.0f}"),
+    ("worker threads", lambda f: "+".join(str(t) for t in f["worker_threads"])),
+    ("worker open fds", lambda f: "+".join(str(t) for t in f["worker_fds"])),
+    ("PG commits per message", lambda f: f"{f['pg_commits_per_message']:.4f} ({f['pg_commits']})"),
+    ("PG rows written per message", lambda f: f"{f['pg_rows_per_message']:.4f} ({f['pg_rows']})"),
+    ("client cores / machine cores", lambda f: f"{f['client_cores']:.2f} / {f['machine_cores']:.2f}"),
+    ("client send lag p99 ms", lambda f: f"{f['client_lag_p99_ms']:.1f}"),
+    ("unanswered in window", lambda f: str(f["unanswered"])),
+)
+
+
+def report(phases: list[Phase], args) -> dict:
+    out = {p.name: figures(p) for p in phases}
+    echo, beat = out.get("echo"), out.get("heartbeat")
+    ratio = beat["cpu_us_per_message"] / echo["cpu_us_per_message"] if echo and beat else math.nan
+    titles = dict(PHASES)
+    print(f"\n{'':<30}" + "".join(f"{titles[p.name]:>16}" for p in phases))
+    for label, show in ROWS:
+        print(f"{label:<30}" + "".join(f"{show(out[p.name]):>16}" for p in phases))
+    print(f"{'CPU per heartbeat / per echo':<30}{'':>16}{ratio:>16.2f}" if echo and beat else "")
+    for p in phases:
+        f = out[p.name]
+        if f["failures"] or f["workers_respawned"]:
+            print(
+                f"{titles[p.name]} failures: {f['failures']}{'; a worker died and respawned' * f['workers_respawned']}"
+            )
+    if beat:
+        n = args.players
+        checks = [
+            (
+                f"{n} sessions at p99 < {GOAL_P99_MS:.0f} ms",
+                n >= GOAL_SESSIONS and beat["sessions_held"] == n and beat["p99_ms"] < GOAL_P99_MS,
+                f"{beat['sessions_held']} held, p99 {beat['p99_ms']:.1f} ms"
+                + ("" if n >= GOAL_SESSIONS else f"; the goal is {GOAL_SESSIONS} sessions"),
+            ),
+            (f"CPU per heartbeat <= {GOAL_RATIO}x echo", ratio <= GOAL_RATIO, f"{ratio:.2f}x"),
+            (
+                "0 PostgreSQL writes per heartbeat",
+                beat["pg_rows"] == 0 < beat["messages_per_s"],
+                f"{beat['pg_rows']} rows written",
+            ),
+        ]
+        print("\ngoal: " + "; ".join(f"{what}: {'PASS' if ok else 'FAIL'} ({got})" for what, ok, got in checks))
+    print(
+        "CPU: gunicorn master + workers (utime + stime) over the window, per acked message. RSS: workers' VmRSS at "
+        "the end of the window minus the idle dyno, per held session. PG: pg_stat_database deltas for the scratch "
+        f"database from the window's start to {PG_STATS_LAG:g} s after its end (PostgreSQL's statistics lag), per "
+        "message acked in that time; no startStream or stopStream falls in it."
+    )
+    for p in phases:
+        if p.profile:
+            print(f"\nprofile of one worker during {titles[p.name]} ({p.profile}):")
+            print("\n".join(profile_summary(p.profile)))
+    return {"ratio": ratio, **out}
+
+
+# --- main -----------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--players", type=int, default=10_000, help="sockets in each phase (10000)")
+    parser.add_argument("--seconds", type=float, default=60, help="measured window per phase (60)")
+    parser.add_argument("--interval", type=float, default=5, help="seconds between a player's frames (5)")
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY: one process per core (2)")
+    parser.add_argument("--threads", type=int, help="WEB_THREADS per worker (default: 1.5 x players / workers + 100)")
+    parser.add_argument("--client-procs", type=int, default=2, help="load generator processes (2)")
+    parser.add_argument("--ramp", type=float, default=200, help="sockets opened (and later stopped) per second (200)")
+    parser.add_argument("--in-flight", type=int, default=50, help="opens in flight per client process (50)")
+    parser.add_argument("--ack-timeout", type=float, default=10, help="seconds to wait for a reply (10)")
+    parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate, as browsers do")
+    parser.add_argument("--only", choices=[p for p, _ in PHASES], help="run one phase")
+    parser.add_argument("--logs", type=Path, help="keep gunicorn's logs here (default: a temporary directory)")
+    parser.add_argument("--profile", type=Path, help="py-spy one worker during each window, raw stacks here")
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--db-name", default="streampay_bench_hb")
+    parser.add_argument("--time-limit", type=float, help="abort after this many seconds (default: from the sizes)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.threads is None:
+        # The workers race for accept(), so the split is uneven; a socket past a worker's threads would never run.
+        args.threads = math.ceil(1.5 * args.players / args.workers) + 100
+    if args.time_limit is None:
+        per_phase = 90 + 2 * args.players / args.ramp + args.seconds + 2 * PG_STATS_LAG + 8 * args.ack_timeout
+        args.time_limit = 300 + args.players / 100 + 2 * per_phase
+    return args
+
+
+def limits() -> str:
+    """What can bound the session count besides CPU: open files, threads, memory."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    pid_max = Path("/proc/sys/kernel/pid_max").read_text().strip()
+    mem = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return (
+        f"open files {soft} per process (gunicorn holds a socket and a selector per session), pid_max {pid_max} "
+        f"(threads: two per session), {int(mem) / 1024**2:.0f} GiB of memory"
+    )
+
+
+def _abort(signum, frame):
+    raise Abort(signal.Signals(signum).name)
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Children inherit it: gunicorn holds a socket and a selector per session, a client a socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < needed:
+        print(f"warning: open files limited to {hard}; about {needed} may be needed per worker", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        print("the client needs websockets: .venv/bin/pip install websockets", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _abort)
+    signal.signal(signal.SIGALRM, _abort)
+    signal.alarm(int(args.time_limit))
+    _raise_fd_limit(2 * args.threads + 200)
+    base, _, _ = args.pg.rpartition("/")
+    secret, refresh = secrets.token_hex(32), secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"{base}/{args.db_name}",
+        "REDIS_URL": args.redis,
+        "JWT_SECRET": secret,  # the seeding process mints with it, gunicorn verifies with it
+        "JWT_REFRESH_SECRET": refresh,
+        "LOG_LEVEL": "WARNING",
+        "EMBEDDED_WORKER": "false",
+        "WS_ECHO_ENABLED": "1",
+        "HEARTBEAT_TIMEOUT_SECONDS": "3600",
+        "STREAM_WINDOW_SECONDS": "3600",
+        "MAX_SESSIONS_PER_VIEWER": "1",
+        "WEB_CONCURRENCY": str(args.workers),
+        "WEB_THREADS": str(args.threads),
+    }
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_REFRESH_SECRET")})
+    os.environ.update({"LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "false"})
+    print(
+        f"StreamPay heartbeat benchmark: {args.players} players, a frame every {args.interval:g} s each, "
+        f"{args.seconds:g} s measured per phase\n"
+        f"web dyno: gunicorn -c gunicorn.conf.py (gthread), WEB_CONCURRENCY={args.workers} x "
+        f"WEB_THREADS={args.threads} (a socket holds a thread); HEARTBEAT_TIMEOUT_SECONDS=STREAM_WINDOW_SECONDS=3600 "
+        f"so no session times out or checkpoints: only heartbeats run\n"
+        f"load: {args.client_procs} asyncio processes (websockets, permessage-deflate "
+        f"{'off' if args.no_deflate else 'offered, as browsers do'}), opening {args.ramp:g}/s, sharing the machine's "
+        f"{os.cpu_count()} cores with gunicorn, PostgreSQL and Redis\n"
+        f"database {args.db_name}, Redis {args.redis}, time limit {args.time_limit:.0f} s",
+        flush=True,
+    )
+    print(f"limits: {limits()}", flush=True)
+    busy = machine_busy()
+    time.sleep(2)
+    busy = (machine_busy() - busy) / 2
+    note = "quiet" if busy < 0.2 else "NOT quiet: other work competes for the cores and skews every figure"
+    print(f"machine before start: {busy:.2f} of {os.cpu_count()} cores busy ({note})", flush=True)
+    phases = []
+    with tempfile.TemporaryDirectory(prefix="streampay-bench-hb-") as tmp:
+        workdir = args.logs or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            with scratch_database(args.pg, args.db_name), scratch_redis(args.redis):
+                began = time.monotonic()
+                content_id, tokens = seed(args.players)
+                print(f"seeded {args.players} credited viewers in {time.monotonic() - began:.0f} s", flush=True)
+                pg = _admin(args.pg)
+                try:
+                    for name, title in PHASES:
+                        if args.only and name != args.only:
+                            continue
+                        print(f"  {title} ...", flush=True)
+                        phases.append(run_phase(name, args, env, tokens, content_id, pg, workdir))
+                finally:
+                    pg.close()
+                out = report(phases, args)
+        except (KeyboardInterrupt, Abort) as exc:
+            print(
+                f"\nstopped ({exc.__class__.__name__} {exc}): clients and gunicorn stopped, database dropped, "
+                "Redis DB flushed",
+                file=sys.stderr,
+            )
+            return 130
+        finally:
+            signal.alarm(0)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **out}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
