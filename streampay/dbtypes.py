@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
+
+from streampay.errors import Conflict
 
 
 def utcnow() -> datetime:
@@ -29,3 +31,28 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+def str_enum(cls: type, name: str, length: int = 16) -> Enum:
+    """A Python enum stored as its values in a VARCHAR with a CHECK (no native type to migrate)."""
+    return Enum(
+        cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        create_constraint=True,
+        name=name,
+    )
+
+
+class StateMachine:
+    """Rows whose `status` moves only along their class's TRANSITIONS table, and says when."""
+
+    TRANSITIONS: dict = {}
+
+    def move_to(self, status) -> None:
+        if status not in self.TRANSITIONS[self.status]:
+            raise Conflict(f"{type(self).__name__} cannot go from {self.status.value} to {status.value}.")
+        self.status = status
+        if hasattr(type(self), "status_changed_at"):
+            self.status_changed_at = utcnow()

@@ -4,11 +4,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from streampay.dbtypes import UTCDateTime, utcnow
-from streampay.errors import Conflict
+from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
 from streampay.extensions import db
 from streampay.users.models import User
 
@@ -27,8 +26,9 @@ TRANSITIONS: dict[ContentStatus, set[ContentStatus]] = {
 }
 
 
-class Content(db.Model):
+class Content(StateMachine, db.Model):
     __tablename__ = "content"
+    TRANSITIONS = TRANSITIONS
     __table_args__ = (
         CheckConstraint("price_per_second > 0", name="price_positive"),
         Index("ix_content_catalogue", "status", "is_published", "created_at"),
@@ -45,14 +45,7 @@ class Content(db.Model):
     price_per_second: Mapped[int] = mapped_column(BigInteger)  # stroops
     is_published: Mapped[bool] = mapped_column(default=True)
     status: Mapped[ContentStatus] = mapped_column(
-        Enum(
-            ContentStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            create_constraint=True,
-            name="content_status",
-        ),
+        str_enum(ContentStatus, "content_status"),
         default=ContentStatus.PROCESSING,
     )
     failure_reason: Mapped[str | None] = mapped_column(String(500))
@@ -82,8 +75,5 @@ class Content(db.Model):
     creator: Mapped[User] = relationship(lazy="joined")
 
     def move_to(self, status: ContentStatus, reason: str | None = None) -> None:
-        if status not in TRANSITIONS[self.status]:
-            raise Conflict(f"Content cannot go from {self.status.value} to {status.value}.")
-        self.status = status
+        super().move_to(status)
         self.failure_reason = reason if status is ContentStatus.FAILED else None
-        self.status_changed_at = utcnow()

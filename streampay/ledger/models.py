@@ -11,10 +11,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from streampay.dbtypes import UTCDateTime, utcnow
+from streampay.dbtypes import UTCDateTime, str_enum, utcnow
 from streampay.extensions import db
 
 
@@ -32,17 +32,6 @@ class AccountKind(enum.StrEnum):
 PER_USER = {AccountKind.VIEWER_WALLET, AccountKind.CREATOR_EARNINGS}
 
 
-def _enum(cls, name):
-    return Enum(
-        cls,
-        native_enum=False,
-        length=24,
-        values_callable=lambda e: [m.value for m in e],
-        create_constraint=True,
-        name=name,
-    )
-
-
 class Account(db.Model):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
@@ -54,7 +43,7 @@ class Account(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind, "account_kind"))
+    kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, "account_kind", length=24))
     # NULL for the platform's own accounts (fees, custody, in flight, unmatched, adjustments).
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     # The user's id, or "platform": unique with kind (NULLs would not be, on PostgreSQL).

@@ -6,35 +6,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from streampay.dbtypes import UTCDateTime, utcnow
-from streampay.errors import Conflict
+from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
 from streampay.extensions import db
-
-
-def _enum(cls, name):
-    return Enum(
-        cls,
-        native_enum=False,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-        create_constraint=True,
-        name=name,
-    )
-
-
-class StateMachine:
-    """Rows whose status moves only along their class's TRANSITIONS table."""
-
-    TRANSITIONS: dict = {}
-
-    def move_to(self, status) -> None:
-        if status not in self.TRANSITIONS[self.status]:
-            raise Conflict(f"{type(self).__name__} cannot go from {self.status.value} to {status.value}.")
-        self.status = status
-        self.status_changed_at = utcnow()
 
 
 class Cursor(db.Model):
@@ -69,7 +45,7 @@ class Deposit(StateMachine, db.Model):
     amount: Mapped[int] = mapped_column(BigInteger)
     memo: Mapped[str | None] = mapped_column(String(64))
     muxed_id: Mapped[str | None] = mapped_column(String(20))
-    status: Mapped[DepositStatus] = mapped_column(_enum(DepositStatus, "deposit_status"))
+    status: Mapped[DepositStatus] = mapped_column(str_enum(DepositStatus, "deposit_status"))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -99,7 +75,7 @@ class Payout(StateMachine, db.Model):
     creator_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     destination: Mapped[str] = mapped_column(String(69))
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[PayoutStatus] = mapped_column(_enum(PayoutStatus, "payout_status"))
+    status: Mapped[PayoutStatus] = mapped_column(str_enum(PayoutStatus, "payout_status"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("payout_batches.id"))
     reason: Mapped[str | None] = mapped_column(String(200))
     tx_hash: Mapped[str | None] = mapped_column(String(64))
@@ -123,7 +99,7 @@ class PayoutBatch(StateMachine, db.Model):
     }
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    status: Mapped[BatchStatus] = mapped_column(_enum(BatchStatus, "batch_status"))
+    status: Mapped[BatchStatus] = mapped_column(str_enum(BatchStatus, "batch_status"))
     source_account: Mapped[str] = mapped_column(String(56))
     tx_hash: Mapped[str | None] = mapped_column(String(64))
     ledger: Mapped[int | None] = mapped_column(Integer)

@@ -4,11 +4,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from streampay.dbtypes import UTCDateTime, utcnow
-from streampay.errors import Conflict
+from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
 from streampay.extensions import db
 
 
@@ -28,8 +27,9 @@ class EndReason(enum.StrEnum):
 TRANSITIONS = {SessionStatus.ACTIVE: {SessionStatus.ENDED}, SessionStatus.ENDED: set()}
 
 
-class StreamSession(db.Model):
+class StreamSession(StateMachine, db.Model):
     __tablename__ = "streaming_sessions"
+    TRANSITIONS = TRANSITIONS
     __table_args__ = (
         Index("ix_streaming_sessions_viewer", "viewer_id", "started_at"),
         Index("ix_streaming_sessions_content", "content_id", "started_at"),
@@ -45,14 +45,7 @@ class StreamSession(db.Model):
     fee_bps: Mapped[int] = mapped_column(Integer)
     max_spend: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[SessionStatus] = mapped_column(
-        Enum(
-            SessionStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            create_constraint=True,
-            name="session_status",
-        ),
+        str_enum(SessionStatus, "session_status"),
         default=SessionStatus.ACTIVE,
     )
     end_reason: Mapped[str | None] = mapped_column(String(32))
@@ -69,8 +62,3 @@ class StreamSession(db.Model):
     held: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    def move_to(self, status: SessionStatus) -> None:
-        if status not in TRANSITIONS[self.status]:
-            raise Conflict(f"A session cannot go from {self.status.value} to {status.value}.")
-        self.status = status

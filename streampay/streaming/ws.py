@@ -12,12 +12,12 @@ import logging
 import threading
 import time
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 
 from streampay.auth.tokens import user_from_token
-from streampay.errors import DomainError, Unauthorized
+from streampay.errors import DomainError, Unauthorized, error_body
 from streampay.extensions import db, redis_client, sock
 from streampay.money import Amount
 from streampay.streaming import meter, service
@@ -195,20 +195,30 @@ def handle(player: Player, raw) -> None:
         db.session.remove()
 
 
+@ws_bp.before_request
+def authenticate_handshake():
+    """A bad Authorization header is refused before the upgrade, with a 401 in the error shape."""
+    header = request.headers.get("Authorization")
+    if request.endpoint != "streaming_ws.stream_socket" or not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Use Authorization: Bearer <access token>.")
+        user, payload = user_from_token(token)
+        db.session.expunge(user)
+        g.ws_auth = (user, payload.get("exp"))
+    except DomainError as exc:
+        return error_body(exc.status, "Unauthorized", exc.message), exc.status, {"WWW-Authenticate": "Bearer"}
+    finally:
+        db.session.remove()
+    return None
+
+
 @sock.route("/streaming/ws", bp=ws_bp)
 def stream_socket(ws):
     player = Player(ws)
-    header = request.headers.get("Authorization", "")
-    try:
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                raise Unauthorized("Use Authorization: Bearer <access token>.")
-            player.authenticate(token)
-    except DomainError as exc:
-        player.send("error", {"code": exc.code, "message": exc.message})
-    finally:
-        db.session.remove()
+    player.user, player.token_exp = g.get("ws_auth", (None, None))
     try:
         while True:
             handle(player, ws.receive())

@@ -4,10 +4,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from streampay.dbtypes import UTCDateTime, utcnow
+from streampay.dbtypes import UTCDateTime, str_enum, utcnow
 from streampay.extensions import db
 
 
@@ -25,14 +25,7 @@ class User(db.Model):
     username: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            create_constraint=True,
-            name="role",
-        ),
+        str_enum(Role, "role"),
         default=Role.VIEWER,
     )
     is_active: Mapped[bool] = mapped_column(default=True)

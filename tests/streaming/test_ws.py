@@ -52,9 +52,19 @@ def test_authentication_by_header_or_first_auth_event(players, movie, funded_vie
     assert authed["event"] == "auth" and authed["data"]["user_id"] == viewer["user"]["id"]
     alive(anonymous, movie)
 
-    bad_header = players("forged.token.value")
-    assert bad_header.next_reply()["data"]["code"] == "unauthorized"
-    assert bad_header.call("auth", token=viewer["access_token"])["event"] == "auth"
+
+def test_a_bad_handshake_token_is_refused_before_the_upgrade(client, funded_viewer):
+    viewer = funded_viewer()
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    for header in ("Bearer forged.token.value", f"Bearer {viewer['refresh_token']}", "Basic abc", "Bearer"):
+        reply = client.get("/api/v1/streaming/ws", headers={**upgrade, "Authorization": header})
+        assert reply.status_code == 401 and reply.json["code"] == 401 and reply.json["message"]
+        assert reply.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_a_revoked_token_cannot_authenticate(client, players, funded_viewer):
