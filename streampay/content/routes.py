@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import uuid
 
 from flask import current_app, redirect, send_file
@@ -20,8 +19,6 @@ from streampay.content.schemas import (
 )
 from streampay.content.storage import get_storage
 from streampay.errors import NotFound
-from streampay.extensions import redis_client
-from streampay.pagination import page_of
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
@@ -41,23 +38,13 @@ def _json(body: str):
 @blp.route("/")
 class Catalogue(MethodView):
     @blp.doc(**OPTIONAL_AUTH)
-    @blp.arguments(CatalogueQuerySchema, location="query")
+    @blp.arguments(CatalogueQuerySchema(), location="query")
     @blp.response(200, ContentSchema(many=True))
     @blp.paginate()
     def get(self, query, pagination_parameters):
         """Browse ready, published content; creators also see their own items in any state."""
-        user = _optional_user()
-        key = service.catalogue_cache_key(user, query, pagination_parameters.page, pagination_parameters.page_size)
-        cache = redis_client()
-        cached = cache.get(key) if key else None
-        if cached is not None:
-            count, body = cached.split(b"\n", 1)
-            pagination_parameters.item_count = int(count)
-            return _json(body)
-        items = page_of(service.catalogue(user, query), pagination_parameters)
-        body = json.dumps(ContentSchema(many=True).dump(items))
-        if key:
-            cache.set(key, f"{pagination_parameters.item_count}\n{body}", ex=service.CATALOGUE_TTL)
+        page, size = pagination_parameters.page, pagination_parameters.page_size
+        pagination_parameters.item_count, body = service.catalogue_page(_optional_user(), query, page, size)
         return _json(body)
 
     @auth_required(Role.CREATOR, Role.ADMIN)

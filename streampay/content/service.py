@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from werkzeug.datastructures import FileStorage
 
 from streampay.content.media import SNIFF_BYTES, sniff
@@ -23,6 +23,7 @@ from streampay.users.service import like_pattern
 log = logging.getLogger(__name__)
 ITEM_TTL = 300
 CATALOGUE_TTL = 60
+CATALOGUE_GENERATION = "content:catalogue:generation"
 _dump = ContentSchema()
 EXTENSIONS = {
     "video/mp4": "mp4",
@@ -192,16 +193,65 @@ def catalogue(user: User | None, query: dict) -> Select:
         stmt = stmt.where(
             or_(Content.title.ilike(pattern, escape="\\"), Content.description.ilike(pattern, escape="\\"))
         )
-    return stmt.order_by(*ORDER[query["sort"]], Content.id)
+    return stmt.order_by(*_catalogue_order(query))
 
 
-def catalogue_cache_key(user: User | None, query: dict, page: int, page_size: int) -> str | None:
-    """Pages everyone sees alike are cached under the catalogue's generation; a creator's own view is not."""
+def _catalogue_order(query: dict) -> tuple:
+    return (*ORDER[query["sort"]], Content.id)
+
+
+def catalogue_page(user: User | None, query: dict, page: int, page_size: int) -> tuple[int, str | bytes]:
+    """One page of the catalogue: (how many items match in all, the page as a JSON array).
+
+    Listings everyone sees alike come from Redis, with one round trip, while the catalogue is unchanged: each
+    entry carries the generation it was built under, and `changed` moves the generation on. Their match count
+    is cached apart from the pages, so walking the pages of a search or category counts its matches once.
+    """
+    prefix = catalogue_cache_key(user, query)
+    if prefix is None:
+        return _catalogue_page(user, query, page, page_size)
+    page_key, count_key = f"{prefix}:{query['sort']}:{page}:{page_size}", f"{prefix}:count"
+    cache = redis_client()
+    generation, cached_page, cached_count = cache.mget(CATALOGUE_GENERATION, page_key, count_key)
+    generation = generation or b"0"
+    if cached_page is not None:
+        built_under, count, body = cached_page.split(b"\n", 2)
+        if built_under == generation:
+            return int(count), body
+    count = None
+    if cached_count is not None:
+        built_under, value = cached_count.split(b"\n", 1)
+        count = int(value) if built_under == generation else None
+    total, body = _catalogue_page(user, query, page, page_size, count)
+    # Tagged with the generation read before the queries: a change committed meanwhile makes them stale.
+    pipe = cache.pipeline(transaction=False)
+    pipe.set(page_key, b"%s\n%d\n%s" % (generation, total, body.encode()), ex=CATALOGUE_TTL)
+    if count is None:
+        pipe.set(count_key, b"%s\n%d" % (generation, total), ex=CATALOGUE_TTL)
+    pipe.execute()
+    return total, body
+
+
+def _catalogue_page(user: User | None, query: dict, page: int, page_size: int, count: int | None = None):
+    stmt = catalogue(user, query)
+    if count is None:
+        count = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    first = (page - 1) * page_size
+    items = []
+    if first < count:
+        # Skip and sort bare ids, then load whole rows (and their creators) for the page alone: a deep page
+        # no longer drags thousands of wide rows through the sort or the join.
+        ids = stmt.with_only_columns(Content.id).offset(first).limit(page_size).scalar_subquery()
+        items = db.session.scalars(select(Content).where(Content.id.in_(ids)).order_by(*_catalogue_order(query))).all()
+    return count, json.dumps(_dump.dump(items, many=True))
+
+
+def catalogue_cache_key(user: User | None, query: dict) -> str | None:
+    """Where the pages of a listing everyone sees alike are cached; None for a creator's or admin's own view."""
     if user is not None and user.role != Role.VIEWER:
         return None
-    generation = int(redis_client().get("content:catalogue:generation") or 0)
-    fingerprint = json.dumps({**{k: str(v) for k, v in query.items()}, "p": page, "s": page_size}, sort_keys=True)
-    return f"content:catalogue:{generation}:{hashlib.sha1(fingerprint.encode()).hexdigest()}"  # noqa: S324
+    filters = json.dumps({k: str(v) for k, v in query.items() if k != "sort"}, sort_keys=True)
+    return f"content:catalogue:{hashlib.sha1(filters.encode()).hexdigest()}"  # noqa: S324
 
 
 def load_for_playback(content_id, user: User) -> Content:
