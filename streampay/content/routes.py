@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app, redirect, send_file
+from flask import current_app, g, redirect, request, send_file
 from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
@@ -19,6 +19,7 @@ from streampay.content.schemas import (
 )
 from streampay.content.storage import get_storage
 from streampay.errors import NotFound
+from streampay.extensions import redis_client
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
@@ -33,6 +34,35 @@ def _optional_user():
 
 def _json(body: str):
     return current_app.response_class(body, mimetype="application/json")
+
+
+@blp.before_request
+def anonymous_catalogue_from_cache():
+    """Anonymous browsing is answered from Redis by its exact query string, before any parsing.
+
+    Only a query string that the view once validated and answered is ever in the cache, under the
+    catalogue's generation, so a change to any item retires these entries with all the others.
+    """
+    if request.method != "GET" or request.endpoint != "content.Catalogue" or "Authorization" in request.headers:
+        return None
+    key = service.anonymous_page_key(request.query_string)
+    generation, cached = redis_client().mget(service.CATALOGUE_GENERATION, key)
+    generation = generation or b"0"
+    if cached is not None:
+        built_under, pagination, body = cached.split(b"\n", 2)
+        if built_under == generation:
+            return current_app.response_class(body, mimetype="application/json", headers={"X-Pagination": pagination})
+    g.anonymous_page = (key, generation)
+    return None
+
+
+@blp.after_request
+def remember_anonymous_page(response):
+    key, generation = g.pop("anonymous_page", (None, None))
+    if key is not None and response.status_code == 200 and "X-Pagination" in response.headers:
+        entry = b"%s\n%s\n%s" % (generation, response.headers["X-Pagination"].encode(), response.get_data())
+        redis_client().set(key, entry, ex=service.CATALOGUE_TTL)
+    return response
 
 
 @blp.route("/")
