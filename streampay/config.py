@@ -110,10 +110,16 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": _int(env, "DB_POOL_SIZE", 5),
+            "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+        },
         # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
         "REDIS_URL": redis_url(env),
         "EMBEDDED_WORKER": _bool(env.get("EMBEDDED_WORKER"), default=True),
+        "REDIS_MAX_CONNECTIONS": _int(env, "REDIS_MAX_CONNECTIONS", 100),
+        "REDIS_POOL_TIMEOUT": _int(env, "REDIS_POOL_TIMEOUT", 10),
         # Auth
         "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
         "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,

@@ -66,7 +66,15 @@ def redis_client() -> redis.Redis:
 def init_redis(app: Flask) -> redis.Redis:
     url = app.config["REDIS_URL"]
     if url:
-        client = redis.Redis.from_url(url, health_check_interval=30)
+        # A blocking pool: with thousands of socket threads, a thread waits its turn for a connection
+        # instead of failing when every connection is busy (redis-py's default pool raises at 100).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=app.config["REDIS_MAX_CONNECTIONS"],
+            timeout=app.config["REDIS_POOL_TIMEOUT"],
+            health_check_interval=30,
+        )
+        client = redis.Redis(connection_pool=pool)
     else:
         # One in-process server per app, shared by the limiter, the queues and the services.
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
