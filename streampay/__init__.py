@@ -20,6 +20,12 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
     app.config.update(settings.load(instance_path=app.instance_path))
     app.config.update(config or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite's pools (a file or one in-memory connection) take no size.
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options.pop("pool_size", None)
+        options.pop("max_overflow", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     settings.refuse_unsafe(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
