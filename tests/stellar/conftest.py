@@ -36,20 +36,35 @@ def horizon(custody, request):
 
 
 @pytest.fixture
-def app(app_factory, horizon, custody):
-    return app_factory(
-        STELLAR_NETWORK="testnet",
-        STELLAR_HORIZON_URL=horizon.url,
-        STELLAR_PASSPHRASE=PASSPHRASE,
-        STELLAR_MASTER_SECRET_KEY=custody.secret,
-        STELLAR_FRIENDBOT_URL=f"{horizon.url}/friendbot",
-        STELLAR_TIMEOUT=5,
-        PAYOUT_MIN_AMOUNT="1",
-        PAYOUT_TX_TIMEOUT=30,
-        RATELIMIT_ENABLED=False,
-        STELLAR_HOME_DOMAIN="streampay.test",
-        STELLAR_WEB_AUTH_DOMAIN="streampay.test",
-    )
+def stellar_app(app_factory, horizon, custody):
+    """An app wired to the stand-in and the custody account; keyword arguments override settings."""
+
+    def build(**overrides):
+        return app_factory(
+            **{
+                **dict(
+                    STELLAR_NETWORK="testnet",
+                    STELLAR_HORIZON_URL=horizon.url,
+                    STELLAR_PASSPHRASE=PASSPHRASE,
+                    STELLAR_MASTER_SECRET_KEY=custody.secret,
+                    STELLAR_FRIENDBOT_URL=f"{horizon.url}/friendbot",
+                    STELLAR_TIMEOUT=5,
+                    PAYOUT_MIN_AMOUNT="1",
+                    PAYOUT_TX_TIMEOUT=30,
+                    RATELIMIT_ENABLED=False,
+                    STELLAR_HOME_DOMAIN="streampay.test",
+                    STELLAR_WEB_AUTH_DOMAIN="streampay.test",
+                ),
+                **overrides,
+            }
+        )
+
+    return build
+
+
+@pytest.fixture
+def app(stellar_app):
+    return stellar_app()
 
 
 def signed(challenge_xdr: str, *signers: Keypair, passphrase: str = PASSPHRASE) -> str:

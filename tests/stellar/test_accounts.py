@@ -32,9 +32,8 @@ def test_keypair_fund_and_status(app, runner, horizon, custody):
     assert runner.invoke(args=["stellar", "fund", "not-an-address"]).exit_code != 0
 
 
-def test_off_testnet_funding_is_create_account_from_custody(app_factory, app, horizon, custody):
-    public = app_factory(
-        **{k: app.config[k] for k in ("STELLAR_HORIZON_URL", "STELLAR_MASTER_SECRET_KEY", "STELLAR_PASSPHRASE")},
+def test_off_testnet_funding_is_create_account_from_custody(stellar_app, horizon, custody):
+    public = stellar_app(
         STELLAR_NETWORK="custom",
     )
     newcomer = Keypair.random().public_key
@@ -77,19 +76,9 @@ def test_balances_and_transactions_of_an_account(client, horizon, custody):
     assert client.get(f"/api/v1/stellar/accounts/{sender.public_key}/balances", headers=headers).status_code == 503
 
 
-def test_the_stream_contract_call_is_built_unsigned_for_the_viewers_wallet(app_factory, app, horizon):
+def test_the_stream_contract_call_is_built_unsigned_for_the_viewers_wallet(stellar_app, horizon):
     contract = StrKey.encode_contract(os.urandom(32))
-    configured = app_factory(
-        **{
-            k: app.config[k]
-            for k in (
-                "STELLAR_HORIZON_URL",
-                "STELLAR_MASTER_SECRET_KEY",
-                "STELLAR_PASSPHRASE",
-                "STELLAR_HOME_DOMAIN",
-                "STELLAR_WEB_AUTH_DOMAIN",
-            )
-        },
+    configured = stellar_app(
         PAYMENT_STREAM_CONTRACT_ID=contract,
         RATELIMIT_ENABLED=False,
     )

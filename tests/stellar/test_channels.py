@@ -19,21 +19,10 @@ def channels(horizon) -> list[Keypair]:
 
 
 @pytest.mark.parametrize("fee_bump", [False, True])
-def test_batches_go_out_in_parallel_one_per_channel(app_factory, app, horizon, custody, channels, fee_bump):
+def test_batches_go_out_in_parallel_one_per_channel(stellar_app, horizon, custody, channels, fee_bump):
     from tests.stellar.conftest import give_earnings, link_address
 
-    configured = app_factory(
-        **{
-            k: app.config[k]
-            for k in (
-                "STELLAR_HORIZON_URL",
-                "STELLAR_MASTER_SECRET_KEY",
-                "STELLAR_PASSPHRASE",
-                "STELLAR_HOME_DOMAIN",
-                "STELLAR_WEB_AUTH_DOMAIN",
-                "PAYOUT_MIN_AMOUNT",
-            )
-        },
+    configured = stellar_app(
         RATELIMIT_ENABLED=False,
         STELLAR_CHANNEL_SECRETS=[c.secret for c in channels],
         STELLAR_FEE_BUMP=fee_bump,

@@ -8,28 +8,19 @@ from stellar_sdk import Keypair
 
 from tests.conftest import bearer, register
 from tests.content.conftest import media_files, media_root, ready_item  # noqa: F401 (fixtures)
-from tests.stellar.conftest import PASSPHRASE, XLM, link_address
+from tests.stellar.conftest import XLM, link_address
 from tests.streaming.conftest import FakeClock, Player, serve
 
 
 def test_deposit_watch_and_get_paid_once_even_when_horizon_times_out(
-    app_factory,
+    stellar_app,
     horizon,
     custody,
     media_files,  # noqa: F811
     media_root,  # noqa: F811
 ):
     clock = FakeClock()
-    app = app_factory(
-        STELLAR_HORIZON_URL=horizon.url,
-        STELLAR_PASSPHRASE=PASSPHRASE,
-        STELLAR_MASTER_SECRET_KEY=custody.secret,
-        PAYOUT_MIN_AMOUNT="1",
-        RATELIMIT_ENABLED=False,
-        MEDIA_ROOT=media_root,
-        STELLAR_HOME_DOMAIN="streampay.test",
-        STELLAR_WEB_AUTH_DOMAIN="streampay.test",
-    )
+    app = stellar_app(MEDIA_ROOT=media_root)
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
 

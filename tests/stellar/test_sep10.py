@@ -63,17 +63,8 @@ def test_a_signature_for_another_network_is_refused(client):
     assert verify(client, wrong, user["access_token"]).status_code == 401
 
 
-def test_an_expired_challenge_is_refused(app_factory, app):
-    short = app_factory(
-        **{
-            k: app.config[k]
-            for k in (
-                "STELLAR_HORIZON_URL",
-                "STELLAR_MASTER_SECRET_KEY",
-                "STELLAR_HOME_DOMAIN",
-                "STELLAR_WEB_AUTH_DOMAIN",
-            )
-        },
+def test_an_expired_challenge_is_refused(stellar_app):
+    short = stellar_app(
         STELLAR_SEP10_TIMEOUT=1,
         RATELIMIT_ENABLED=False,
     )
