@@ -51,7 +51,9 @@ return before
 def beat(session_id: str, viewer_id: str, now: int) -> dict | None:
     """Stamp a heartbeat; the meter as it was before it, or None for no live session of this viewer."""
     client = redis_client()
-    script = client.__dict__.setdefault("_streampay_beat", client.register_script(_BEAT))
+    script = client.__dict__.get("_streampay_beat")
+    if script is None:
+        script = client.__dict__["_streampay_beat"] = client.register_script(_BEAT)
     flat = script(keys=[_key(session_id), ACTIVE], args=[now, session_id, viewer_id])
     if not flat:
         return None

@@ -48,6 +48,10 @@ class AuthSchema(Schema):
     token = fields.String(required=True)
 
 
+# Built once: a schema per frame would deep-copy its fields on every heartbeat.
+START_SCHEMA, SESSION_REF_SCHEMA, AUTH_SCHEMA = StartSchema(), SessionRefSchema(), AuthSchema()
+
+
 class Player:
     def __init__(self, ws):
         self.ws = ws
@@ -129,19 +133,19 @@ def _load(schema: Schema, data) -> dict:
 
 
 def on_auth(player: Player, data: dict) -> dict:
-    player.authenticate(_load(AuthSchema(), data)["token"])
+    player.authenticate(_load(AUTH_SCHEMA, data)["token"])
     return {"user_id": str(player.user.id)}
 
 
 def on_start(player: Player, data: dict) -> dict:
-    args = _load(StartSchema(), data)
+    args = _load(START_SCHEMA, data)
     reply = service.start(player.user, args["content_id"], args.get("max_spend"))
     hub().watch(reply["session_id"], player)
     return reply
 
 
 def on_heartbeat(player: Player, data: dict) -> dict:
-    session_id = _load(SessionRefSchema(), data)["session_id"]
+    session_id = _load(SESSION_REF_SCHEMA, data)["session_id"]
     reply, ended = service.heartbeat(player.user, session_id)
     if ended is None:
         # After a reconnect, the session's pushes follow the player to this socket.
@@ -150,7 +154,7 @@ def on_heartbeat(player: Player, data: dict) -> dict:
 
 
 def on_stop(player: Player, data: dict) -> dict:
-    return service.stop(player.user, _load(SessionRefSchema(), data)["session_id"])
+    return service.stop(player.user, _load(SESSION_REF_SCHEMA, data)["session_id"])
 
 
 HANDLERS = {"auth": on_auth, "startStream": on_start, "heartbeat": on_heartbeat, "stopStream": on_stop}
