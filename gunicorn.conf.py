@@ -1,16 +1,20 @@
 """gunicorn settings for the web dyno, from the environment.
 
-Each WebSocket holds a thread of the gthread worker (flask-sock's advice), so a worker
-process gets many threads: WEB_CONCURRENCY processes x WEB_THREADS sockets per dyno.
+The web dyno holds thousands of WebSockets: gevent workers give each socket a greenlet, not an
+OS thread, so a worker process holds WEB_CONNECTIONS sockets on one core.
+
+PostgreSQL calls are left blocking (no psycogreen): a transaction runs start to commit without
+yielding, so it never sits on a pooled connection or a row lock while thousands of other
+greenlets take their turn. The web dyno's transactions are a few milliseconds by design, and no
+code path waits on Redis or a socket while it holds a row lock.
 """
 
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
-worker_class = "gthread"
+worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "1000"))
-worker_connections = threads + 100
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "10000"))
 # Idle sockets are kept alive by WebSocket pings; plain HTTP keep-alive stays short.
 keepalive = 5
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
@@ -20,3 +24,4 @@ accesslog = None  # the app writes JSON access lines itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+

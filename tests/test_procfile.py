@@ -87,7 +87,7 @@ def test_release_applies_migrations():
 
 def test_web_serves_health_and_readiness():
     port = free_port()
-    proc = start("web", PORT=str(port), WEB_CONCURRENCY="1", WEB_THREADS="8")
+    proc = start("web", PORT=str(port), WEB_CONCURRENCY="1", WEB_CONNECTIONS="50")
 
     def ready():
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from streampay.errors import Conflict, Invalid
 from streampay.extensions import db
@@ -30,12 +31,18 @@ class Leg:
     amount: int
 
 
-def account(kind: AccountKind, user_id: uuid.UUID | None = None) -> Account:
-    """Get or create an account; per-user kinds need the user, platform kinds must not have one."""
+def account(kind: AccountKind, user_id: uuid.UUID | None = None, *, lock: bool = False) -> Account:
+    """Get or create an account; per-user kinds need the user, platform kinds must not have one.
+
+    `lock` reads it under a row lock (PostgreSQL), fresh, for read-then-write decisions.
+    """
     if (kind in PER_USER) != (user_id is not None):
         raise ValueError(f"{kind} {'needs' if kind in PER_USER else 'takes no'} user")
     owner = str(user_id) if user_id else PLATFORM
-    found = db.session.scalar(select(Account).where(Account.kind == kind, Account.owner == owner))
+    query = select(Account).where(Account.kind == kind, Account.owner == owner)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = db.session.scalar(query)
     if found is not None:
         return found
     try:
@@ -46,6 +53,10 @@ def account(kind: AccountKind, user_id: uuid.UUID | None = None) -> Account:
         # Another request created it first.
         found = db.session.scalar(select(Account).where(Account.kind == kind, Account.owner == owner))
     return found
+
+
+def _lock_order(leg: Leg) -> tuple:
+    return (leg.account.kind is not AccountKind.VIEWER_WALLET, leg.account.id)
 
 
 def post(
@@ -74,23 +85,29 @@ def post(
             )
             db.session.add(txn)
             db.session.flush()
-            for leg in legs:
-                db.session.add(Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount))
-                # An atomic increment: concurrent postings never lose an update.
-                db.session.execute(
+            db.session.add_all(
+                [Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount) for leg in legs]
+            )
+            db.session.flush()
+            # Atomic increments, so concurrent postings never lose an update, in one global order (so they never
+            # deadlock): viewer wallets first, each a viewer's own, then the accounts that many postings share
+            # (a creator's earnings, the platform's), whose row locks are then held for the shortest time.
+            # RETURNING refreshes each account without another query.
+            for leg in sorted(legs, key=_lock_order):
+                balance, held = db.session.execute(
                     update(Account)
                     .where(Account.id == leg.account.id)
                     .values(balance=Account.balance + leg.amount)
+                    .returning(Account.balance, Account.held)
                     .execution_options(synchronize_session=False)
-                )
-            db.session.flush()
+                ).one()
+                set_committed_value(leg.account, "balance", balance)
+                set_committed_value(leg.account, "held", held)
     except IntegrityError as exc:
         replay = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
         if replay is not None:
             return replay
         raise InsufficientFunds("Not enough funds for that.") from exc
-    for leg in legs:
-        db.session.refresh(leg.account)
     if commit:
         db.session.commit()
     return txn
@@ -102,15 +119,16 @@ def hold(wallet: Account, amount: int) -> None:
         return
     try:
         with db.session.begin_nested():
-            db.session.execute(
+            held = db.session.execute(
                 update(Account)
                 .where(Account.id == wallet.id)
                 .values(held=Account.held + amount)
+                .returning(Account.held)
                 .execution_options(synchronize_session=False)
-            )
+            ).scalar_one()
     except IntegrityError as exc:
         raise InsufficientFunds("Not enough available funds to reserve.") from exc
-    db.session.refresh(wallet)
+    set_committed_value(wallet, "held", held)
 
 
 def lock(acct: Account) -> Account:
@@ -120,8 +138,8 @@ def lock(acct: Account) -> Account:
     ).one()
 
 
-def wallet(user_id: uuid.UUID) -> Account:
-    return account(AccountKind.VIEWER_WALLET, user_id)
+def wallet(user_id: uuid.UUID, *, lock: bool = False) -> Account:
+    return account(AccountKind.VIEWER_WALLET, user_id, lock=lock)
 
 
 def earnings(user_id: uuid.UUID) -> Account:

@@ -1,11 +1,15 @@
 """The live side of a session in Redis: one hash per session and one sorted set of last heartbeats.
 
-A heartbeat is one pipelined round trip of O(1) commands and never touches PostgreSQL.
+A heartbeat is one O(1) script call, pipelined with the process's other heartbeats, and never touches
+PostgreSQL.
 """
 
 from __future__ import annotations
 
+from flask import current_app
+
 from streampay.extensions import redis_client
+from streampay.streaming.pipeline import ScriptPipeline
 
 ACTIVE = "meter:active"
 PUSH_CHANNEL = "streampay:push"
@@ -37,27 +41,34 @@ def _decode(raw: dict) -> dict:
     return out
 
 
-# One atomic round trip: read the meter and stamp the heartbeat, only for the session's own viewer.
+# One atomic call: read what a heartbeat needs and stamp it, only for the session's own viewer.
+BEAT_FIELDS = ("started", "last_hb", "window_end", "final", "price", "balance_at_cp", "charged_at_cp")
 _BEAT = """
-local viewer = redis.call('HGET', KEYS[1], 'viewer')
-if not viewer or viewer ~= ARGV[3] then return false end
-local before = redis.call('HGETALL', KEYS[1])
+local m = redis.call('HMGET', KEYS[1], 'viewer', {fields})
+if m[1] ~= ARGV[3] then return false end
 redis.call('HSET', KEYS[1], 'last_hb', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-return before
-"""
+table.remove(m, 1)
+return m
+""".format(fields=", ".join(f"'{f}'" for f in BEAT_FIELDS))
+
+
+def _beats() -> ScriptPipeline:
+    app = current_app._get_current_object()
+    beats = app.extensions.get("streampay.beats")
+    if beats is None:
+        beats = app.extensions["streampay.beats"] = ScriptPipeline(
+            redis_client(), _BEAT, timeout=app.config["REDIS_POOL_TIMEOUT"]
+        )
+    return beats
 
 
 def beat(session_id: str, viewer_id: str, now: int) -> dict | None:
     """Stamp a heartbeat; the meter as it was before it, or None for no live session of this viewer."""
-    client = redis_client()
-    script = client.__dict__.get("_streampay_beat")
-    if script is None:
-        script = client.__dict__["_streampay_beat"] = client.register_script(_BEAT)
-    flat = script(keys=[_key(session_id), ACTIVE], args=[now, session_id, viewer_id])
-    if not flat:
+    values = _beats()([_key(session_id), ACTIVE], [now, session_id, viewer_id])
+    if not values:
         return None
-    return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
+    return dict(zip(BEAT_FIELDS, map(int, values), strict=True))
 
 
 def drop(session_id: str) -> None:

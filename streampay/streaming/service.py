@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -53,21 +54,24 @@ def _cap_end(session: StreamSession) -> int | None:
     return ms_affordable(session.max_spend, session.price_per_second)
 
 
-def _extend(session: StreamSession, wallet, from_ms: int) -> None:
-    """Hold money for the next window after `from_ms`, as far as the wallet and the cap allow."""
-    wallet = ledger.lock(wallet)
-    ledger.hold(wallet, -session.held)
-    session.held = 0
-    available = wallet.balance - wallet.held
+def _extend(session: StreamSession, wallet, from_ms: int, paying: int = 0) -> None:
+    """Hold money for the next window after `from_ms`, as far as the (locked) wallet and the cap allow.
+
+    `paying` is the part of this session's hold that a charge posted next will take: it is released
+    with the rest and is no longer available. One hold update moves the wallet from the old hold to
+    the new, so the wallet stays covered at every statement.
+    """
+    available = wallet.balance - paying - (wallet.held - session.held - paying)
     end = from_ms + _window_ms()
     end = min(end, ms_affordable(session.charged + available, session.price_per_second))
     cap = _cap_end(session)
     if cap is not None:
         end = min(end, cap)
     end = max(end, session.window_end_ms, session.billed_ms)
-    session.held = charge_for(end, session.price_per_second) - session.charged
+    new_hold = charge_for(end, session.price_per_second) - session.charged
+    ledger.hold(wallet, new_hold - session.held - paying)
+    session.held = new_hold
     session.window_end_ms = end
-    ledger.hold(wallet, session.held)
 
 
 def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> dict:
@@ -98,8 +102,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         window_end_ms=0,
         held=0,
     )
-    wallet = ledger.wallet(viewer.id)
-    db.session.add(session)
+    wallet = ledger.wallet(viewer.id, lock=True)
     _extend(session, wallet, 0)
     minimum = min(_cfg("STREAM_MIN_SECONDS") * 1000, _cap_end(session) or _window_ms())
     if session.window_end_ms < minimum or session.window_end_ms <= 0:
@@ -107,57 +110,67 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         raise ledger.InsufficientFunds(
             f"The balance does not cover the first {_cfg('STREAM_MIN_SECONDS')} seconds of this content."
         )
+    db.session.add(session)  # after the hold: one INSERT at the commit
+    live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
-    wallet = ledger.wallet(viewer.id)
     meter.put(
-        str(session.id),
+        live.session_id,
         viewer=str(viewer.id),
         started=now,
         last_hb=now,
-        window_end=session.window_end_ms,
+        window_end=live.window_end,
         final=0,
-        price=session.price_per_second,
-        balance_at_cp=wallet.balance,
+        price=live.price,
+        balance_at_cp=live.balance,
         charged_at_cp=0,
         low_sent=0,
     )
-    _maybe_warn_low(session, wallet)
+    _maybe_warn_low(live)
     return {
-        "session_id": str(session.id),
-        "price_per_second": money.format(session.price_per_second),
-        "balance": money.format(wallet.balance),
+        "session_id": live.session_id,
+        "price_per_second": money.format(live.price),
+        "balance": money.format(live.balance),
     }
 
 
-def _settle(session: StreamSession, billed_ms: int) -> None:
-    """Post the difference between what `billed_ms` costs in total and what was already posted."""
+def _bill(session: StreamSession, billed_ms: int) -> int:
+    """Bill the session up to `billed_ms` (within what was held); returns the charge still to post.
+
+    The held money pays: the charge leaves the session's hold, and `_post_charge` posts it.
+    """
     billed_ms = min(max(billed_ms, session.billed_ms), session.window_end_ms)
     total = charge_for(billed_ms, session.price_per_second)
-    total_fee = fee_for(total, session.fee_bps)
-    charge, fee = total - session.charged, total_fee - session.fee
+    charge = total - session.charged
     session.checkpoints += 1
-    if charge > 0:
-        wallet = ledger.wallet(session.viewer_id)
-        # The held money is what pays: release it first, so the wallet stays covered throughout.
-        ledger.hold(wallet, -charge)
-        session.held -= charge
-        ledger.post(
-            [
-                ledger.Leg(wallet, -charge),
-                ledger.Leg(ledger.earnings(session.creator_id), charge - fee),
-                ledger.Leg(ledger.platform(AccountKind.PLATFORM_FEES), fee),
-            ],
-            idempotency_key=f"stream:{session.id}:{session.checkpoints}",
-            kind="charge",
-            details={
-                "session_id": str(session.id),
-                "content_id": str(session.content_id),
-                "checkpoint": session.checkpoints,
-                "billed_ms": billed_ms,
-            },
-            commit=False,
-        )
-    session.billed_ms, session.charged, session.fee = billed_ms, total, total_fee
+    session.held -= charge
+    session.billed_ms, session.charged = billed_ms, total
+    return charge
+
+
+def _post_charge(session: StreamSession, wallet, charge: int) -> None:
+    """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
+    creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
+    total_fee = fee_for(session.charged, session.fee_bps)
+    fee, session.fee = total_fee - session.fee, total_fee
+    db.session.flush()  # the session's own row first, before the shared rows are locked
+    if charge <= 0:
+        return
+    ledger.post(
+        [
+            ledger.Leg(wallet, -charge),
+            ledger.Leg(ledger.earnings(session.creator_id), charge - fee),
+            ledger.Leg(ledger.platform(AccountKind.PLATFORM_FEES), fee),
+        ],
+        idempotency_key=f"stream:{session.id}:{session.checkpoints}",
+        kind="charge",
+        details={
+            "session_id": str(session.id),
+            "content_id": str(session.content_id),
+            "checkpoint": session.checkpoints,
+            "billed_ms": session.billed_ms,
+        },
+        commit=False,
+    )
 
 
 def _locked(session_id) -> StreamSession | None:
@@ -169,48 +182,66 @@ def _locked(session_id) -> StreamSession | None:
     ).one_or_none()
 
 
-def checkpoint(session_id: str, billed_ms: int) -> StreamSession | None:
-    """Settle what was watched and hold the next window (once per window, idempotent)."""
+def checkpoint(session_id: str, billed_ms: int) -> int | None:
+    """Settle what was watched and hold the next window (once per window, idempotent).
+
+    Returns where the session's held window now ends, or None for no such session.
+    """
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE or billed_ms <= session.billed_ms:
+        window_end = None if session is None else session.window_end_ms
         db.session.rollback()
-        return session
+        return window_end
     old_end = session.window_end_ms
-    _settle(session, billed_ms)
-    wallet = ledger.wallet(session.viewer_id)
-    _extend(session, wallet, session.billed_ms)
+    wallet = ledger.wallet(session.viewer_id, lock=True)
+    charge = _bill(session, billed_ms)
+    _extend(session, wallet, session.billed_ms, paying=charge)
+    _post_charge(session, wallet, charge)
+    live = _Live.of(session, wallet)
     db.session.commit()
-    wallet = ledger.wallet(session.viewer_id)
     meter.put(
         session_id,
-        window_end=session.window_end_ms,
-        final=int(session.window_end_ms <= old_end),
-        balance_at_cp=wallet.balance,
-        charged_at_cp=session.charged,
+        window_end=live.window_end,
+        final=int(live.window_end <= old_end),
+        balance_at_cp=live.balance,
+        charged_at_cp=live.charged,
     )
-    _maybe_warn_low(session, wallet)
-    return session
+    _maybe_warn_low(live)
+    return live.window_end
 
 
-def end(session_id: str, end_ms: int, reason: EndReason) -> StreamSession | None:
-    """Close a session at a server time: settle up to it (within what was held), release the rest."""
+@dataclass(frozen=True)
+class Closed:
+    billed_ms: int
+    charged: int
+
+
+def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
+    """Close a session at a server time: settle up to it (within what was held), release the rest.
+
+    Returns what the session was billed in all, also when it had already ended; None for no such session.
+    """
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE:
+        closed = None if session is None else Closed(session.billed_ms, session.charged)
         db.session.rollback()
         meter.drop(session_id)
-        return session
-    _settle(session, max(0, end_ms - session.started_ms))
-    wallet = ledger.lock(ledger.wallet(session.viewer_id))
-    ledger.hold(wallet, -session.held)
+        return closed
+    wallet = ledger.wallet(session.viewer_id, lock=True)
+    charge = _bill(session, max(0, end_ms - session.started_ms))
+    release = session.held + charge  # the whole hold: what the charge takes and the rest
     session.held = 0
     session.move_to(SessionStatus.ENDED)
     session.end_reason = reason.value
     session.ended_ms = session.started_ms + session.billed_ms
     session.ended_at = utcnow()
+    ledger.hold(wallet, -release)
+    _post_charge(session, wallet, charge)
+    closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     meter.drop(session_id)
     publish(session_id, "streamEnded", {"session_id": session_id, "reason": reason.value})
-    return session
+    return closed
 
 
 def publish(session_id: str, event: str, data: dict) -> None:
@@ -218,16 +249,39 @@ def publish(session_id: str, event: str, data: dict) -> None:
     redis_client().publish(meter.PUSH_CHANNEL, json.dumps({"session_id": session_id, "event": event, "data": data}))
 
 
-def _maybe_warn_low(session: StreamSession, wallet) -> None:
-    runway = (wallet.balance - wallet.held + session.held) // max(session.price_per_second, 1)
-    if runway < _cfg("BALANCE_LOW_SECONDS"):
-        live = meter.read(str(session.id))
-        if live is not None and not live.get("low_sent"):
-            meter.put(str(session.id), low_sent=1)
+@dataclass(frozen=True)
+class _Live:
+    """What the meter and the player need of a session and its wallet, read inside the transaction."""
+
+    session_id: str
+    price: int
+    window_end: int
+    charged: int
+    balance: int
+    runway: int  # whole seconds the wallet covers: what other sessions do not hold, plus this one's hold
+
+    @classmethod
+    def of(cls, session: StreamSession, wallet) -> _Live:
+        spare = wallet.balance - wallet.held + session.held
+        return cls(
+            str(session.id),
+            session.price_per_second,
+            session.window_end_ms,
+            session.charged,
+            wallet.balance,
+            spare // max(session.price_per_second, 1),
+        )
+
+
+def _maybe_warn_low(live: _Live) -> None:
+    if live.runway < _cfg("BALANCE_LOW_SECONDS"):
+        state = meter.read(live.session_id)
+        if state is not None and not state.get("low_sent"):
+            meter.put(live.session_id, low_sent=1)
             publish(
-                str(session.id),
+                live.session_id,
                 "balanceLow",
-                {"session_id": str(session.id), "balance": money.format(wallet.balance), "runway_seconds": int(runway)},
+                {"session_id": live.session_id, "balance": money.format(live.balance), "runway_seconds": live.runway},
             )
 
 
@@ -257,9 +311,9 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
     if billed >= window_end - _cfg("CHECKPOINT_LEAD_SECONDS") * 1000 and not before["final"]:
-        session = checkpoint(session_id, min(billed, window_end))
-        if session is not None:
-            window_end = session.window_end_ms
+        held_until = checkpoint(session_id, min(billed, window_end))
+        if held_until is not None:
+            window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
     if billed >= window_end:
         session = db.session.get(StreamSession, uuid.UUID(session_id))
@@ -281,8 +335,8 @@ def stop(viewer: User, session_id: str) -> dict:
     live = _owned_live(viewer, session_id)
     now = clock.now_ms()
     within = now - live["last_hb"] <= _timeout_ms()
-    session = end(session_id, now if within else live["last_hb"], EndReason.STOPPED if within else EndReason.TIMEOUT)
-    return {"success": True, "duration": session.billed_ms // 1000, "charged": money.format(session.charged)}
+    closed = end(session_id, now if within else live["last_hb"], EndReason.STOPPED if within else EndReason.TIMEOUT)
+    return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
 
 
 def reap() -> int:

@@ -196,7 +196,8 @@ def handle(player: Player, raw) -> None:
         db.session.rollback()
         player.send("error", {"code": "internal", "message": "Something went wrong on our side."}, frame_id)
     finally:
-        db.session.remove()
+        if db.session.registry.has():  # a heartbeat never opened one: nothing to give back
+            db.session.remove()
 
 
 @ws_bp.before_request
