@@ -25,3 +25,15 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+
+
+def post_worker_init(worker):
+    # Thousands of sockets mean millions of long-lived objects, and a full collection of them stalls
+    # every socket of the worker for up to a second. What the worker built at boot is frozen out of
+    # the collections, and young collections run less often, so the objects of a frame die by
+    # reference count before a collection can promote them; full collections then come only when
+    # a good part of the heap has turned over (sockets closed), as CPython decides.
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)

@@ -1,44 +1,51 @@
 """The live side of a session in Redis: one hash per session and one sorted set of last heartbeats.
 
-A heartbeat is one O(1) script call, pipelined with the process's other heartbeats, and never touches
-PostgreSQL.
+A heartbeat is one O(1) script call and never touches PostgreSQL. Everything here goes through the
+process's one shared, pipelined connection (`pipeline.SharedConnection`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import current_app
 
 from streampay.extensions import redis_client
-from streampay.streaming.pipeline import ScriptPipeline
+from streampay.streaming.pipeline import SharedConnection
 
 ACTIVE = "meter:active"
 PUSH_CHANNEL = "streampay:push"
-FIELDS = ("viewer", "started", "last_hb", "window_end", "final", "price", "balance_at_cp", "charged_at_cp", "low_sent")
 
 
 def _key(session_id: str) -> str:
     return f"meter:{session_id}"
 
 
+def _process_connection() -> tuple[SharedConnection, Callable[[list, list], object]]:
+    """The app's shared connection, made on first use in each process, and the heartbeat script on it."""
+    found = current_app.extensions.get("streampay.meter")
+    if found is None:
+        conn = SharedConnection(redis_client(), current_app.config["REDIS_POOL_TIMEOUT"])
+        found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
+    return found
+
+
+def shared() -> SharedConnection:
+    return _process_connection()[0]
+
+
 def put(session_id: str, **values) -> None:
-    pipe = redis_client().pipeline()
-    pipe.hset(_key(session_id), mapping={k: str(v) for k, v in values.items()})
+    fields = [str(part) for pair in values.items() for part in pair]
+    commands = [("HSET", _key(session_id), *fields)]
     if "last_hb" in values:
-        pipe.zadd(ACTIVE, {session_id: int(values["last_hb"])})
-    pipe.execute()
+        commands.append(("ZADD", ACTIVE, int(values["last_hb"]), session_id))
+    shared().transaction(*commands)
 
 
 def read(session_id: str) -> dict | None:
-    raw = redis_client().hgetall(_key(session_id))
-    return _decode(raw) if raw else None
-
-
-def _decode(raw: dict) -> dict:
-    out = {}
-    for k, v in raw.items():
-        k, v = k.decode(), v.decode()
-        out[k] = v if k == "viewer" else int(v)
-    return out
+    flat = shared().execute(("HGETALL", _key(session_id)))[0]
+    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    return {k.decode(): v.decode() if k == b"viewer" else int(v) for k, v in pairs} or None
 
 
 # One atomic call: read what a heartbeat needs and stamp it, only for the session's own viewer.
@@ -53,29 +60,21 @@ return m
 """.format(fields=", ".join(f"'{f}'" for f in BEAT_FIELDS))
 
 
-def _beats() -> ScriptPipeline:
-    app = current_app._get_current_object()
-    beats = app.extensions.get("streampay.beats")
-    if beats is None:
-        beats = app.extensions["streampay.beats"] = ScriptPipeline(
-            redis_client(), _BEAT, timeout=app.config["REDIS_POOL_TIMEOUT"]
-        )
-    return beats
-
-
 def beat(session_id: str, viewer_id: str, now: int) -> dict | None:
     """Stamp a heartbeat; the meter as it was before it, or None for no live session of this viewer."""
-    values = _beats()([_key(session_id), ACTIVE], [now, session_id, viewer_id])
+    values = _process_connection()[1]([_key(session_id), ACTIVE], [now, session_id, viewer_id])
     if not values:
         return None
     return dict(zip(BEAT_FIELDS, map(int, values), strict=True))
 
 
 def drop(session_id: str) -> None:
-    pipe = redis_client().pipeline()
-    pipe.delete(_key(session_id))
-    pipe.zrem(ACTIVE, session_id)
-    pipe.execute()
+    shared().transaction(("DEL", _key(session_id)), ("ZREM", ACTIVE, session_id))
+
+
+def publish(message: str) -> None:
+    """To every web process's push listener."""
+    shared().execute(("PUBLISH", PUSH_CHANNEL, message))
 
 
 def silent_since(cutoff_ms: int, limit: int = 500) -> list[str]:

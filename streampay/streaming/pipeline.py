@@ -1,58 +1,70 @@
-"""One Redis connection that every socket of a process shares for its heartbeats (auto-pipelining).
+"""One Redis connection that every socket of a process shares for the meter (auto-pipelining).
 
-A socket handler queues its script call and waits; one sender thread (a greenlet under gevent)
-writes everything queued in a single send and reads the replies back in order. While a round
-trip is in flight the next calls queue up, so the busier the process, the more heartbeats share
-a write: a heartbeat costs its command and its reply, not a pool checkout and a round trip of
-its own. The sender exits after a quiet spell and starts again on the next call.
+A caller queues its commands and waits; one sender thread (a greenlet under gevent) writes
+everything queued in a single send and reads the replies back in order. While a round trip is in
+flight the next calls queue up, so the busier the process, the more calls share a write: a
+heartbeat costs its command and its reply, not a pool checkout and a round trip of its own, and
+thousands of sockets never wait for one of the pool's connections. A caller's commands go out
+back to back, so a MULTI ... EXEC of one caller is never split. The sender exits after a quiet
+spell and starts again on the next call.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 IDLE_SECONDS = 30.0
+Command = Sequence
 
 
 class _Call:
-    __slots__ = ("args", "done", "result", "error")
+    __slots__ = ("commands", "done", "replies", "error")
 
-    def __init__(self, args: tuple):
-        self.args = args
+    def __init__(self, commands: tuple):
+        self.commands = commands
         self.done = threading.Event()
-        self.result = None
+        self.replies: list = []
         self.error: BaseException | None = None
 
 
-class ScriptPipeline:
-    """Calls of one Lua script, pipelined over one dedicated connection of `client`'s pool."""
-
-    def __init__(self, client: redis.Redis, source: str, timeout: float):
+class SharedConnection:
+    def __init__(self, client: redis.Redis, timeout: float):
+        self.client = client
         self.pool = client.connection_pool
-        self.source = source
-        self.sha = client.register_script(source).sha
         self.timeout = timeout
+        self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.queue: list[_Call] = []
         self.sender: threading.Thread | None = None
 
-    def __call__(self, keys: list[str], args: list) -> object:
-        call = _Call(("EVALSHA", self.sha, len(keys), *keys, *args))
+    def execute(self, *commands: Command) -> list:
+        """Send `commands` back to back; their replies, in order (an error reply raises)."""
+        call = _Call(commands)
         with self.lock:
             self.queue.append(call)
             if self.sender is None:
-                self.sender = threading.Thread(target=self._send_loop, name="redis-pipeline", daemon=True)
+                self.sender = threading.Thread(target=self._send_loop, name="redis-shared", daemon=True)
                 self.sender.start()
             self.wake.notify()
         if not call.done.wait(self.timeout):
             raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
         if call.error is not None:
             raise call.error
-        return call.result
+        return call.replies
+
+    def transaction(self, *commands: Command) -> list:
+        """`commands` in one MULTI ... EXEC; their replies."""
+        return self.execute(("MULTI",), *commands, ("EXEC",))[-1]
+
+    def script(self, source: str) -> Callable[[list, list], object]:
+        sha = self.client.register_script(source).sha
+        self.scripts[sha] = source
+        return lambda keys, args: self.execute(("EVALSHA", sha, len(keys), *keys, *args))[0]
 
     def _next_batch(self) -> list[_Call] | None:
         with self.lock:
@@ -83,18 +95,25 @@ class ScriptPipeline:
                 self.pool.release(conn)
 
     def _round_trip(self, conn, batch: list[_Call]) -> None:
-        conn.send_packed_command(conn.pack_commands([call.args for call in batch]))
-        missing = []
+        conn.send_packed_command(conn.pack_commands([command for call in batch for command in call.commands]))
+        again = []
         for call in batch:
-            try:
-                call.result = conn.read_response()
-            except NoScriptError:
-                missing.append(call)
-                continue
-            except ResponseError as exc:
-                call.error = exc
-            call.done.set()
-        if missing:  # Redis restarted or was flushed: load the script once, then run these again
-            conn.send_command("SCRIPT", "LOAD", self.source)
+            for n, command in enumerate(call.commands):
+                try:
+                    call.replies.append(conn.read_response())
+                except NoScriptError:
+                    call.replies.append(None)
+                    again.append((call, n, command))
+                except ResponseError as exc:
+                    call.replies.append(exc)
+                    call.error = call.error or exc
+        for call, n, command in again:  # Redis restarted or was flushed: load the script, run it again
+            conn.send_command("SCRIPT", "LOAD", self.scripts[command[1]])
             conn.read_response()
-            self._round_trip(conn, missing)
+            conn.send_command(*command)
+            try:
+                call.replies[n] = conn.read_response()
+            except ResponseError as exc:
+                call.error = call.error or exc
+        for call in batch:
+            call.done.set()

@@ -21,7 +21,7 @@ from streampay.content import service as catalogue
 from streampay.content.models import ContentStatus
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, DomainError, NotFound
-from streampay.extensions import db, redis_client
+from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
 from streampay.streaming import meter
@@ -246,7 +246,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
 
 def publish(session_id: str, event: str, data: dict) -> None:
     """A push for the player, wherever its socket is: every web process hears it through Redis."""
-    redis_client().publish(meter.PUSH_CHANNEL, json.dumps({"session_id": session_id, "event": event, "data": data}))
+    meter.publish(json.dumps({"session_id": session_id, "event": event, "data": data}))
 
 
 @dataclass(frozen=True)

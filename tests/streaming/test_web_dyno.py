@@ -1,0 +1,78 @@
+"""A stream played through the real web dyno (gunicorn's gevent workers), settled to the stroop.
+
+The player's socket lives in the dyno's process; the stop arrives through another process, so
+the streamEnded push can only reach the player through Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import bearer
+from tests.streaming.conftest import Player, stroops
+from tests.test_procfile import free_port, start, stop, wait_for
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
+    reason="the dyno and the tests share state only through a real PostgreSQL and Redis",
+)
+
+
+@pytest.fixture
+def dyno():
+    port = free_port()
+    proc = start("web", PORT=str(port), WEB_CONCURRENCY="2", WEB_CONNECTIONS="50")
+
+    def ready():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:  # noqa: S310
+                return reply.status == 200
+        except OSError:
+            return proc.poll() is not None
+
+    try:
+        assert wait_for(ready, 60) and proc.poll() is None, stop(proc)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        log = stop(proc)
+        assert "Traceback" not in log, log
+
+
+def test_a_stream_on_the_web_dyno_settles_to_the_stroop(
+    dyno, client, runner, players, movie, creator, funded_viewer, clock
+):
+    viewer = funded_viewer("10")
+    player = Player(dyno, viewer["access_token"])
+    try:
+        started = player.call("startStream", content_id=movie["id"])
+        assert started["event"] == "startStream", started
+        session_id = started["data"]["session_id"]
+        time.sleep(1.1)
+        beat = player.call("heartbeat", session_id=session_id)
+        assert beat["event"] == "heartbeat", beat
+        assert beat["data"]["billed_seconds"] >= 1
+
+        # The stop comes through this test's own server, on the dyno's clock (the real one).
+        clock.now = time.time_ns() // 1_000_000
+        stopped = players(viewer["access_token"]).call("stopStream", session_id=session_id)
+        assert stopped["event"] == "stopStream", stopped
+        pushed = player.wait_push("streamEnded")
+        assert pushed["data"] == {"session_id": session_id, "reason": "stopped"}
+    finally:
+        player.close()
+
+    session = client.get(f"/api/v1/streaming/sessions/{session_id}", headers=bearer(viewer["access_token"])).json
+    charged, fee = stroops(session["charged"]), stroops(session["fee"])
+    # 0.0100000 per second: the bill is the billed milliseconds at 100,000 stroops a second, the fee 10% of it.
+    assert session["billed_ms"] >= 1100 and charged == session["billed_ms"] * 100 and fee == charged // 10
+    assert stroops(stopped["data"]["charged"]) == charged
+    wallet = client.get("/api/v1/wallet", headers=bearer(viewer["access_token"])).json
+    assert stroops(wallet["balance"]) == 10 * 10_000_000 - charged and wallet["held"] == "0.0000000"
+    earned = client.get("/api/v1/wallet", headers=bearer(creator["access_token"])).json
+    assert stroops(earned["earnings"]) == charged - fee
+    check = runner.invoke(args=["ledger", "check"])
+    assert check.exit_code == 0, check.output
