@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -85,9 +86,11 @@ def test_release_applies_migrations():
     assert proc.returncode == 0, proc.stderr.decode()
 
 
-def test_web_serves_health_and_readiness():
+@contextlib.contextmanager
+def web_dyno(**env):
+    """The web line on a free port, ready (its /readyz answers 200); yields the port, then its log."""
     port = free_port()
-    proc = start("web", PORT=str(port), WEB_CONCURRENCY="1", WEB_CONNECTIONS="50")
+    proc = start("web", PORT=str(port), **env)
 
     def ready():
         try:
@@ -96,10 +99,17 @@ def test_web_serves_health_and_readiness():
         except OSError:
             return proc.poll() is not None
 
+    log = []
     try:
         assert wait_for(ready, 60) and proc.poll() is None, stop(proc)
+        yield port, log
     finally:
-        stop(proc)
+        log.append(stop(proc))
+
+
+def test_web_serves_health_and_readiness():
+    with web_dyno(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50") as (port, _):
+        assert port
 
 
 def test_worker_takes_a_job():

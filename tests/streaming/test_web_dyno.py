@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 
 import pytest
 
 from tests.conftest import bearer
 from tests.streaming.conftest import Player, stroops
-from tests.test_procfile import free_port, start, stop, wait_for
+from tests.test_procfile import web_dyno
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
@@ -24,22 +23,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def dyno():
-    port = free_port()
-    proc = start("web", PORT=str(port), WEB_CONCURRENCY="2", WEB_CONNECTIONS="50")
-
-    def ready():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:  # noqa: S310
-                return reply.status == 200
-        except OSError:
-            return proc.poll() is not None
-
-    try:
-        assert wait_for(ready, 60) and proc.poll() is None, stop(proc)
+    with web_dyno(WEB_CONCURRENCY="2", WEB_CONNECTIONS="50") as (port, log):
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        log = stop(proc)
-        assert "Traceback" not in log, log
+    assert "Traceback" not in log[0], log[0]
 
 
 def test_a_stream_on_the_web_dyno_settles_to_the_stroop(
