@@ -1,15 +1,14 @@
 """What a metered heartbeat costs the real web dyno, against a bare WebSocket echo.
 
-    .venv/bin/pip install websockets   # the load generator's client; not a StreamPay requirement
     .venv/bin/python bench/heartbeats.py [--players 10000] [--seconds 60] [--interval 5]
 
 It creates a scratch database (streampay_bench_hb) and uses Redis DB 14, applies the migrations, inserts a creator,
 one ready item at 0.0000100 per second and --players viewers, each credited 10 units through the ledger, mints their
-access tokens, and runs two phases, each on a fresh gunicorn (gunicorn.conf.py, gthread, on a free loopback port) so
-neither inherits the other's threads or memory:
+access tokens, and runs two phases, each on a fresh gunicorn (gunicorn.conf.py, gevent, on a free loopback port) so
+neither inherits the other's sockets or memory:
 
   A, echo       --players sockets on /api/v1/streaming/echo send a heartbeat-sized JSON frame every --interval
-                seconds and time the echo: the cost of the sockets, threads and frames alone;
+                seconds and time the echo: the cost of the sockets, greenlets and frames alone;
   B, heartbeat  --players players on /api/v1/streaming/ws (Authorization: Bearer) send startStream, then a heartbeat
                 every --interval seconds, then stopStream.
 
@@ -24,7 +23,8 @@ server CPU per message (gunicorn master and workers, from /proc), the heartbeat/
 session above the idle dyno, and PostgreSQL commits and rows written per message (pg_stat_database deltas from the
 window's start to 11 s after its end, since PostgreSQL reports a backend's work up to 10 s late; heartbeats go on
 meanwhile, and autovacuum is off on the scratch tables, so only the app's own work counts). The load generator (asyncio
-client processes) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
+client processes, their collector tuned as gunicorn's workers are so that their own pauses do not read as the
+server's latency) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
 printed too, so a saturated client shows. --logs keeps gunicorn's logs; --profile runs py-spy (--gil) on one worker
 during each window, which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an
 error or --time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import multiprocessing
@@ -486,6 +487,8 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
 
 def client_process(cfg: dict, players: list, pipe) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its clients itself
+    gc.freeze()  # as gunicorn.conf.py does for the workers: no collector pause reads as the server's latency
+    gc.set_threshold(50_000, 20, 10)
     try:
         asyncio.run(_client_main(cfg, players, pipe))
     except Exception as exc:  # reported to the parent rather than lost in a child's stderr
@@ -786,7 +789,7 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=60, help="measured window per phase (60)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between a player's frames (5)")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY: one process per core (2)")
-    parser.add_argument("--threads", type=int, help="WEB_THREADS per worker (default: 1.5 x players / workers + 100)")
+    parser.add_argument("--connections", type=int, help="WEB_CONNECTIONS per worker (default: players + 100)")
     parser.add_argument("--client-procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--ramp", type=float, default=200, help="sockets opened (and later stopped) per second (200)")
     parser.add_argument("--in-flight", type=int, default=50, help="opens in flight per client process (50)")
@@ -801,9 +804,9 @@ def parse_args(argv=None):
     parser.add_argument("--time-limit", type=float, help="abort after this many seconds (default: from the sizes)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.threads is None:
-        # The workers race for accept(), so the split is uneven; a socket past a worker's threads would never run.
-        args.threads = math.ceil(1.5 * args.players / args.workers) + 100
+    if args.connections is None:
+        # The workers race for accept(), so the split is uneven: any one of them may take most of the sockets.
+        args.connections = args.players + 100
     if args.time_limit is None:
         per_phase = 90 + 2 * args.players / args.ramp + args.seconds + 2 * PG_STATS_LAG + 8 * args.ack_timeout
         args.time_limit = 300 + args.players / 100 + 2 * per_phase
@@ -811,7 +814,7 @@ def parse_args(argv=None):
 
 
 def limits() -> str:
-    """What can bound the session count besides CPU: open files, threads, memory."""
+    """What can bound the session count besides CPU: open files, memory."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     pid_max = Path("/proc/sys/kernel/pid_max").read_text().strip()
     mem = next(
@@ -819,7 +822,7 @@ def limits() -> str:
     )
     return (
         f"open files {soft} per process (gunicorn holds a socket and a selector per session), pid_max {pid_max} "
-        f"(threads: two per session), {int(mem) / 1024**2:.0f} GiB of memory"
+        f"(greenlets: two per session), {int(mem) / 1024**2:.0f} GiB of memory"
     )
 
 
@@ -841,12 +844,12 @@ def main(argv=None) -> int:
     try:
         import websockets  # noqa: F401
     except ImportError:
-        print("the client needs websockets: .venv/bin/pip install websockets", file=sys.stderr)
+        print("the client needs websockets: .venv/bin/pip install -r requirements.txt", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(int(args.time_limit))
-    _raise_fd_limit(2 * args.threads + 200)
+    _raise_fd_limit(2 * args.connections + 200)
     base, _, _ = args.pg.rpartition("/")
     secret, refresh = secrets.token_hex(32), secrets.token_hex(32)
     env = {
@@ -863,15 +866,16 @@ def main(argv=None) -> int:
         "STREAM_WINDOW_SECONDS": "3600",
         "MAX_SESSIONS_PER_VIEWER": "1",
         "WEB_CONCURRENCY": str(args.workers),
-        "WEB_THREADS": str(args.threads),
+        "WEB_CONNECTIONS": str(args.connections),
     }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_REFRESH_SECRET")})
     os.environ.update({"LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "false"})
     print(
         f"StreamPay heartbeat benchmark: {args.players} players, a frame every {args.interval:g} s each, "
         f"{args.seconds:g} s measured per phase\n"
-        f"web dyno: gunicorn -c gunicorn.conf.py (gthread), WEB_CONCURRENCY={args.workers} x "
-        f"WEB_THREADS={args.threads} (a socket holds a thread); HEARTBEAT_TIMEOUT_SECONDS=STREAM_WINDOW_SECONDS=3600 "
+        f"web dyno: gunicorn -c gunicorn.conf.py (gevent), WEB_CONCURRENCY={args.workers} x "
+        f"WEB_CONNECTIONS={args.connections} (a socket holds a greenlet); "
+        f"HEARTBEAT_TIMEOUT_SECONDS=STREAM_WINDOW_SECONDS=3600 "
         f"so no session times out or checkpoints: only heartbeats run\n"
         f"load: {args.client_procs} asyncio processes (websockets, permessage-deflate "
         f"{'off' if args.no_deflate else 'offered, as browsers do'}), opening {args.ramp:g}/s, sharing the machine's "
