@@ -791,7 +791,7 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY: one process per core (2)")
     parser.add_argument("--connections", type=int, help="WEB_CONNECTIONS per worker (default: players + 100)")
     parser.add_argument("--client-procs", type=int, default=2, help="load generator processes (2)")
-    parser.add_argument("--ramp", type=float, default=200, help="sockets opened (and later stopped) per second (200)")
+    parser.add_argument("--ramp", type=float, default=100, help="sockets opened (and later stopped) per second (100)")
     parser.add_argument("--in-flight", type=int, default=50, help="opens in flight per client process (50)")
     parser.add_argument("--ack-timeout", type=float, default=10, help="seconds to wait for a reply (10)")
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate, as browsers do")

@@ -114,28 +114,26 @@ def post(
 
 
 def hold(wallet: Account, amount: int) -> None:
-    """Reserve (positive) or release (negative) part of a wallet; the database refuses an overdraft."""
+    """Reserve (positive) or release (negative) part of a wallet read under its row lock.
+
+    Under the lock the check below is exact, so the update needs no savepoint of its own; the
+    database still refuses an overdraft whatever a caller does (then the whole transaction fails).
+    """
     if amount == 0:
         return
+    if not 0 <= wallet.held + amount <= wallet.balance:
+        raise InsufficientFunds("Not enough available funds to reserve.")
     try:
-        with db.session.begin_nested():
-            held = db.session.execute(
-                update(Account)
-                .where(Account.id == wallet.id)
-                .values(held=Account.held + amount)
-                .returning(Account.held)
-                .execution_options(synchronize_session=False)
-            ).scalar_one()
+        held = db.session.execute(
+            update(Account)
+            .where(Account.id == wallet.id)
+            .values(held=Account.held + amount)
+            .returning(Account.held)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
     except IntegrityError as exc:
         raise InsufficientFunds("Not enough available funds to reserve.") from exc
     set_committed_value(wallet, "held", held)
-
-
-def lock(acct: Account) -> Account:
-    """Re-read an account under a row lock (PostgreSQL), for read-then-write decisions."""
-    return db.session.scalars(
-        select(Account).where(Account.id == acct.id).with_for_update().execution_options(populate_existing=True)
-    ).one()
 
 
 def wallet(user_id: uuid.UUID, *, lock: bool = False) -> Account:

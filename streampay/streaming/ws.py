@@ -82,6 +82,8 @@ class Hub:
         self.thread = None
 
     def watch(self, session_id: str, player: Player) -> None:
+        if self.players.get(session_id) is player:  # every heartbeat after the first: already watched
+            return
         with self.lock:
             self.players[session_id] = player
             if self.thread is None:
