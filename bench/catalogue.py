@@ -645,7 +645,6 @@ def parse_args(argv=None):
     parser.add_argument("--items", type=int, default=10_000, help="visible catalogue items (10000)")
     parser.add_argument("--rounds", type=int, default=1, help="run every scenario this many times; report medians")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY: one process per core (2)")
-    parser.add_argument("--threads", type=int, default=5, help="WEB_THREADS per worker (5)")
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--client-procs", type=int, default=2, help="processes of the Python load generator (2)")
     parser.add_argument("--only", help="comma-separated scenario names to run (the baseline always runs)")
@@ -677,15 +676,13 @@ def main(argv=None) -> int:
         "LOG_LEVEL": "WARNING",
         "EMBEDDED_WORKER": "false",
         "WEB_CONCURRENCY": str(args.workers),
-        "WEB_THREADS": str(args.threads),
     }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "EMBEDDED_WORKER")})
     print(
         f"StreamPay catalogue benchmark: {args.items} items, {args.clients} clients, {args.seconds:g} s per scenario\n"
-        f"web dyno: gunicorn -c gunicorn.conf.py (gthread), WEB_CONCURRENCY={args.workers} x "
-        f"WEB_THREADS={args.threads}: one worker process per core (each has its own GIL), and as many threads as "
-        f"SQLAlchemy's pool keeps connections (5), to overlap PostgreSQL/Redis round trips without churning "
-        f"connections; the other clients wait in gunicorn's queue\n"
+        f"web dyno: gunicorn -c gunicorn.conf.py (gevent), WEB_CONCURRENCY={args.workers}: one worker process per "
+        f"core (each has its own GIL), every client on a greenlet; a request's PostgreSQL calls block its worker "
+        f"and its Redis calls yield\n"
         f"load: {'wrk (C, 2 threads)' if args.load == 'wrk' else f'{args.client_procs} asyncio processes'}, "
         f"keep-alive, sharing the machine's {os.cpu_count()} cores with gunicorn, PostgreSQL and Redis\n"
         f"database {args.db_name}, Redis {args.redis}",
