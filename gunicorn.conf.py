@@ -26,7 +26,6 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-
 def post_worker_init(worker):
     # Thousands of sockets mean millions of long-lived objects, and a full collection of them stalls
     # every socket of the worker for up to a second. What the worker built at boot is frozen out of
