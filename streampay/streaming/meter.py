@@ -48,21 +48,25 @@ def read(session_id: str) -> dict | None:
     return {k.decode(): v.decode() if k == b"viewer" else int(v) for k, v in pairs} or None
 
 
-# One atomic call: read what a heartbeat needs and stamp it, only for the session's own viewer.
+# One atomic call: read what a heartbeat needs and, only for the session's own viewer and only within the
+# timeout of the last one, stamp it. A heartbeat after a longer silence leaves the last proof of play as it was,
+# so the session ends there, and sending the call twice (after a lost connection) changes nothing.
 BEAT_FIELDS = ("started", "last_hb", "window_end", "final", "price", "balance_at_cp", "charged_at_cp")
 _BEAT = """
 local m = redis.call('HMGET', KEYS[1], 'viewer', {fields})
 if m[1] ~= ARGV[3] then return false end
-redis.call('HSET', KEYS[1], 'last_hb', ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 table.remove(m, 1)
+if tonumber(ARGV[1]) - tonumber(m[2]) <= tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'last_hb', ARGV[1])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+end
 return m
 """.format(fields=", ".join(f"'{f}'" for f in BEAT_FIELDS))
 
 
-def beat(session_id: str, viewer_id: str, now: int) -> dict | None:
+def beat(session_id: str, viewer_id: str, now: int, timeout_ms: int) -> dict | None:
     """Stamp a heartbeat; the meter as it was before it, or None for no live session of this viewer."""
-    values = _process_connection()[1]([_key(session_id), ACTIVE], [now, session_id, viewer_id])
+    values = _process_connection()[1]([_key(session_id), ACTIVE], [now, session_id, viewer_id, timeout_ms])
     if not values:
         return None
     return dict(zip(BEAT_FIELDS, map(int, values), strict=True))

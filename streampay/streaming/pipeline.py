@@ -77,22 +77,47 @@ class SharedConnection:
             return batch
 
     def _send_loop(self) -> None:
-        conn = None
+        conn, batch = None, []
         try:
             while (batch := self._next_batch()) is not None:
-                try:
-                    conn = conn or self.pool.get_connection()
-                    self._round_trip(conn, batch)
-                except Exception as exc:  # the connection is in doubt: drop it, fail this batch
-                    if conn is not None:
-                        conn.disconnect()
-                    for call in batch:
-                        if not call.done.is_set():
-                            call.error = exc
-                            call.done.set()
+                conn = conn or self.pool.get_connection()
+                self._send_batch(conn, batch)
+        except Exception as exc:  # no connection to be had: fail what waits; the next call starts afresh
+            with self.lock:
+                waiting, self.queue, self.sender = self.queue, [], None
+            self._fail([*(batch or []), *waiting], exc)
         finally:
             if conn is not None:
                 self.pool.release(conn)
+
+    def _send_batch(self, conn, batch: list[_Call]) -> None:
+        """One round trip; a connection lost on the way is reconnected and the batch sent once more.
+
+        Sending twice is safe for what the meter sends: every command and script sets a value or
+        removes a key (a second PUBLISH at worst repeats a push the player already ignores).
+        """
+        for attempt in (1, 2):
+            try:
+                self._round_trip(conn, batch)
+                return
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                conn.disconnect()  # the next send reconnects
+                if attempt == 2:
+                    self._fail(batch, exc)
+                    return
+                for call in batch:
+                    call.replies, call.error = [], None
+            except Exception as exc:  # the connection is in doubt: drop it, fail this batch
+                conn.disconnect()
+                self._fail(batch, exc)
+                return
+
+    @staticmethod
+    def _fail(batch: list[_Call], exc: BaseException) -> None:
+        for call in batch:
+            if not call.done.is_set():
+                call.error = exc
+                call.done.set()
 
     def _round_trip(self, conn, batch: list[_Call]) -> None:
         conn.send_packed_command(conn.pack_commands([command for call in batch for command in call.commands]))

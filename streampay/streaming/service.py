@@ -302,7 +302,7 @@ def _owned_live(viewer: User, session_id: str) -> dict:
 def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     """Returns the reply and, when the session ended on this heartbeat, why."""
     now = clock.now_ms()
-    before = meter.beat(_session_key(session_id), str(viewer.id), now)
+    before = meter.beat(_session_key(session_id), str(viewer.id), now, _timeout_ms())
     if before is None:
         raise SessionGone("No such active session.")
     if now - before["last_hb"] > _timeout_ms():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
+from streampay.extensions import redis_client
 from tests.conftest import bearer
 from tests.content.conftest import run_jobs
 from tests.streaming.conftest import stroops
@@ -228,3 +230,28 @@ def test_balance_low_is_pushed_once(client, players, movie, funded_viewer, clock
         clock.advance(5)
         player.call("heartbeat", session_id=session_id)
     assert [p for p in player.pushes if p["event"] == "balanceLow"] == []
+
+
+def test_heartbeats_bill_exactly_through_a_redis_that_forgot_its_scripts_and_dropped_its_clients(
+    app, client, runner, players, movie, funded_viewer, clock
+):
+    viewer = funded_viewer("10")
+    player = players(viewer["access_token"])
+    session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+    with app.app_context():
+        redis = redis_client()
+    faults = [redis.script_flush]
+    if os.environ.get("REDIS_URL"):  # the in-process Redis has no clients to drop
+        faults.append(lambda: redis.execute_command("CLIENT", "KILL", "TYPE", "normal"))
+    for fault in faults:
+        clock.advance(5)
+        assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+        fault()
+    clock.advance(5)
+    beat = player.call("heartbeat", session_id=session_id)
+    seconds = 5 * (len(faults) + 1)
+    assert beat["event"] == "heartbeat" and beat["data"]["billed_seconds"] == seconds
+    stopped = player.call("stopStream", session_id=session_id)
+    assert stopped["data"] == {"success": True, "duration": seconds, "charged": f"0.{seconds:02d}00000"}
+    assert wallet(client, viewer)["balance"] == f"9.{100 - seconds:02d}00000"
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
