@@ -61,7 +61,8 @@ def _extend(session: StreamSession, wallet, from_ms: int, paying: int = 0) -> No
     with the rest and is no longer available. One hold update moves the wallet from the old hold to
     the new, so the wallet stays covered at every statement.
     """
-    available = wallet.balance - paying - (wallet.held - session.held - paying)
+    # After the charge, what other sessions' holds leave: (balance - paying) - (held - session.held - paying).
+    available = wallet.balance - wallet.held + session.held
     end = from_ms + _window_ms()
     end = min(end, ms_affordable(session.charged + available, session.price_per_second))
     cap = _cap_end(session)
