@@ -1,58 +1,68 @@
 """One Redis connection that every socket of a process shares for the meter (auto-pipelining).
 
-A caller queues its commands and waits; one sender thread (a greenlet under gevent) writes
-everything queued in a single send and reads the replies back in order. While a round trip is in
-flight the next calls queue up, so the busier the process, the more calls share a write: a
-heartbeat costs its command and its reply, not a pool checkout and a round trip of its own, and
-thousands of sockets never wait for one of the pool's connections. A caller's commands go out
-back to back, so a MULTI ... EXEC of one caller is never split. The sender exits after a quiet
-spell and starts again on the next call.
+A caller that finds the connection free makes the round trip itself: it sends its commands and
+reads the replies, with no other thread or greenlet involved, which is what a quiet process does
+on every call. A caller that finds a round trip in flight queues its commands and waits; when the
+round trip ends, its caller hands the connection to the first one waiting, which sends everything
+queued meanwhile in one write and reads the replies back in order. So the busier the process, the
+more calls share a write: a heartbeat costs its command and its reply, not a pool checkout and a
+round trip of its own, and thousands of sockets never wait for one of the pool's connections.
+A caller's commands go out back to back, so a MULTI ... EXEC of one caller is never split.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-IDLE_SECONDS = 30.0
 Command = Sequence
 
 
 class _Call:
-    __slots__ = ("commands", "done", "replies", "error")
+    __slots__ = ("commands", "done", "replies", "error", "leads")
 
     def __init__(self, commands: tuple):
         self.commands = commands
-        self.done = threading.Event()
+        self.done: threading.Event | None = None  # a waiting call's: set when its replies are in, or its turn has come
         self.replies: list = []
         self.error: BaseException | None = None
+        self.leads = False
 
 
 class SharedConnection:
     def __init__(self, client: redis.Redis, timeout: float):
         self.client = client
-        self.pool = client.connection_pool
-        self.timeout = timeout
+        self.timeout = timeout  # for a reply, and for a waiting call's turn
         self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
         self.queue: list[_Call] = []
-        self.sender: threading.Thread | None = None
+        self.busy = False  # a round trip is in flight, or its caller is handing the connection on
+        self.conn = None
+        self.pid = os.getpid()
 
     def execute(self, *commands: Command) -> list:
         """Send `commands` back to back; their replies, in order (an error reply raises)."""
         call = _Call(commands)
         with self.lock:
             self.queue.append(call)
-            if self.sender is None:
-                self.sender = threading.Thread(target=self._send_loop, name="redis-shared", daemon=True)
-                self.sender.start()
-            self.wake.notify()
-        if not call.done.wait(self.timeout):
-            raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
+            if self.busy:
+                call.done = threading.Event()
+            else:
+                call.leads = self.busy = True
+        if call.done is not None:
+            try:
+                arrived = call.done.wait(self.timeout)
+            except BaseException:  # this greenlet was killed while it waited: it must not keep its turn
+                self._leave(call, killed=True)
+                raise
+            if not arrived and not self._leave(call, killed=False):
+                raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
+        if call.leads:
+            self._lead()
         if call.error is not None:
             raise call.error
         return call.replies
@@ -66,57 +76,82 @@ class SharedConnection:
         self.scripts[sha] = source
         return lambda keys, args: self.execute(("EVALSHA", sha, len(keys), *keys, *args))[0]
 
-    def _next_batch(self) -> list[_Call] | None:
+    def _leave(self, call: _Call, killed: bool) -> bool:
+        """A waiting call gives up its place in the queue; True if its turn came meanwhile, so it leads after all.
+
+        A killed caller cannot lead: a turn that came to it is passed on at once.
+        """
         with self.lock:
-            if not self.queue:
-                self.wake.wait(IDLE_SECONDS)
-            if not self.queue:
-                self.sender = None  # the next call starts a new sender
-                return None
+            if call.leads and not killed:
+                return True
+            if call in self.queue:
+                self.queue.remove(call)
+        if call.leads:
+            self._hand_on()
+        return False
+
+    def _lead(self) -> None:
+        """Send what is queued (this caller's call among it) in one round trip, then hand the connection on."""
+        with self.lock:
             batch, self.queue = self.queue, []
-            return batch
-
-    def _send_loop(self) -> None:
-        conn, batch = None, []
         try:
-            while (batch := self._next_batch()) is not None:
-                conn = conn or self.pool.get_connection()
-                self._send_batch(conn, batch)
-        except Exception as exc:  # no connection to be had: fail what waits; the next call starts afresh
-            with self.lock:
-                waiting, self.queue, self.sender = self.queue, [], None
-            self._fail([*(batch or []), *waiting], exc)
+            self._send_batch(batch)
+        except BaseException as exc:  # this greenlet was killed mid round trip: replies may be left unread
+            if self.conn is not None:
+                self.conn.disconnect()
+            self._fail(batch, redis.ConnectionError(f"round trip interrupted: {exc!r}"))
+            raise
         finally:
-            if conn is not None:
-                self.pool.release(conn)
+            self._hand_on()
 
-    def _send_batch(self, conn, batch: list[_Call]) -> None:
+    def _hand_on(self) -> None:
+        """The connection is free: to the first call waiting, if any."""
+        with self.lock:
+            if self.queue:
+                nxt = self.queue[0]
+                nxt.leads = True
+                nxt.done.set()
+            else:
+                self.busy = False
+
+    def _connection(self):
+        if self.conn is None or self.pid != os.getpid():  # made in each process, never inherited from a parent
+            pool = self.client.connection_pool
+            self.conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": self.timeout})
+            self.pid = os.getpid()
+        return self.conn
+
+    def _send_batch(self, batch: list[_Call]) -> None:
         """One round trip; a connection lost on the way is reconnected and the batch sent once more.
 
         Sending twice is safe for what the meter sends: every command and script sets a value or
         removes a key (a second PUBLISH at worst repeats a push the player already ignores).
         """
         for attempt in (1, 2):
+            conn = None
             try:
+                conn = self._connection()
                 self._round_trip(conn, batch)
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                conn.disconnect()  # the next send reconnects
+                if conn is not None:
+                    conn.disconnect()  # the next send reconnects
                 if attempt == 2:
                     self._fail(batch, exc)
                     return
                 for call in batch:
                     call.replies, call.error = [], None
             except Exception as exc:  # the connection is in doubt: drop it, fail this batch
-                conn.disconnect()
+                if conn is not None:
+                    conn.disconnect()
                 self._fail(batch, exc)
                 return
 
     @staticmethod
     def _fail(batch: list[_Call], exc: BaseException) -> None:
         for call in batch:
-            if not call.done.is_set():
-                call.error = exc
+            call.error = exc
+            if call.done is not None:
                 call.done.set()
 
     def _round_trip(self, conn, batch: list[_Call]) -> None:
@@ -141,4 +176,5 @@ class SharedConnection:
             except ResponseError as exc:
                 call.error = call.error or exc
         for call in batch:
-            call.done.set()
+            if call.done is not None:
+                call.done.set()

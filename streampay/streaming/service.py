@@ -302,16 +302,17 @@ def _owned_live(viewer: User, session_id: str) -> dict:
 
 def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     """Returns the reply and, when the session ended on this heartbeat, why."""
-    now = clock.now_ms()
-    before = meter.beat(_session_key(session_id), str(viewer.id), now, _timeout_ms())
+    now, cfg = clock.now_ms(), current_app.config  # read once: a heartbeat is the hottest path there is
+    timeout_ms = cfg["HEARTBEAT_TIMEOUT_SECONDS"] * 1000
+    before = meter.beat(_session_key(session_id), str(viewer.id), now, timeout_ms)
     if before is None:
         raise SessionGone("No such active session.")
-    if now - before["last_hb"] > _timeout_ms():
+    if now - before["last_hb"] > timeout_ms:
         end(session_id, before["last_hb"], EndReason.TIMEOUT)
         raise SessionGone("The session timed out: no heartbeat within the timeout.")
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
-    if billed >= window_end - _cfg("CHECKPOINT_LEAD_SECONDS") * 1000 and not before["final"]:
+    if billed >= window_end - cfg["CHECKPOINT_LEAD_SECONDS"] * 1000 and not before["final"]:
         held_until = checkpoint(session_id, min(billed, window_end))
         if held_until is not None:
             window_end = held_until

@@ -146,8 +146,14 @@ def on_start(player: Player, data: dict) -> dict:
     return reply
 
 
+def _session_id(data) -> str:
+    """SESSION_REF_SCHEMA's session_id: a well-formed frame skips the schema (its only check), others get its errors."""
+    session_id = data.get("session_id") if isinstance(data, dict) else None
+    return session_id if isinstance(session_id, str) else _load(SESSION_REF_SCHEMA, data)["session_id"]
+
+
 def on_heartbeat(player: Player, data: dict) -> dict:
-    session_id = _load(SESSION_REF_SCHEMA, data)["session_id"]
+    session_id = _session_id(data)
     reply, ended = service.heartbeat(player.user, session_id)
     if ended is None:
         # After a reconnect, the session's pushes follow the player to this socket.
@@ -156,7 +162,7 @@ def on_heartbeat(player: Player, data: dict) -> dict:
 
 
 def on_stop(player: Player, data: dict) -> dict:
-    return service.stop(player.user, _load(SESSION_REF_SCHEMA, data)["session_id"])
+    return service.stop(player.user, _session_id(data))
 
 
 HANDLERS = {"auth": on_auth, "startStream": on_start, "heartbeat": on_heartbeat, "stopStream": on_stop}

@@ -143,6 +143,27 @@ def funded_viewer(client, runner):
     return make
 
 
+def beat_concurrently(players_by_credit: dict, beats: int) -> list[tuple[int, dict]]:
+    """Every player heartbeats `beats` times at once, each from its own thread; (credit, reply) for every reply."""
+    replies, errors = [], []
+
+    def run(credit: int, player, session_id: str) -> None:
+        try:
+            for _ in range(beats):
+                replies.append((credit, player.call("heartbeat", session_id=session_id)))
+        except Exception as exc:  # noqa: BLE001 (reported below, with the rest)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c, p, s)) for c, (p, s) in players_by_credit.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(replies) == beats * len(players_by_credit)
+    return replies
+
+
 __all__ = ["PASSWORD", "run_jobs"]
 
 

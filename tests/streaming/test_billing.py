@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 from decimal import Decimal
 
+import pytest
+
 from streampay.extensions import redis_client
-from tests.conftest import bearer
-from tests.content.conftest import run_jobs
-from tests.streaming.conftest import stroops
+from tests.conftest import bearer, register
+from tests.content.conftest import ready_item, run_jobs
+from tests.streaming.conftest import Player, beat_concurrently, serve, stroops
 
 
 def wallet(client, who) -> dict:
@@ -254,4 +257,56 @@ def test_heartbeats_bill_exactly_through_a_redis_that_forgot_its_scripts_and_dro
     stopped = player.call("stopStream", session_id=session_id)
     assert stopped["data"] == {"success": True, "duration": seconds, "charged": f"0.{seconds:02d}00000"}
     assert wallet(client, viewer)["balance"] == f"9.{100 - seconds:02d}00000"
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_concurrent_heartbeats_each_read_their_own_meter(client, runner, players, movie, funded_viewer, clock):
+    # The sockets of a process share one Redis connection: replies queued behind one another must never cross.
+    # Each viewer holds a different amount, so a reply read off another viewer's meter shows a wrong balance.
+    sessions = {}
+    for credit in range(1, 13):
+        viewer = funded_viewer(str(credit))
+        player = players(viewer["access_token"])
+        sessions[credit] = (player, player.call("startStream", content_id=movie["id"])["data"]["session_id"])
+    clock.advance(5)
+    for credit, reply in beat_concurrently(sessions, beats=25):
+        assert reply["event"] == "heartbeat", reply
+        assert reply["data"]["billed_seconds"] == 5 and reply["data"]["charged"] == "0.0500000", reply
+        assert stroops(reply["data"]["balance"]) == credit * 10_000_000 - 500_000, (credit, reply)
+    for player, session_id in sessions.values():
+        assert player.call("stopStream", session_id=session_id)["data"]["charged"] == "0.0500000"
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the in-process Redis cannot be paused")
+def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_again(
+    app_factory, media_root, media_files, clock
+):
+    # The app of this test alone: a meter call waits at most a second for Redis.
+    settings = {"REDIS_POOL_TIMEOUT": 1, "HEARTBEAT_TIMEOUT_SECONDS": 15, "RATELIMIT_ENABLED": False}
+    app = app_factory(MEDIA_ROOT=media_root, **settings)
+    app.extensions["streampay.clock"] = clock
+    client, runner = app.test_client(), app.test_cli_runner()
+    creator = register(client, role="creator")
+    movie = ready_item(app, client, creator, media_files["video"], price_per_second="0.0100000")
+    with serve(app) as url:
+        sessions = {}
+        for credit in range(1, 5):
+            viewer = register(client)
+            runner.invoke(args=["wallet", "credit", viewer["user"]["email"], str(credit), "--reason", "welcome"])
+            player = Player(url, viewer["access_token"])
+            sessions[credit] = (player, player.call("startStream", content_id=movie["id"])["data"]["session_id"])
+        clock.advance(5)
+        with app.app_context():
+            redis_client().execute_command("CLIENT", "PAUSE", 3000, "ALL")  # longer than a call and its one retry
+        for _credit, reply in beat_concurrently(sessions, beats=1):
+            assert reply["event"] == "error" and reply["data"]["code"] == "internal", reply
+        time.sleep(3.2)  # Redis answers again
+        clock.advance(5)
+        for credit, reply in beat_concurrently(sessions, beats=3):
+            assert reply["data"]["billed_seconds"] == 10, reply
+            assert stroops(reply["data"]["balance"]) == credit * 10_000_000 - 1_000_000, (credit, reply)
+        for player, session_id in sessions.values():
+            assert player.call("stopStream", session_id=session_id)["data"]["charged"] == "0.1000000"
+            player.close()
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import bearer
-from tests.streaming.conftest import Player, stroops
+from tests.streaming.conftest import Player, beat_concurrently, stroops
 from tests.test_procfile import web_dyno
 
 pytestmark = pytest.mark.skipif(
@@ -62,3 +62,22 @@ def test_a_stream_on_the_web_dyno_settles_to_the_stroop(
     assert stroops(earned["earnings"]) == charged - fee
     check = runner.invoke(args=["ledger", "check"])
     assert check.exit_code == 0, check.output
+
+
+def test_concurrent_heartbeats_on_the_web_dyno_each_read_their_own_meter(dyno, client, runner, movie, funded_viewer):
+    # Greenlets of one gevent worker share its Redis connection: each reply must come off its own viewer's meter.
+    # Each viewer holds a different amount, so a crossed reply shows a balance and a charge that do not add up.
+    sessions = {}
+    try:
+        for credit in range(1, 13):
+            player = Player(dyno, funded_viewer(str(credit))["access_token"])
+            sessions[credit] = (player, player.call("startStream", content_id=movie["id"])["data"]["session_id"])
+        for credit, reply in beat_concurrently(sessions, beats=25):
+            assert reply["event"] == "heartbeat", reply
+            assert stroops(reply["data"]["balance"]) + stroops(reply["data"]["charged"]) == credit * 10_000_000, reply
+        for player, session_id in sessions.values():
+            assert player.call("stopStream", session_id=session_id)["event"] == "stopStream"
+    finally:
+        for player, _ in sessions.values():
+            player.close()
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
