@@ -31,7 +31,7 @@ from streampay.extensions import db  # noqa: E402
 from streampay.ledger import service as ledger  # noqa: E402
 from streampay.ledger.cli import violations  # noqa: E402
 from streampay.ledger.models import AccountKind  # noqa: E402
-from streampay.stellar import payouts  # noqa: E402
+from streampay.stellar import envelopes, payouts  # noqa: E402
 from streampay.stellar.models import Payout, PayoutStatus  # noqa: E402
 from streampay.users.models import Role, User  # noqa: E402
 from tests.horizon_standin import HorizonStandin  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
                     by_batch.setdefault(payout.batch_id, []).append(payout)
                 started = time.perf_counter()
                 for seq, batch in enumerate(by_batch.values(), start=1):
-                    payouts.sign_envelope(custody, [(p.destination, p.amount) for p in batch], seq, 2**40)
+                    envelopes.sign(custody, [(p.destination, p.amount) for p in batch], seq, 2**40)
                 sign_s = time.perf_counter() - started
                 paid = db.session.query(Payout).filter(Payout.status == PayoutStatus.PAID).count()
                 problems = violations()

@@ -158,6 +158,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "PAYOUT_MIN_AMOUNT": env.get("PAYOUT_MIN_AMOUNT") or "10",
         "PAYOUT_TX_TIMEOUT": _int(env, "PAYOUT_TX_TIMEOUT", 60),
         "PAYOUT_INTERVAL_SECONDS": _int(env, "PAYOUT_INTERVAL_SECONDS", 3600),
+        "PAYOUT_LEASE_SECONDS": _int(env, "PAYOUT_LEASE_SECONDS", 120),
+        "RECONCILE_INTERVAL_SECONDS": _int(env, "RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int(env, "DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         "ESCROW_CONTRACT_ID": env.get("ESCROW_CONTRACT_ID") or None,

@@ -18,7 +18,7 @@ cron.register(
     name="streaming-reaper",
 )
 
-from streampay.stellar.jobs import run_payouts, scan_deposits  # noqa: E402
+from streampay.stellar.jobs import reconcile_custody, run_payouts, scan_deposits  # noqa: E402
 
 cron.register(
     scan_deposits,
@@ -33,4 +33,11 @@ cron.register(
     interval=int(os.environ.get("PAYOUT_INTERVAL_SECONDS", "3600")),
     job_timeout=1800,
     name="stellar-payouts",
+)
+cron.register(
+    reconcile_custody,
+    "low",
+    interval=int(os.environ.get("RECONCILE_INTERVAL_SECONDS", "86400")),
+    job_timeout=1800,
+    name="stellar-reconcile",
 )

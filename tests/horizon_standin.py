@@ -58,7 +58,7 @@ from stellar_sdk import (
 from stellar_sdk import xdr as stellar_xdr
 from stellar_sdk.exceptions import BadSignatureError
 
-__all__ = ["FAULT_KINDS", "HorizonStandin", "decimal_to_stroops"]
+__all__ = ["FAULT_KINDS", "Gate", "HorizonStandin", "decimal_to_stroops"]
 
 STROOPS_PER_UNIT = 10_000_000
 BASE_FEE = 100
@@ -395,6 +395,19 @@ class _Fault:
 
 
 @dataclass
+class Gate:
+    """Holds the next request that matches until released (see HorizonStandin.hold)."""
+
+    method: str
+    prefix: str
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class _Submission:
     """The outcome of checking and (maybe) applying one envelope."""
 
@@ -433,6 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, body: bytes | None) -> None:
         standin = self.server.standin
+        standin._wait_at_gate("GET" if body is None else "POST", self.path)
         try:
             if standin.down:
                 raise _DropConnection
@@ -516,6 +530,7 @@ class HorizonStandin:
         self._ops: list[_OpRec] = []
         self._op_by_id: dict[str, _OpRec] = {}
         self._faults: list[_Fault] = []
+        self._gates: list[Gate] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -665,6 +680,47 @@ class HorizonStandin:
             raise ValueError("fail_next('slow', seconds=N)")
         with self._lock:
             self._faults.append(_Fault(kind, params, times))
+
+    def hold(self, method: str, prefix: str) -> Gate:
+        """Hold the next `method` request whose path starts with `prefix` until `gate.release()`.
+
+        `gate.reached` is set once the request is being held; a held request answers with the
+        state of the ledger at release, as a slow Horizon would.
+        """
+        gate = Gate(method.upper(), prefix)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
+    def _wait_at_gate(self, method: str, path: str) -> None:
+        with self._lock:
+            gate = next((g for g in self._gates if g.method == method and path.startswith(g.prefix)), None)
+            if gate is not None:
+                self._gates.remove(gate)
+        if gate is not None:
+            gate.reached.set()
+            gate.released.wait(timeout=60)
+
+    def fund(self, public_key: str, amount_stroops: int) -> str:
+        """Send XLM from friendbot's account, recorded in history: create_account if it is new, else a payment."""
+        account_id = MuxedAccount.from_account(public_key).account_id
+        with self._lock:
+            self._tick()
+            bot = self._accounts[self.friendbot_keypair.public_key]
+            amount = Operation.from_xdr_amount(amount_stroops)
+            if account_id in self._accounts:
+                op = Payment(destination=account_id, asset=Asset.native(), amount=amount)
+            else:
+                op = CreateAccount(account_id, amount)
+            envelope = TransactionEnvelope(
+                Transaction(self.friendbot_keypair.public_key, bot.sequence + 1, BASE_FEE, [op]),
+                self.network_passphrase,
+            )
+            envelope.sign(self.friendbot_keypair)
+            result = self._submit(envelope)
+            if result.status != 200:
+                raise ValueError(f"funding {account_id} failed: {result.body.get('extras')}")
+            return envelope.hash_hex()
 
     def clear_faults(self) -> None:
         with self._lock:

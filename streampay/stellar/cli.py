@@ -14,7 +14,7 @@ from stellar_sdk.exceptions import BaseRequestError
 from streampay import money
 from streampay.errors import DomainError
 from streampay.extensions import db
-from streampay.stellar import deposits, horizon, payouts
+from streampay.stellar import deposits, horizon, payouts, reconcile
 from streampay.stellar.models import Payout, PayoutStatus
 from streampay.users.models import User
 
@@ -114,11 +114,40 @@ def assign(operation_id: str, email: str) -> None:
 
 @payouts_cli.command("run")
 def run() -> None:
-    """Settle open payout batches and pay every creator who is due."""
+    """Settle open payout batches and pay every creator who is due.
+
+    Runs may overlap (the clock's, an operator's): a batch another run is advancing is left to
+    it, with a line that says so, and this run still exits 0. The last line is a JSON summary.
+    """
     try:
-        click.echo(json.dumps(payouts.run()))
+        summary = payouts.run()
     except DomainError as exc:
         raise _fail(exc) from exc
+    for batch_id in summary["held_by_another_run"]:
+        click.echo(f"batch {batch_id}: another run holds it and carries it on")
+    click.echo(json.dumps(summary))
+
+
+@payouts_cli.command("status")
+@click.option("--limit", default=20, show_default=True, help="How many recent payouts to list.")
+def payouts_status(limit: int) -> None:
+    """Open batches with their envelopes, and recent payouts with why any went back."""
+    click.echo(json.dumps(payouts.status(limit), indent=2))
+
+
+@stellar_cli.command("reconcile")
+def reconcile_command() -> None:
+    """Check the ledger against the network: every payment matched once, custody's balance explained.
+
+    Exits 1 on any difference, and says what differs.
+    """
+    try:
+        report = reconcile.reconcile()
+    except DomainError as exc:
+        raise _fail(exc) from exc
+    click.echo(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        raise click.ClickException("the ledger and the network differ: " + "; ".join(report.problems))
 
 
 def init_app(app: Flask) -> None:

@@ -51,6 +51,13 @@ class Deposit(StateMachine, db.Model):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Refusal(enum.StrEnum):
+    """Whose problem a network refusal is: it decides whether the next run may pay again."""
+
+    RECIPIENT = "recipient"  # no account, no trustline, line full: waits for the address to be proven again
+    BATCH = "batch"  # custody underfunded, bad auth, fees: the creator is eligible again at once
+
+
 class PayoutStatus(enum.StrEnum):
     IN_FLIGHT = "in_flight"
     PAID = "paid"
@@ -78,6 +85,7 @@ class Payout(StateMachine, db.Model):
     status: Mapped[PayoutStatus] = mapped_column(str_enum(PayoutStatus, "payout_status"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("payout_batches.id"))
     reason: Mapped[str | None] = mapped_column(String(200))
+    refusal: Mapped[Refusal | None] = mapped_column(str_enum(Refusal, "payout_refusal"))
     tx_hash: Mapped[str | None] = mapped_column(String(64))
     ledger: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,6 +111,10 @@ class PayoutBatch(StateMachine, db.Model):
     source_account: Mapped[str] = mapped_column(String(56))
     tx_hash: Mapped[str | None] = mapped_column(String(64))
     ledger: Mapped[int | None] = mapped_column(Integer)
+    # The run advancing this batch, until when: one run at a time, and every write it makes checks
+    # that it still holds the lease (a fence), so a run that lost it can change nothing.
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

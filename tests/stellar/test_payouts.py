@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(runner) -> dict:
     result = runner.invoke(args=["payouts", "run"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.output.splitlines()[-1])
 
 
 def earnings(client, who) -> str:
@@ -140,6 +140,7 @@ def test_the_worker_killed_mid_submission_recovers_and_pays_once(
         "PAYOUT_MIN_AMOUNT": "1",
         "PAYOUT_TX_TIMEOUT": "30",
         "STELLAR_TIMEOUT": "10",
+        "PAYOUT_LEASE_SECONDS": "3",
         "LOG_LEVEL": "WARNING",
         "FLASK_APP": "streampay:create_app",
     }
@@ -162,7 +163,10 @@ def test_the_worker_killed_mid_submission_recovers_and_pays_once(
     assert horizon.submitted, "the worker never submitted"
     os.killpg(worker.pid, signal.SIGKILL)  # between submitting and recording the outcome
     worker.wait()
-    time.sleep(3.5)
+    # The dead run's lease still stands: another run leaves its batch alone, and says so.
+    result = runner.invoke(args=["payouts", "run"])
+    assert result.exit_code == 0 and "another run holds it" in result.output, result.output
+    time.sleep(3.5)  # Horizon applies the envelope, and the lease runs out
     assert len(horizon.applied) == 1
     [payout] = payouts_of(client, creator)
     assert payout["status"] == "in_flight"
