@@ -68,7 +68,9 @@ FRIENDBOT_AMOUNT = 10_000 * STROOPS_PER_UNIT
 PROTOCOL_VERSION = 22
 HORIZON_ERRORS = "https://stellar.org/horizon-errors/"
 
-FAULT_KINDS = frozenset({"504_after", "504_before", "drop", "drop_after", "bad_seq", "no_destination", "slow", "429"})
+FAULT_KINDS = frozenset(
+    {"504_after", "504_before", "drop", "drop_after", "bad_seq", "no_destination", "slow", "429", "result"}
+)
 
 # Horizon's names for TransactionResultCode values.
 _TX_CODES = {
@@ -88,6 +90,10 @@ _TX_CODES = {
     "tx_fee_bump_inner_failed": stellar_xdr.TransactionResultCode.txFEE_BUMP_INNER_FAILED,
     "tx_bad_minseq_age_or_gap": stellar_xdr.TransactionResultCode.txBAD_MIN_SEQ_AGE_OR_GAP,
     "tx_malformed": stellar_xdr.TransactionResultCode.txMALFORMED,
+    "tx_not_supported": stellar_xdr.TransactionResultCode.txNOT_SUPPORTED,
+    "tx_bad_sponsorship": stellar_xdr.TransactionResultCode.txBAD_SPONSORSHIP,
+    "tx_soroban_invalid": stellar_xdr.TransactionResultCode.txSOROBAN_INVALID,
+    "tx_frozen_key_accessed": stellar_xdr.TransactionResultCode.txFROZEN_KEY_ACCESSED,
 }
 # Operation-level codes that are not an inner result of the operation type.
 _OP_OUTER_CODES = {
@@ -104,6 +110,8 @@ _PAYMENT_CODES = {
     "op_no_trust": stellar_xdr.PaymentResultCode.PAYMENT_NO_TRUST,
     "op_line_full": stellar_xdr.PaymentResultCode.PAYMENT_LINE_FULL,
     "op_no_issuer": stellar_xdr.PaymentResultCode.PAYMENT_NO_ISSUER,
+    "op_not_authorized": stellar_xdr.PaymentResultCode.PAYMENT_NOT_AUTHORIZED,
+    "op_src_not_authorized": stellar_xdr.PaymentResultCode.PAYMENT_SRC_NOT_AUTHORIZED,
 }
 _CREATE_ACCOUNT_CODES = {
     "op_success": stellar_xdr.CreateAccountResultCode.CREATE_ACCOUNT_SUCCESS,
@@ -672,7 +680,8 @@ class HorizonStandin:
         """Queue a fault for the next ``times`` POST /transactions (faults queue up in order).
 
         Kinds: 504_after, 504_before, drop, drop_after, bad_seq, 429, no_destination
-        (destination=G…, optional: default the first payment), slow (seconds=N).
+        (destination=G…, optional: default the first payment), slow (seconds=N), result
+        (transaction=CODE [outer=True], or operation=CODE [index=N]: rejected with those codes).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(FAULT_KINDS)}")
@@ -908,6 +917,21 @@ class HorizonStandin:
         if isinstance(envelope, FeeBumpTransactionEnvelope):
             return self._failure(envelope, "tx_fee_bump_inner_failed", op_codes, inner_code=code)
         return self._failure(envelope, code, op_codes)
+
+    def _refusal(self, envelope: TransactionEnvelope | FeeBumpTransactionEnvelope, params: dict) -> _Submission:
+        """A rejection with the given codes: `transaction=` alone, or `operation=` at `index=` (tx_failed).
+
+        `outer=True` reports the code on a fee bump's wrapper instead of its inner transaction.
+        """
+        if "operation" not in params:
+            if params.get("outer"):
+                return self._failure(envelope, params["transaction"])
+            return self._reject(envelope, params["transaction"])
+        fee_bump = isinstance(envelope, FeeBumpTransactionEnvelope)
+        inner = envelope.transaction.inner_transaction_envelope if fee_bump else envelope
+        codes = ["op_success"] * len(inner.transaction.operations)
+        codes[params.get("index", 0)] = params["operation"]
+        return self._reject(envelope, "tx_failed", codes)
 
     def _submit(
         self, envelope: TransactionEnvelope | FeeBumpTransactionEnvelope, no_destination: str | None = None
@@ -1336,6 +1360,10 @@ class HorizonStandin:
         if kind == "bad_seq":
             with self._lock:
                 result = self._reject(envelope, "tx_bad_seq")
+            return result.status, result.body, {}
+        if kind == "result":
+            with self._lock:
+                result = self._refusal(envelope, params)
             return result.status, result.body, {}
 
         no_destination = None

@@ -43,6 +43,8 @@ TX_ACTIONS: dict[str, Action] = {
     "tx_malformed": Action.REFUSE_BATCH,
     "tx_bad_sponsorship": Action.REFUSE_BATCH,
     "tx_not_supported": Action.REFUSE_BATCH,
+    "tx_soroban_invalid": Action.REFUSE_BATCH,
+    "tx_frozen_key_accessed": Action.REFUSE_BATCH,
 }
 # Operation codes of a `tx_failed` transaction; codes not listed (op_success among them) refuse nothing.
 OP_ACTIONS: dict[str, Action] = {

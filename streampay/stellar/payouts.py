@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from stellar_sdk.exceptions import BaseRequestError
 
 from streampay import money
@@ -32,12 +33,17 @@ FORMATION_LOCK = "payout-formation"
 
 def _lock_formation() -> None:
     """Serialize batch formation (a row both PostgreSQL and SQLite lock for the transaction)."""
-    locked = db.session.execute(
-        update(Cursor).where(Cursor.name == FORMATION_LOCK).values(value="locked", updated_at=utcnow())
-    ).rowcount
-    if not locked:
-        db.session.add(Cursor(name=FORMATION_LOCK, value="locked"))
-        db.session.flush()
+    for _ in range(2):
+        stmt = update(Cursor).where(Cursor.name == FORMATION_LOCK).values(value="locked", updated_at=utcnow())
+        if db.session.execute(stmt).rowcount:
+            return
+        try:
+            with db.session.begin_nested():
+                db.session.add(Cursor(name=FORMATION_LOCK, value="locked"))
+            return
+        except IntegrityError:
+            continue  # another run made the row first: wait on its lock instead
+    raise RuntimeError("could not take the payout formation lock")
 
 
 def form_batches(run_id: str) -> list[int]:
@@ -178,7 +184,9 @@ def run() -> dict:
     try:
         if open_ids := _open_batch_ids():
             outcomes.update(_in_parallel(open_ids, run_id))
-        if not _open_batch_ids():
+        # New batches once nothing is open; not after a batch was refused in this run, so a short custody
+        # account is not sent a second failing envelope (and fee) before an operator can fund it.
+        if not _open_batch_ids() and all(o == BatchStatus.CONFIRMED.value for o in outcomes.values()):
             outcomes.update(_in_parallel(form_batches(run_id), run_id))
     except BaseRequestError as exc:
         db.session.rollback()

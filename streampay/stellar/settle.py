@@ -130,7 +130,9 @@ def snapshot(batch_id: int) -> BatchView:
     attempts = db.session.scalars(
         select(PayoutAttempt).where(PayoutAttempt.batch_id == batch_id).order_by(PayoutAttempt.id)
     )
-    payouts = db.session.scalars(select(Payout).where(Payout.batch_id == batch_id))
+    payouts = db.session.scalars(
+        select(Payout).where(Payout.batch_id == batch_id).order_by(Payout.created_at, Payout.id)
+    )
     view = BatchView(
         id=batch.id,
         status=batch.status,

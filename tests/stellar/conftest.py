@@ -27,10 +27,16 @@ def network_mode(request) -> str:
 
 
 @pytest.fixture
-def horizon(custody, request):
+def custody_funding() -> int:
+    """What custody holds on chain at the start (parametrize it to start short)."""
+    return 1_000_000 * XLM
+
+
+@pytest.fixture
+def horizon(custody, custody_funding, request):
     mode = request.getfixturevalue("network_mode") if "network_mode" in request.fixturenames else "rejected"
     with HorizonStandin(network_passphrase=PASSPHRASE, failed_ops_consume_sequence=mode == "in_ledger") as standin:
-        standin.fund(custody.public_key, 1_000_000 * XLM)  # recorded, so reconcile knows the opening
+        standin.fund(custody.public_key, custody_funding)  # recorded, so reconcile knows the opening
         yield standin
         assert standin.errors == []
 
@@ -118,3 +124,61 @@ def paid_creator(app, client, horizon):
         return creator, keypair
 
     return make
+
+
+@pytest.fixture
+def cli_env(horizon, custody, db_url, tmp_path):
+    """The environment of a `flask` process of its own (a clock's run, an operator's) on this test's database."""
+    import os
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "STELLAR_HORIZON_URL": horizon.url,
+        "STELLAR_MASTER_SECRET_KEY": custody.secret,
+        "STELLAR_NETWORK": "testnet",
+        "PAYOUT_MIN_AMOUNT": "1",
+        "PAYOUT_TX_TIMEOUT": "30",
+        "STELLAR_TIMEOUT": "10",
+        "LOG_LEVEL": "WARNING",
+        "FLASK_APP": "streampay:create_app",
+    }
+    if db_url.startswith("sqlite"):
+        env.pop("DATABASE_URL", None)
+        env["INSTANCE_PATH"] = str(tmp_path / "instance")
+        Path(env["INSTANCE_PATH"]).mkdir()
+        os.symlink(db_url.removeprefix("sqlite:///"), Path(env["INSTANCE_PATH"], "streampay.sqlite3"))
+    else:
+        env["DATABASE_URL"] = db_url.replace("postgresql+psycopg2", "postgresql")
+    return env
+
+
+@pytest.fixture
+def flask_process(cli_env):
+    """Start `flask ARGS...` as a process of its own; every one started is ended after the test."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    started = []
+
+    def start(*args: str, **env) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "flask"), *args],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**cli_env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
