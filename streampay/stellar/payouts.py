@@ -53,6 +53,9 @@ def form_batches(run_id: str) -> list[int]:
     leased to this run from the start, so no other run sends anything for them meanwhile.
     """
     _lock_formation()
+    if db.session.scalar(select(PayoutBatch.id).where(PayoutBatch.status == BatchStatus.OPEN).limit(1)):
+        db.session.commit()
+        return []  # another run formed batches since this one looked: they go first, in order
     minimum = money.parse(current_app.config["PAYOUT_MIN_AMOUNT"])
     due = db.session.execute(
         select(Account, User)
@@ -166,6 +169,18 @@ def _in_parallel(batch_ids: list[int], run_id: str) -> dict[int, str]:
     return outcomes
 
 
+def _release_all(run_id: str) -> None:
+    """Free every batch this run still holds (formed but not reached), for the next run to take."""
+    db.session.rollback()
+    db.session.execute(
+        update(PayoutBatch)
+        .where(PayoutBatch.lease_owner == run_id)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def _open_batch_ids() -> list[int]:
     ids = list(
         db.session.scalars(
@@ -191,6 +206,8 @@ def run() -> dict:
     except BaseRequestError as exc:
         db.session.rollback()
         raise horizon.HorizonUnavailable("Horizon did not answer; the payout run will pick up from here.") from exc
+    finally:
+        _release_all(run_id)
     held = sorted(batch_id for batch_id, outcome in outcomes.items() if outcome == settle.HELD)
     for batch_id in held:
         log.info("payout batch held by another run", extra={"batch_id": batch_id})

@@ -26,7 +26,7 @@ from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
 from streampay.stellar import deposits, horizon
-from streampay.stellar.models import Cursor, Deposit, Payout, PayoutStatus
+from streampay.stellar.models import BatchStatus, Cursor, Deposit, Payout, PayoutAttempt, PayoutBatch, PayoutStatus
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -42,6 +42,7 @@ class Report:
     unknown_payments: list[dict] = field(default_factory=list)
     paid_not_on_network: list[dict] = field(default_factory=list)
     not_yet_scanned: list[dict] = field(default_factory=list)
+    settling: list[dict] = field(default_factory=list)  # landed, its batch not yet confirmed
     funding: list[dict] = field(default_factory=list)
     opening: int | None = None
     fees: int = 0
@@ -68,6 +69,7 @@ class Report:
             "unknown_payments": self.unknown_payments,
             "paid_not_on_network": self.paid_not_on_network,
             "not_yet_scanned": self.not_yet_scanned,
+            "landed_not_yet_confirmed": self.settling,
             "funding": self.funding,
             "balance": {
                 "on_chain": fmt(self.on_chain) if self.on_chain is not None else None,
@@ -115,6 +117,14 @@ def reconcile() -> Report:
         for p in db.session.scalars(select(Payout).where(Payout.status == PayoutStatus.PAID))
     )
     known_deposits = dict(db.session.execute(select(Deposit.operation_id, Deposit.amount)).all())
+    # An envelope of a batch still open may have landed before the run that sent it confirms it.
+    settling = set(
+        db.session.scalars(
+            select(PayoutAttempt.tx_hash)
+            .join(PayoutBatch, PayoutBatch.id == PayoutAttempt.batch_id)
+            .where(PayoutBatch.status == BatchStatus.OPEN)
+        )
+    )
     cursor = db.session.get(Cursor, deposits.CURSOR)
     scanned_to = int(cursor.value) if cursor and cursor.value.isdigit() else 0
     report.ledger_custody = -ledger.platform(AccountKind.CUSTODY).balance
@@ -127,7 +137,7 @@ def reconcile() -> Report:
         raise horizon.HorizonUnavailable("Horizon did not answer; reconcile again shortly.") from exc
     if not wanted.is_native():
         report.opening = 0  # an asset only arrives by payments; create_account moves XLM
-    _match(report, payments, paid, known_deposits, scanned_to)
+    _match(report, payments, paid, known_deposits, scanned_to, settling)
     report.fees = sum(int(t["fee_charged"]) for t in transactions if t.get("fee_account") == custody)
     report.on_chain = _balance(record)
     _check_balances(report, wanted.is_native())
@@ -136,7 +146,9 @@ def reconcile() -> Report:
     return report
 
 
-def _match(report: Report, payments: list[dict], paid: Counter, known_deposits: dict, scanned_to: int) -> None:
+def _match(
+    report: Report, payments: list[dict], paid: Counter, known_deposits: dict, scanned_to: int, settling: set
+) -> None:
     custody = report.custody
     unmatched_paid = Counter(paid)
     for record in payments:
@@ -161,6 +173,8 @@ def _match(report: Report, payments: list[dict], paid: Counter, known_deposits: 
                 unmatched_paid[key] -= 1
                 report.payouts_matched += 1
                 report.network_custody -= amount
+            elif record.get("transaction_hash") in settling:
+                report.settling.append(_row(record))  # the ledger still has it in flight, not out of custody
             else:
                 report.unknown_payments.append(_row(record, direction="out"))
         elif record.get("to") == custody:

@@ -16,6 +16,7 @@ Why a batch can never pay twice:
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -302,7 +303,7 @@ def _refused(view: BatchView, attempt: AttemptView, verdict: outcomes.Verdict, r
 
 
 def _refuse(payout_id: str, refusal: Refusal, reason: str) -> None:
-    payout = db.session.get(Payout, payout_id)
+    payout = db.session.get(Payout, uuid.UUID(payout_id))
     if payout is not None and payout.status is PayoutStatus.IN_FLIGHT:
         payout.move_to(PayoutStatus.REFUSED)
         payout.refusal, payout.reason = refusal, reason[:200]
