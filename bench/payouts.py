@@ -34,7 +34,7 @@ from streampay.ledger.models import AccountKind  # noqa: E402
 from streampay.stellar import envelopes, payouts  # noqa: E402
 from streampay.stellar.models import Payout, PayoutStatus  # noqa: E402
 from streampay.users.models import Role, User  # noqa: E402
-from tests.horizon_standin import HorizonStandin  # noqa: E402
+from streampay.sandbox.horizon import HorizonStandin  # noqa: E402
 
 XLM = 10_000_000
 DB = "streampay_bench_payouts"

@@ -25,7 +25,7 @@ from stellar_sdk import (
 from stellar_sdk import xdr as stellar_xdr
 from stellar_sdk.exceptions import BadRequestError, BadResponseError, ConnectionError, NotFoundError
 
-from tests.horizon_standin import HorizonStandin
+from streampay.sandbox.horizon import HorizonStandin
 
 PASSPHRASE = Network.TESTNET_NETWORK_PASSPHRASE
 XLM = 10_000_000

@@ -12,8 +12,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 from stellar_sdk import Keypair, Network
 
+from streampay.sandbox.horizon import HorizonStandin
 from tests.conftest import PASSWORD, bearer, empty_everything, make_app, register
-from tests.horizon_standin import HorizonStandin
 
 DOC = "/api/openapi.json"
 PUBLIC = [

@@ -63,6 +63,81 @@ def fund(address: str, amount: str) -> None:
         raise _fail(exc) from exc
 
 
+@stellar_cli.command("sandbox")
+@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--fund", "funding", default="100000", show_default=True, help="XLM the custody account starts with.")
+def sandbox(port: int, funding: str) -> None:
+    """A local Horizon with a funded custody account, for trying deposits and payouts offline.
+
+    It keeps its ledger in memory while it runs; point the server and the CLI at it with the
+    settings it prints. Payments: `flask stellar pay`.
+    """
+    import threading
+
+    from streampay.sandbox.horizon import HorizonStandin
+
+    secret = current_app.config.get("STELLAR_MASTER_SECRET_KEY")
+    custody = Keypair.from_secret(secret) if secret else Keypair.random()
+    standin = HorizonStandin(network_passphrase=horizon.passphrase()).start(port)
+    standin.fund(custody.public_key, money.parse(funding))
+    click.echo(f"Horizon sandbox on {standin.url}, custody {custody.public_key} funded with {funding} XLM.")
+    click.echo("Run the server and the CLI with:")
+    settings = {
+        "STELLAR_NETWORK": "testnet",
+        "STELLAR_HORIZON_URL": standin.url,
+        "STELLAR_FRIENDBOT_URL": f"{standin.url}/friendbot",
+    }
+    if not secret:
+        settings["STELLAR_MASTER_SECRET_KEY"] = custody.secret  # a sandbox key, printed on purpose
+    for key, value in settings.items():
+        click.echo(f"  export {key}={value}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        standin.stop()
+
+
+@stellar_cli.command("pay")
+@click.argument("destination")
+@click.argument("amount")
+@click.option("--memo", help="An id memo (a wallet's deposit memo).")
+@click.option(
+    "--secret", envvar="STELLAR_PAYER_SECRET", help="The payer's secret; default: a new account from friendbot."
+)
+def pay(destination: str, amount: str, memo: str | None, secret: str | None) -> None:
+    """Pay AMOUNT to DESTINATION (G... with --memo, or a muxed M... address), as a viewer's wallet would."""
+    try:
+        stroops = money.parse(amount)
+        payer = Keypair.from_secret(secret) if secret else _friendbot_account()
+        record = horizon.load_account_record(payer.public_key)
+        builder = TransactionBuilder(
+            StellarAccount(payer.public_key, int(record["sequence"])), horizon.passphrase(), base_fee=horizon.base_fee()
+        )
+        if memo is not None:
+            if not memo.isdigit():
+                raise click.BadParameter("an id memo is digits only", param_hint="--memo")
+            builder.add_id_memo(int(memo))
+        envelope = (
+            builder.append_payment_op(destination, horizon.asset(), money.format(stroops)).set_timeout(60).build()
+        )
+        envelope.sign(payer)
+        reply = horizon.call(lambda s: s.submit_transaction(envelope))
+    except (DomainError, BaseRequestError, ValueError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"paid {money.format(stroops)} to {destination} from {payer.public_key}: {reply['hash']}")
+
+
+def _friendbot_account() -> Keypair:
+    url = current_app.config.get("STELLAR_FRIENDBOT_URL")
+    if not url:
+        raise click.ClickException("no STELLAR_FRIENDBOT_URL to fund a payer from; give --secret")
+    payer = Keypair.random()
+    reply = requests.get(url, params={"addr": payer.public_key}, timeout=current_app.config["STELLAR_TIMEOUT"])
+    if reply.status_code >= 400:
+        raise click.ClickException(f"friendbot refused: {reply.status_code} {reply.text[:200]}")
+    return payer
+
+
 @stellar_cli.command("status")
 def status() -> None:
     """The custody account's balances and sequence, and payouts in flight."""

@@ -7,8 +7,8 @@ from stellar_sdk import Keypair, Network, TransactionEnvelope
 
 from streampay.extensions import db
 from streampay.ledger import service as ledger
+from streampay.sandbox.horizon import HorizonStandin
 from tests.conftest import bearer, register
-from tests.horizon_standin import HorizonStandin
 
 PASSPHRASE = Network.TESTNET_NETWORK_PASSPHRASE
 XLM = 10_000_000
