@@ -110,18 +110,23 @@ def give_earnings(app, user: dict, stroops: int) -> None:
         db.session.remove()
 
 
+def make_creator(app, client, horizon, earnings: int = 5 * XLM, *, funded: bool = True) -> tuple[dict, Keypair]:
+    """A creator with earnings and a verified payout address (on the network unless `funded` is False)."""
+    creator = register(client, role="creator")
+    keypair = Keypair.random()
+    if funded:
+        horizon.create_account(keypair.public_key, balance_stroops=1 * XLM)
+    link_address(client, creator, keypair)
+    give_earnings(app, creator, earnings)
+    return creator, keypair
+
+
 @pytest.fixture
 def paid_creator(app, client, horizon):
-    """A creator with earnings and a verified payout address that exists on the network."""
+    """make_creator on the test's app."""
 
     def make(earnings: int = 5 * XLM, *, funded: bool = True) -> tuple[dict, Keypair]:
-        creator = register(client, role="creator")
-        keypair = Keypair.random()
-        if funded:
-            horizon.create_account(keypair.public_key, balance_stroops=1 * XLM)
-        link_address(client, creator, keypair)
-        give_earnings(app, creator, earnings)
-        return creator, keypair
+        return make_creator(app, client, horizon, earnings, funded=funded)
 
     return make
 

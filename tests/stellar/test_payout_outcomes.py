@@ -10,7 +10,7 @@ import pytest
 
 from streampay.stellar.outcomes import OP_ACTIONS, TX_ACTIONS, Action
 from tests.conftest import bearer
-from tests.stellar.conftest import XLM, link_address
+from tests.stellar.conftest import XLM, link_address, make_creator
 from tests.stellar.test_payout_races import payments_to, reconcile
 from tests.stellar.test_payouts import check, earnings, payouts_of, run
 
@@ -24,18 +24,7 @@ def test_each_result_code_is_read_as_the_table_says(stellar_app, horizon, field,
     fee_bump = ROWS.index((field, code, action)) % 2 == 1  # every other row through a fee bump
     app = stellar_app(STELLAR_FEE_BUMP=fee_bump)
     client, runner = app.test_client(), app.test_cli_runner()
-    from stellar_sdk import Keypair
-
-    from tests.conftest import register
-    from tests.stellar.conftest import give_earnings
-
-    creators = []
-    for _ in range(2):
-        creator, keypair = register(client, role="creator"), Keypair.random()
-        horizon.create_account(keypair.public_key, balance_stroops=XLM)
-        link_address(client, creator, keypair)
-        give_earnings(app, creator, 2 * XLM)
-        creators.append((creator, keypair))
+    creators = [make_creator(app, client, horizon, 2 * XLM) for _ in range(2)]
     keys = [k for _, k in creators]
     repeat = 2 if action in (Action.RETRY, Action.WAIT) else 1
     horizon.fail_next("result", times=repeat, **{field: code})
@@ -82,21 +71,8 @@ def test_each_result_code_is_read_as_the_table_says(stellar_app, horizon, field,
 def test_a_fee_bumped_batch_pays_all_but_the_recipient_without_an_account(stellar_app, horizon):
     app = stellar_app(STELLAR_FEE_BUMP=True)
     client, runner = app.test_client(), app.test_cli_runner()
-    from stellar_sdk import Keypair
-
-    from tests.conftest import register
-    from tests.stellar.conftest import give_earnings
-
-    good, missing = [], None
-    for i in range(4):
-        creator, keypair = register(client, role="creator"), Keypair.random()
-        if i != 2:
-            horizon.create_account(keypair.public_key, balance_stroops=XLM)
-            good.append((creator, keypair))
-        else:
-            missing = (creator, keypair)
-        link_address(client, creator, keypair)
-        give_earnings(app, creator, 3 * XLM)
+    good = [make_creator(app, client, horizon, 3 * XLM) for _ in range(3)]
+    missing = make_creator(app, client, horizon, 3 * XLM, funded=False)
     summary = run(runner)
     assert summary["paid"] == 3 and summary["open_batches"] == 0
     assert all(horizon.balance(k.public_key) == 4 * XLM for _, k in good)
@@ -120,18 +96,7 @@ def test_a_fee_bumped_batch_pays_all_but_the_recipient_without_an_account(stella
 def test_custody_short_once_then_funded_pays_everyone_once(stellar_app, horizon, custody, fee_bump):
     app = stellar_app(STELLAR_FEE_BUMP=fee_bump)
     client, runner = app.test_client(), app.test_cli_runner()
-    from stellar_sdk import Keypair
-
-    from tests.conftest import register
-    from tests.stellar.conftest import give_earnings
-
-    creators = []
-    for _ in range(2):
-        creator, keypair = register(client, role="creator"), Keypair.random()
-        horizon.create_account(keypair.public_key, balance_stroops=XLM)
-        link_address(client, creator, keypair)
-        give_earnings(app, creator, 5 * XLM)
-        creators.append((creator, keypair))
+    creators = [make_creator(app, client, horizon, 5 * XLM) for _ in range(2)]
     run(runner)  # 10 XLM due, 7 held: op_underfunded, the whole batch refused
     for creator, _ in creators:
         [payout] = payouts_of(client, creator)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import pytest
 from sqlalchemy import text
+from stellar_sdk import FeeBumpTransactionEnvelope, Operation, TransactionEnvelope
 
 from tests.stellar.conftest import XLM
 from tests.stellar.test_payouts import check, run
@@ -21,15 +23,13 @@ def reconcile(runner) -> dict:
     return json.loads(result.output)
 
 
-def payments_to(horizon, keypairs) -> dict[str, int]:
-    """How many payments each address received from custody, per the network's own records."""
-    counts = dict.fromkeys((k.public_key for k in keypairs), 0)
+def payments_on_chain(horizon) -> Counter:
+    """(destination, stroops) of every successful payment out of custody, as the network recorded it."""
+    got: Counter = Counter()
     for tx_hash in horizon.applied:
         record = horizon.transaction(tx_hash)
         if not record["successful"]:
             continue
-        from stellar_sdk import FeeBumpTransactionEnvelope, TransactionEnvelope
-
         xdr = record["envelope_xdr"]
         if FeeBumpTransactionEnvelope.is_fee_bump_transaction_envelope(xdr):
             tx = FeeBumpTransactionEnvelope.from_xdr(xdr, horizon.network_passphrase).transaction
@@ -37,9 +37,16 @@ def payments_to(horizon, keypairs) -> dict[str, int]:
         else:
             tx = TransactionEnvelope.from_xdr(xdr, horizon.network_passphrase).transaction
         for op in tx.operations:
-            destination = getattr(op, "destination", None)
-            if destination is not None and destination.account_id in counts:
-                counts[destination.account_id] += 1
+            got[(op.destination.account_id, Operation.to_xdr_amount(op.amount))] += 1
+    return got
+
+
+def payments_to(horizon, keypairs) -> dict[str, int]:
+    """How many payments each address received from custody, per the network's own records."""
+    counts = dict.fromkeys((k.public_key for k in keypairs), 0)
+    for (destination, _), n in payments_on_chain(horizon).items():
+        if destination in counts:
+            counts[destination] += n
     return counts
 
 

@@ -18,13 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from stellar_sdk import FeeBumpTransactionEnvelope, Keypair, TransactionEnvelope
 
 from streampay.extensions import db
 from streampay.stellar.models import Payout, PayoutStatus
-from tests.conftest import register
-from tests.stellar.conftest import XLM, give_earnings, link_address
-from tests.stellar.test_payout_races import reconcile
+from tests.stellar.conftest import XLM, give_earnings, make_creator
+from tests.stellar.test_payout_races import payments_on_chain, reconcile
 from tests.stellar.test_payouts import check, run
 from tests.test_procfile import ROOT, procfile
 
@@ -53,36 +51,12 @@ def dyno(name: str, log: Path, env: dict) -> subprocess.Popen:
         )
 
 
-def received(horizon) -> Counter:
-    """(destination, stroops) of every successful payment out of custody, as the network recorded it."""
-    got: Counter = Counter()
-    for tx_hash in horizon.applied:
-        record = horizon.transaction(tx_hash)
-        if not record["successful"]:
-            continue
-        xdr = record["envelope_xdr"]
-        if FeeBumpTransactionEnvelope.is_fee_bump_transaction_envelope(xdr):
-            tx = FeeBumpTransactionEnvelope.from_xdr(xdr, horizon.network_passphrase).transaction
-            tx = tx.inner_transaction_envelope.transaction
-        else:
-            tx = TransactionEnvelope.from_xdr(xdr, horizon.network_passphrase).transaction
-        for op in tx.operations:
-            got[(op.destination.account_id, round(float(op.amount) * XLM))] += 1
-    return got
-
-
 def test_clock_and_operator_runs_with_a_flaky_horizon_pay_everyone_exactly_once(
     app, client, runner, horizon, cli_env, flask_process, tmp_path
 ):
     creators = int(os.environ.get("SOAK_CREATORS", "120"))
     seconds = float(os.environ.get("SOAK_SECONDS", "30"))
-    people = []
-    for _ in range(creators):
-        creator, keypair = register(client, role="creator"), Keypair.random()
-        horizon.create_account(keypair.public_key, balance_stroops=XLM)
-        link_address(client, creator, keypair)
-        give_earnings(app, creator, 2 * XLM + random.randrange(XLM))
-        people.append((creator, keypair))
+    people = [make_creator(app, client, horizon, 2 * XLM + random.randrange(XLM)) for _ in range(creators)]
 
     env = cli_env | {
         "PAYOUT_INTERVAL_SECONDS": "3",
@@ -146,7 +120,7 @@ def test_clock_and_operator_runs_with_a_flaky_horizon_pay_everyone_exactly_once(
     with app.app_context():
         paid = Counter((p.destination, p.amount) for p in db.session.query(Payout).filter_by(status=PayoutStatus.PAID))
         db.session.remove()
-    assert received(horizon) == paid  # exactly one payment on chain per payout recorded as paid
+    assert payments_on_chain(horizon) == paid  # exactly one payment on chain per payout recorded as paid
     for creator, _ in people:
         reply = client.get("/api/v1/wallet", headers={"Authorization": f"Bearer {creator['access_token']}"})
         assert reply.json["earnings"] == "0.0000000"  # nobody due is left unpaid

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -127,36 +125,11 @@ def test_a_recipient_refused_by_fault_is_returned_and_others_paid(client, runner
 
 
 def test_the_worker_killed_mid_submission_recovers_and_pays_once(
-    app, client, runner, horizon, paid_creator, custody, db_url
+    app, client, runner, horizon, paid_creator, flask_process
 ):
     creator, keypair = paid_creator(5 * XLM)
     horizon.fail_next("slow", seconds=3)  # Horizon applies it, but only after the worker is dead
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url.replace("postgresql+psycopg2", "postgresql"),
-        "STELLAR_HORIZON_URL": horizon.url,
-        "STELLAR_MASTER_SECRET_KEY": custody.secret,
-        "STELLAR_NETWORK": "testnet",
-        "PAYOUT_MIN_AMOUNT": "1",
-        "PAYOUT_TX_TIMEOUT": "30",
-        "STELLAR_TIMEOUT": "10",
-        "PAYOUT_LEASE_SECONDS": "3",
-        "LOG_LEVEL": "WARNING",
-        "FLASK_APP": "streampay:create_app",
-    }
-    if db_url.startswith("sqlite"):
-        env.pop("DATABASE_URL")
-        env["INSTANCE_PATH"] = str(Path(db_url.removeprefix("sqlite:///")).parent)
-        Path(env["INSTANCE_PATH"], "streampay.sqlite3").unlink(missing_ok=True)
-        os.symlink(db_url.removeprefix("sqlite:///"), Path(env["INSTANCE_PATH"], "streampay.sqlite3"))
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "flask"), "payouts", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    worker = flask_process("payouts", "run", PAYOUT_LEASE_SECONDS="3")
     deadline = time.monotonic() + 20
     while not horizon.submitted and time.monotonic() < deadline:
         time.sleep(0.05)
