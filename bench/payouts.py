@@ -31,10 +31,10 @@ from streampay.extensions import db  # noqa: E402
 from streampay.ledger import service as ledger  # noqa: E402
 from streampay.ledger.cli import violations  # noqa: E402
 from streampay.ledger.models import AccountKind  # noqa: E402
+from streampay.sandbox.horizon import HorizonStandin  # noqa: E402
 from streampay.stellar import envelopes, payouts  # noqa: E402
 from streampay.stellar.models import Payout, PayoutStatus  # noqa: E402
 from streampay.users.models import Role, User  # noqa: E402
-from streampay.sandbox.horizon import HorizonStandin  # noqa: E402
 
 XLM = 10_000_000
 DB = "streampay_bench_payouts"

@@ -45,6 +45,7 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.drop_constraint("payout_refusal", type_="check")
         batch_op.drop_column("refusal")
     with op.batch_alter_table("payout_batches", schema=None) as batch_op:
         batch_op.drop_column("lease_expires_at")
