@@ -11,6 +11,11 @@ code path waits on Redis or a socket while it holds a row lock.
 
 import os
 
+import gunicorn.http.wsgi
+
+# Replies name no server software or version (gunicorn's own Server header is its name).
+gunicorn.http.wsgi.SERVER = "streampay"
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

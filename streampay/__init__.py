@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from streampay import apidocs, errors, inputs, logs, security
 from streampay import config as settings
-from streampay import errors, logs
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -48,6 +48,9 @@ def create_app(config: dict | None = None) -> Flask:
         expose_headers=["X-Pagination", "X-Request-ID", "Retry-After"],
     )
     sock.init_app(app)
+    security.init_app(app)
+    inputs.init_app(app)
+    apidocs.init_app(app)
     api = _init_api(app)
     errors.init_app(app, api)
     _register_domains(app, api)

@@ -24,6 +24,12 @@ STELLAR_HORIZONS = {
     "public": "https://horizon.stellar.org",
 }
 
+# Everything from the app itself (no CDN); inline scripts and styles for Swagger UI and the pages.
+DEFAULT_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -188,7 +194,11 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "BALANCE_LOW_SECONDS": _int(env, "BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int(env, "REAPER_INTERVAL_SECONDS", 15),
         "WS_ECHO_ENABLED": _bool(env.get("WS_ECHO_ENABLED")),
-        "SOCK_SERVER_OPTIONS": {"ping_interval": _int(env, "WS_PING_INTERVAL_SECONDS", 25)},
+        "SOCK_SERVER_OPTIONS": {
+            "ping_interval": _int(env, "WS_PING_INTERVAL_SECONDS", 25),
+            # Counted after permessage-deflate, a read of at most 4 KiB at a time: a bomb is closed with 1009.
+            "max_message_size": _int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024),
+        },
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",
@@ -196,12 +206,16 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "OPENAPI_SWAGGER_UI_URL": "/api/docs/assets/",  # swagger-ui-bundle's files, served by the app
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
         "MAX_MEDIA_SECONDS": _int(env, "MAX_MEDIA_SECONDS", 6 * 3600),
         "MEDIA_JOB_TIMEOUT": _int(env, "MEDIA_JOB_TIMEOUT", 900),
         "MEDIA_URL_TTL": _int(env, "MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
+        # Hostile input and security headers
+        "MAX_JSON_BYTES": _int(env, "MAX_JSON_BYTES", 1024 * 1024),
+        "HSTS_MAX_AGE": _int(env, "HSTS_MAX_AGE", 365 * 86400),
+        "CONTENT_SECURITY_POLICY": env.get("CONTENT_SECURITY_POLICY") or DEFAULT_CSP,
     }
     return cfg
 

@@ -11,18 +11,27 @@ from marshmallow import ValidationError, fields
 
 STROOPS_PER_UNIT = 10_000_000
 PLACES = 7
-_AMOUNT = re.compile(r"^(\d{1,12})(?:\.(\d{1,7}))?$")
+# What a 64-bit stroop column holds: 922337203685.4775807.
+MAX_STROOPS = 2**63 - 1
+# ASCII digits only: Python's \d would also take "١٢" or "１２" and int() would read them.
+_AMOUNT = re.compile(r"^([0-9]{1,12})(?:\.([0-9]{1,7}))?$", re.ASCII)
 
 
 def parse(text: str) -> int:
-    """'12.5' or '12.5000000' -> 125000000 stroops. Refuses negatives, >7 places and non-strings."""
+    """'12.5' or '12.5000000' -> 125000000 stroops.
+
+    Refuses negatives, >7 places, non-strings, digits other than ASCII 0-9 and what 64 bits cannot hold.
+    """
     if not isinstance(text, str):
         raise ValueError('An amount is a decimal string, e.g. "12.5000000".')
-    match = _AMOUNT.match(text.strip())
+    match = _AMOUNT.fullmatch(text.strip())
     if not match:
         raise ValueError('Not an amount: use a non-negative decimal with at most 7 places, e.g. "12.5000000".')
     whole, frac = match.group(1), (match.group(2) or "")
-    return int(whole) * STROOPS_PER_UNIT + int(frac.ljust(PLACES, "0"))
+    stroops = int(whole) * STROOPS_PER_UNIT + int(frac.ljust(PLACES, "0"))
+    if stroops > MAX_STROOPS:
+        raise ValueError(f"Too large: an amount is at most {format(MAX_STROOPS)}.")
+    return stroops
 
 
 def format(stroops: int) -> str:  # noqa: A001 (the module's name says what it formats)

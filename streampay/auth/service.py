@@ -30,7 +30,7 @@ def login(email: str, password: str) -> dict:
 
 def refresh(user: User, payload: dict) -> dict:
     if not tokens.mark_rotated(payload):
-        tokens.revoke(payload)
+        tokens.revoke(payload, "refresh_reuse")
         raise Unauthorized("This refresh token was already used; sign in again.")
     return tokens.issue_pair(user, family=payload.get("fam"))
 

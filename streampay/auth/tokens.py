@@ -1,37 +1,40 @@
-"""JWT issue, rotation and revocation on flask-jwt-extended, with the revocation list in Redis.
+"""JWT issue, rotation and revocation on flask-jwt-extended, with revocation kept in the database.
 
-Every token carries `fam`, the id of the login it descends from. Logout revokes the whole
-family; a refresh token works once, and presenting a used one revokes its family too
-(someone else holds a copy).
+Every token carries `fam`, the id of the sign-in it descends from (a row of `auth_sign_ins`).
+Logout revokes the whole sign-in; a refresh token works once, and presenting a spent one revokes
+its sign-in too (someone else holds a copy). Checking a token costs no extra round trip: the
+sign-in's revoked state (and, for a refresh token, whether it was spent) comes back in the same
+query that loads the user. Redis plays no part, so a Redis wipe revives nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import and_, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
+from streampay.auth.models import SignIn, SpentRefreshToken
+from streampay.dbtypes import utcnow
 from streampay.errors import error_body
-from streampay.extensions import db, jwt, redis_client
+from streampay.extensions import db, jwt
+from streampay.users import signals
 from streampay.users.models import User
 
 _signing_refresh: ContextVar[bool] = ContextVar("signing_refresh", default=False)
-ROTATED = b"rotated"
-
-
-def _jti_key(jti: str) -> str:
-    return f"auth:revoked:jti:{jti}"
-
-
-def _family_key(family: str) -> str:
-    return f"auth:revoked:fam:{family}"
 
 
 def issue_pair(user: User, family: str | None = None) -> dict:
-    claims = {"fam": family or uuid.uuid4().hex}
+    """A new access and refresh token; a new sign-in unless `family` (a refresh) continues one."""
+    if family is None:
+        family = uuid.uuid4().hex
+        db.session.add(SignIn(id=family, user_id=user.id))
+        db.session.commit()
+    claims = {"fam": family}
     identity = str(user.id)
     access = create_access_token(identity=identity, additional_claims=claims)
     token = _signing_refresh.set(True)
@@ -43,45 +46,77 @@ def issue_pair(user: User, family: str | None = None) -> dict:
     return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": expires_in}
 
 
-def _seconds_left(payload: dict) -> int:
+def _expiry(payload: dict) -> datetime:
     exp = payload.get("exp")
     if exp is None:
-        return int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds())
-    return max(1, int(exp - datetime.now(UTC).timestamp()) + 1)
-
-
-def _family_ttl() -> int:
-    # No token of a family outlives the newest refresh token, issued at the latest now.
-    return int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds()) + 1
+        return utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+    return datetime.fromtimestamp(exp, UTC) + timedelta(seconds=1)
 
 
 def mark_rotated(payload: dict) -> bool:
-    """Spend a refresh token; False when it was already spent (a reuse)."""
-    return bool(redis_client().set(_jti_key(payload["jti"]), ROTATED, nx=True, ex=_seconds_left(payload)))
+    """Spend a refresh token; False when it was already spent (a replay)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                SpentRefreshToken(jti=payload["jti"], sign_in_id=payload.get("fam") or "-", expires_at=_expiry(payload))
+            )
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True
 
 
-def revoke(payload: dict) -> None:
-    """Revoke this token and every token of its login (logout, or a detected reuse)."""
-    pipe = redis_client().pipeline()
-    pipe.set(_jti_key(payload["jti"]), b"revoked", ex=_seconds_left(payload))
-    if payload.get("fam"):
-        pipe.set(_family_key(payload["fam"]), b"revoked", ex=_family_ttl())
-    pipe.execute()
+def revoke(payload: dict, reason: str = "logout") -> None:
+    """Revoke every token of this token's sign-in (logout, or a detected replay); sockets of it close."""
+    family = payload.get("fam")
+    if not family:
+        return
+    now = utcnow()
+    done = db.session.execute(
+        update(SignIn)
+        .where(SignIn.id == family, SignIn.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    ).rowcount
+    if not done and db.session.get(SignIn, family) is None:
+        # A sign-in from before revocation was recorded: record it revoked.
+        db.session.add(SignIn(id=family, user_id=uuid.UUID(payload["sub"]), revoked_at=now, revoked_reason=reason))
+    db.session.commit()
+    signals.access_revoked.send(current_app._get_current_object(), user_id=payload["sub"], sign_in=family, why=reason)
+
+
+def _holder(payload: dict) -> tuple[User | None, bool]:
+    """One query: the token's user, and whether its sign-in is revoked (or, for a refresh token, it was spent)."""
+    try:
+        user_id = uuid.UUID(payload["sub"])
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None, False
+    family = str(payload.get("fam") or "")
+    spent = literal(None)
+    stmt = select(User, SignIn.revoked_at).outerjoin(SignIn, and_(SignIn.id == family, SignIn.user_id == User.id))
+    if payload.get("type") == "refresh":
+        stmt = stmt.outerjoin(SpentRefreshToken, SpentRefreshToken.jti == str(payload.get("jti")))
+        spent = SpentRefreshToken.jti
+    row = db.session.execute(stmt.add_columns(spent).where(User.id == user_id)).first()
+    if row is None:
+        return None, False
+    user, revoked_at, spent_jti = row
+    if spent_jti is not None:
+        revoke(payload, "refresh_reuse")  # a replayed refresh token: whoever holds the sign-in is not trusted
+        return user, True
+    return user, revoked_at is not None
 
 
 def _is_revoked(_header: dict, payload: dict) -> bool:
-    by_jti, by_family = redis_client().mget(_jti_key(payload["jti"]), _family_key(payload.get("fam") or "-"))
-    if by_jti == ROTATED and payload.get("type") == "refresh":
-        revoke(payload)
-    return by_jti is not None or by_family is not None
+    user, revoked = _holder(payload)
+    g.streampay_token_holder = (payload.get("jti"), user)  # for _load_user: the same request, no second query
+    return revoked
 
 
 def _load_user(_header: dict, payload: dict) -> User | None:
-    try:
-        user_id = uuid.UUID(payload["sub"])
-    except (KeyError, ValueError, TypeError):
-        return None
-    user = db.session.get(User, user_id)
+    jti, user = g.get("streampay_token_holder") or (None, None)
+    if jti is None or jti != payload.get("jti"):
+        user, _revoked = _holder(payload)
     return user if user is not None and user.is_active else None
 
 
@@ -125,9 +160,16 @@ def user_from_token(encoded: str) -> tuple[User, dict]:
         raise Unauthorized("Invalid token.") from exc
     if payload.get("type") != "access":
         raise Unauthorized("An access token is required.")
-    if _is_revoked({}, payload):
+    return holder_of(payload), payload
+
+
+def holder_of(payload: dict) -> User:
+    """The active user of an access token whose sign-in still stands (one query), else Unauthorized."""
+    from streampay.errors import Unauthorized
+
+    user, revoked = _holder(payload)
+    if revoked:
         raise Unauthorized("The token has been revoked; sign in again.")
-    user = _load_user({}, payload)
-    if user is None:
+    if user is None or not user.is_active:
         raise Unauthorized("The account is deactivated or no longer exists.")
-    return user, payload
+    return user

@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import uuid
+
+from flask import request
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from streampay.auth.access import auth_required
+from streampay.errors import Invalid
 from streampay.extensions import db
 from streampay.ledger import service
 from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.users.models import Role
+from streampay.users.service import get_user
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
 
@@ -73,3 +79,48 @@ def ledger(pagination_parameters):
     db.session.commit()
     stmt = select(Entry).join(Transaction).where(Entry.account_id.in_(accounts)).order_by(Entry.id.desc())
     return page_of(stmt, pagination_parameters)
+
+
+class AdjustmentSchema(Schema):
+    user_id = fields.UUID(required=True, metadata={"description": "Whose wallet."})
+    direction = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
+    amount = Amount(required=True, minimum=1)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class AdjustmentResultSchema(Schema):
+    transaction_id = fields.Integer(required=True)
+    idempotency_key = fields.String(required=True)
+    user_id = fields.UUID(required=True)
+    amount = Amount(required=True, metadata={"description": "Signed: positive a credit, negative a debit."})
+    reason = fields.String(required=True)
+    balance = Amount(required=True, metadata={"description": "The wallet's balance now."})
+    created_at = fields.DateTime(required=True)
+
+
+@blp.route("/adjustments", methods=["POST"])
+@auth_required(Role.ADMIN)
+@blp.arguments(AdjustmentSchema)
+@blp.response(201, AdjustmentResultSchema)
+@blp.alt_response(409, description="Not enough available funds, or the Idempotency-Key was used for another posting.")
+def adjust(body):
+    """Credit or debit a viewer's wallet with a reason (admin; an audited posting).
+
+    Send `Idempotency-Key` to retry safely: the same key and body return the first posting; the same
+    key with another user, direction, amount or kind is a 409 and posts nothing.
+    """
+    user = get_user(body["user_id"])
+    sign = 1 if body["direction"] == "credit" else -1
+    key = request.headers.get("Idempotency-Key") or f"adjustment:{uuid.uuid4()}"
+    if len(key) > 200:
+        raise Invalid("An Idempotency-Key is at most 200 characters.", {"Idempotency-Key": ["Too long."]})
+    txn = service.adjust(user.id, sign * body["amount"], body["reason"], key, current_user.id)
+    return {
+        "transaction_id": txn.id,
+        "idempotency_key": key,
+        "user_id": user.id,
+        "amount": sign * body["amount"],
+        "reason": txn.reason,
+        "balance": service.wallet(user.id).balance,
+        "created_at": txn.created_at,
+    }

@@ -1,8 +1,9 @@
 """The one way money moves: `post(entries, idempotency_key)`, plus balances and holds.
 
 A posting is balanced, atomic (one database transaction) and idempotent (a replay of the key
-returns the first transaction and posts nothing). The database refuses an overdraft and a
-duplicate key, so no caller can break either rule.
+with the same legs and kind returns the first transaction and posts nothing; with another
+payload it is a conflict). The database refuses an overdraft and a duplicate key, so no caller
+can break either rule.
 """
 
 from __future__ import annotations
@@ -11,18 +12,32 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from streampay.errors import Conflict, Invalid
 from streampay.extensions import db
+from streampay.inputs import check_text
 from streampay.ledger.models import PER_USER, Account, AccountKind, Entry, Transaction
+from streampay.money import MAX_STROOPS
 
 PLATFORM = "platform"
 
 
 class InsufficientFunds(Conflict):
     code = "insufficient_funds"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class BeyondLimit(Invalid):
+    code = "amount_too_large"
+
+
+# The CHECK constraints that mean "not enough money"; any other database error is not an overdraft.
+OVERDRAFT_CONSTRAINTS = ("wallet_covered", "earnings_non_negative")
 
 
 @dataclass(frozen=True)
@@ -69,15 +84,20 @@ def post(
     details: dict | None = None,
     commit: bool = True,
 ) -> Transaction:
-    """Write one balanced transaction. A replayed key returns the first one and changes nothing."""
+    """Write one balanced transaction.
+
+    A replayed key with the same legs and kind returns the first transaction and changes nothing;
+    with other legs, amounts or kind it raises IdempotencyConflict and changes nothing.
+    """
+    legs = [leg for leg in legs if leg.amount != 0]
     existing = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
     if existing is not None:
-        return existing
-    legs = [leg for leg in legs if leg.amount != 0]
+        return _replayed(existing, legs, kind)
     if not legs or sum(leg.amount for leg in legs) != 0:
         raise ValueError(f"unbalanced or empty posting {idempotency_key}: {[leg.amount for leg in legs]}")
     if any(not isinstance(leg.amount, int) for leg in legs):
         raise TypeError("amounts are integer stroops")
+    _within_limits(legs)
     try:
         with db.session.begin_nested():
             txn = Transaction(
@@ -106,11 +126,38 @@ def post(
     except IntegrityError as exc:
         replay = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
         if replay is not None:
-            return replay
-        raise InsufficientFunds("Not enough funds for that.") from exc
+            return _replayed(replay, legs, kind)
+        if _is_overdraft(exc):
+            raise InsufficientFunds("Not enough funds for that.") from exc
+        raise
+    except DataError as exc:  # PostgreSQL: a balance past 64 bits ("bigint out of range")
+        raise BeyondLimit(f"That would take a balance past {MAX_STROOPS} stroops.") from exc
     if commit:
         db.session.commit()
     return txn
+
+
+def _replayed(txn: Transaction, legs: list[Leg], kind: str) -> Transaction:
+    """The first transaction of a key, if this call asks for the same posting; else a conflict."""
+    first = sorted((entry.account_id, entry.amount) for entry in txn.entries)
+    again = sorted((leg.account.id, leg.amount) for leg in legs)
+    if txn.kind != kind or first != again:
+        raise IdempotencyConflict(
+            "That idempotency key was already used for a different posting; use a new key.",
+            {"idempotency_key": [f"Already used by transaction {txn.id} ({txn.kind})."]},
+        )
+    return txn
+
+
+def _within_limits(legs: list[Leg]) -> None:
+    # SQLite would quietly turn an overflowing integer into a float; PostgreSQL raises DataError.
+    for leg in legs:
+        if abs(leg.amount) > MAX_STROOPS or abs((leg.account.balance or 0) + leg.amount) > MAX_STROOPS:
+            raise BeyondLimit(f"That would take a balance past {MAX_STROOPS} stroops.")
+
+
+def _is_overdraft(exc: IntegrityError) -> bool:
+    return any(name in str(exc.orig) for name in OVERDRAFT_CONSTRAINTS)
 
 
 def hold(wallet: Account, amount: int) -> None:
@@ -154,6 +201,7 @@ def adjust(
     """An operator's audited credit (positive) or debit (negative) of a viewer wallet."""
     if not reason or not reason.strip():
         raise Invalid("A reason is required.", {"reason": ["Required."]})
+    check_text(reason, "reason")
     w = wallet(user_id)
     source = platform(AccountKind.ADJUSTMENTS)
     return post(

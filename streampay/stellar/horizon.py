@@ -11,13 +11,31 @@ from datetime import datetime
 from flask import current_app
 from stellar_sdk import Asset, Keypair, Server, StrKey
 from stellar_sdk.client.requests_client import RequestsClient
-from stellar_sdk.exceptions import BadRequestError, BaseRequestError, NotFoundError
+from stellar_sdk.exceptions import BadRequestError, BaseHorizonError, BaseRequestError, NotFoundError
 
 from streampay.errors import DomainError, Invalid, NotFound
 
 
 class HorizonUnavailable(DomainError):
     status, code = 503, "horizon_unavailable"
+
+
+class HorizonFailed(DomainError):
+    status, code = 502, "horizon_error"
+
+
+def refusal(exc: BaseRequestError) -> DomainError:
+    """What a user is told when a read from Horizon fails: their query, or Horizon's own trouble."""
+    if isinstance(exc, NotFoundError):
+        return NotFound("Not found on the network.")
+    if isinstance(exc, BadRequestError):
+        extras = exc.extras or {}
+        field = extras.get("invalid_field") or "query"
+        reason = extras.get("reason") or exc.detail or "invalid"
+        return Invalid(f"Horizon refused the query: {reason}.", {field: [str(reason)]})
+    if isinstance(exc, BaseHorizonError):
+        return HorizonFailed(f"Horizon answered with an error ({exc.status}); try again shortly.")
+    return HorizonUnavailable("Horizon is unreachable (no answer from the network's API); try again shortly.")
 
 
 def server() -> Server:
@@ -77,7 +95,7 @@ def load_account_record(address: str) -> dict:
     except NotFoundError as exc:
         raise NotFound("No such account on the network (it may not be funded yet).") from exc
     except BaseRequestError as exc:
-        raise HorizonUnavailable("Horizon did not answer; try again shortly.") from exc
+        raise refusal(exc) from exc
 
 
 def latest_ledger_time() -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -57,7 +59,12 @@ class AccountBalancesSchema(Schema):
 
 
 class TransactionsQuerySchema(Schema):
-    cursor = fields.String(validate=validate.Length(max=40))
+    cursor = fields.String(
+        validate=validate.Regexp(
+            r"^(now|[0-9]{1,20})$", flags=re.ASCII, error="A cursor is a next_cursor from a page, or now."
+        ),
+        metadata={"description": "The `next_cursor` of the previous page."},
+    )
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
     order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]))
 
@@ -161,7 +168,7 @@ def transactions(query, address: str):
     except NotFoundError as exc:
         raise NotFound("No such account on the network.") from exc
     except BaseRequestError as exc:
-        raise horizon.HorizonUnavailable("Horizon did not answer; try again shortly.") from exc
+        raise horizon.refusal(exc) from exc
     return {"records": records, "next_cursor": records[-1]["paging_token"] if records else None}
 
 

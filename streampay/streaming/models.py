@@ -22,6 +22,7 @@ class EndReason(enum.StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     SPEND_CAP_REACHED = "spend_cap_reached"
     CONTENT_UNAVAILABLE = "content_unavailable"
+    REVOKED = "revoked"
 
 
 TRANSITIONS = {SessionStatus.ACTIVE: {SessionStatus.ENDED}, SessionStatus.ENDED: set()}

@@ -363,3 +363,30 @@ def reap() -> int:
             end(str(sid), session.started_ms + session.billed_ms, EndReason.TIMEOUT)
             closed += 1
     return closed
+
+
+def last_proof_of_play(session_id: str) -> int:
+    """The server time of the session's last heartbeat; without its meter, where it was last settled."""
+    live = meter.read(session_id)
+    if live is not None:
+        return live["last_hb"]
+    session = db.session.get(StreamSession, uuid.UUID(session_id))
+    return session.started_ms + session.billed_ms if session else 0
+
+
+def end_revoked(session_id: str) -> Closed | None:
+    """End a session whose viewer lost access (signed out, deactivated): billed to its last proof of play."""
+    return end(session_id, last_proof_of_play(session_id), EndReason.REVOKED)
+
+
+def end_all_revoked(viewer_id: uuid.UUID) -> int:
+    """End every active session of a viewer who lost access, wherever its socket is."""
+    ids = db.session.scalars(
+        select(StreamSession.id).where(
+            StreamSession.viewer_id == viewer_id, StreamSession.status == SessionStatus.ACTIVE
+        )
+    ).all()
+    db.session.rollback()
+    for session_id in ids:
+        end_revoked(str(session_id))
+    return len(ids)

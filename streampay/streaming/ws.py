@@ -16,11 +16,13 @@ from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 
-from streampay.auth.tokens import user_from_token
+from streampay.auth.tokens import holder_of, user_from_token
 from streampay.errors import DomainError, Unauthorized, error_body
 from streampay.extensions import db, redis_client, sock
+from streampay.inputs import NotJSON
+from streampay.inputs import loads as load_json
 from streampay.money import Amount
-from streampay.streaming import meter, service
+from streampay.streaming import meter, revocation, service
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
@@ -58,6 +60,7 @@ class Player:
         self.lock = threading.Lock()
         self.user = None
         self.token_exp = None
+        self.payload = None  # the access token's claims: `fam` names the sign-in the socket follows
 
     def send(self, event: str, data: dict, frame_id=None) -> None:
         frame = {"event": event, "data": data}
@@ -67,9 +70,54 @@ class Player:
             self.ws.send(json.dumps(frame))
 
     def authenticate(self, token: str) -> None:
-        self.user, payload = user_from_token(token)
-        db.session.expunge(self.user)
-        self.token_exp = payload.get("exp")
+        user, payload = user_from_token(token)
+        db.session.expunge(user)
+        self.signed_in(user, payload)
+
+    def signed_in(self, user, payload: dict) -> None:
+        self.user, self.payload, self.token_exp = user, payload, payload.get("exp")
+        hub().enlist(self)
+
+    def follows(self, revocation: dict) -> bool:
+        """Whether a revocation (a sign-in, or every sign-in of a user) covers this socket."""
+        user, payload = self.user, self.payload or {}
+        if user is None or str(user.id) != revocation["user_id"]:
+            return False
+        return revocation.get("sign_in") is None or payload.get("fam") == revocation["sign_in"]
+
+    def revoke(self, session_ids: list[str], why: str) -> None:
+        """Access is gone: end this socket's sessions at their last proof of play, say so, and close."""
+        self.user = None
+        for session_id in session_ids:
+            try:
+                service.end_revoked(session_id)
+            except Exception:
+                log.exception("ending a revoked session failed; the reaper will end it")
+                db.session.rollback()
+            finally:
+                db.session.remove()
+            self._quietly("streamEnded", {"session_id": session_id, "reason": "revoked"})
+        self._quietly("error", {"code": "unauthorized", "message": REVOKED_MESSAGES.get(why, REVOKED_MESSAGES[""])})
+        try:
+            self.ws.close(reason=1008, message="access revoked")
+        except ConnectionClosed:
+            pass
+        self.ws.event.set()  # wake the socket's own thread, waiting in receive()
+
+    def _quietly(self, event: str, data: dict) -> None:
+        try:
+            self.send(event, data)
+        except ConnectionClosed:
+            pass
+
+
+REVOKED_MESSAGES = {
+    "logout": "Signed out: this sign-in was revoked; sign in again.",
+    "refresh_reuse": "This sign-in was revoked (its refresh token was used twice); sign in again.",
+    "deactivated": "The account was deactivated.",
+    "role_changed": "The account's role changed; sign in again.",
+    "": "Access was revoked; sign in again.",
+}
 
 
 class Hub:
@@ -78,6 +126,7 @@ class Hub:
     def __init__(self, app: Flask):
         self.app = app
         self.players: dict[str, Player] = {}
+        self.signed_in: set[Player] = set()  # every authenticated socket, for revocations
         self.lock = threading.Lock()
         self.thread = None
 
@@ -86,12 +135,21 @@ class Hub:
             return
         with self.lock:
             self.players[session_id] = player
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._listen, name="ws-hub", daemon=True)
-                self.thread.start()
+            self._start_listener()
+
+    def enlist(self, player: Player) -> None:
+        with self.lock:
+            self.signed_in.add(player)
+            self._start_listener()
+
+    def _start_listener(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._listen, name="ws-hub", daemon=True)
+            self.thread.start()
 
     def forget(self, player: Player) -> None:
         with self.lock:
+            self.signed_in.discard(player)
             for sid in [s for s, p in self.players.items() if p is player]:
                 del self.players[sid]
 
@@ -112,6 +170,9 @@ class Hub:
                     self._deliver(json.loads(message["data"]))
 
     def _deliver(self, push: dict) -> None:
+        if push["event"] == "revoke":
+            self._revoke(push["data"])
+            return
         with self.lock:
             player = self.players.get(push["session_id"])
             if push["event"] == "streamEnded":
@@ -121,6 +182,18 @@ class Hub:
                 player.send(push["event"], push["data"])
             except ConnectionClosed:
                 pass
+
+    def _revoke(self, revocation: dict) -> None:
+        """Close this process's sockets of a revoked sign-in (or user), ending their sessions."""
+        with self.lock:
+            matched = [p for p in self.signed_in if p.follows(revocation)]
+            sessions = {p: [s for s, q in self.players.items() if q is p] for p in matched}
+            for player, session_ids in sessions.items():
+                self.signed_in.discard(player)
+                for session_id in session_ids:
+                    del self.players[session_id]
+        for player, session_ids in sessions.items():
+            player.revoke(session_ids, revocation.get("why") or "")
 
 
 def hub() -> Hub:
@@ -141,7 +214,11 @@ def on_auth(player: Player, data: dict) -> dict:
 
 def on_start(player: Player, data: dict) -> dict:
     args = _load(START_SCHEMA, data)
-    reply = service.start(player.user, args["content_id"], args.get("max_spend"))
+    # Spending needs access as it stands now: the sign-in not revoked, the account active and unchanged.
+    viewer = holder_of(player.payload)
+    if viewer.role is not player.user.role:
+        raise Unauthorized("The account's role changed; sign in again.")
+    reply = service.start(viewer, args["content_id"], args.get("max_spend"))
     hub().watch(reply["session_id"], player)
     return reply
 
@@ -174,8 +251,8 @@ def handle(player: Player, raw) -> None:
         if not isinstance(raw, str) or len(raw) > MAX_FRAME:
             raise DomainError("Frames are JSON text of at most 4 KiB.")
         try:
-            frame = json.loads(raw)
-        except ValueError as exc:
+            frame = load_json(raw)  # too deep, lone surrogates, NaN: an `error` event, not a crash
+        except NotJSON as exc:
             raise DomainError("The frame is not JSON.") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
             raise DomainError('A frame is an object: {"event": NAME, "id"?: any, "data": {...}}.')
@@ -220,7 +297,7 @@ def authenticate_handshake():
             raise Unauthorized("Use Authorization: Bearer <access token>.")
         user, payload = user_from_token(token)
         db.session.expunge(user)
-        g.ws_auth = (user, payload.get("exp"))
+        g.ws_auth = (user, payload)
     except DomainError as exc:
         return error_body(exc.status, "Unauthorized", exc.message), exc.status, {"WWW-Authenticate": "Bearer"}
     finally:
@@ -231,7 +308,8 @@ def authenticate_handshake():
 @sock.route("/streaming/ws", bp=ws_bp)
 def stream_socket(ws):
     player = Player(ws)
-    player.user, player.token_exp = g.get("ws_auth", (None, None))
+    if g.get("ws_auth"):
+        player.signed_in(*g.ws_auth)
     try:
         while True:
             handle(player, ws.receive())
@@ -251,4 +329,5 @@ def echo_socket(ws):
 
 def init_app(app: Flask, prefix: str) -> None:
     app.extensions["streampay.hub"] = Hub(app)
+    revocation.init_app(app)
     app.register_blueprint(ws_bp, url_prefix=prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +11,7 @@ from streampay.auth import passwords
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, Invalid, NotFound
 from streampay.extensions import db
+from streampay.users import signals
 from streampay.users.models import Role, User
 from streampay.users.schemas import EMAIL, USERNAME
 
@@ -108,11 +110,16 @@ def update_profile(user: User, changes: dict) -> User:
 def admin_update(admin: User, user: User, changes: dict) -> User:
     if user.id == admin.id and (changes.get("is_active") is False or changes.get("role", "admin") != "admin"):
         raise Conflict("Admins cannot deactivate or demote themselves; ask another admin.")
+    before = (user.role, user.is_active)
     if "role" in changes:
         user.role = Role(changes["role"])
     if "is_active" in changes:
         user.is_active = changes["is_active"]
     db.session.commit()
+    if user.role != before[0] or (before[1] and not user.is_active):
+        # Open sockets were authorised as the account was: they close, and their streams end.
+        why = "deactivated" if not user.is_active else "role_changed"
+        signals.access_revoked.send(current_app._get_current_object(), user_id=str(user.id), sign_in=None, why=why)
     return user
 
 

@@ -116,3 +116,19 @@ def test_the_stream_contract_needs_configuration(client):
         headers=bearer(viewer["access_token"]),
     )
     assert reply.status_code == 400 and "PAYMENT_STREAM_CONTRACT_ID" in reply.json["message"]
+
+
+def test_a_bad_cursor_is_the_users_error_and_an_unreachable_horizon_says_so(client, horizon, custody):
+    headers = bearer(register(client)["access_token"])
+    sender = Keypair.random()
+    horizon.create_account(sender.public_key, balance_stroops=5 * XLM)
+    path = f"/api/v1/stellar/accounts/{sender.public_key}/transactions"
+    for bad in ("abc", "-1", "1.5", "\u0661\u0662", "9" * 30, "now;drop"):
+        reply = client.get(path, query_string={"cursor": bad}, headers=headers)
+        assert reply.status_code == 422, reply.json
+        assert "cursor" in reply.json["errors"]["query"]
+    assert client.get(path, query_string={"cursor": "now"}, headers=headers).status_code == 200
+    horizon.down = True
+    for url in (path, f"/api/v1/stellar/accounts/{sender.public_key}/balances"):
+        reply = client.get(url, headers=headers)
+        assert reply.status_code == 503 and "Horizon is unreachable" in reply.json["message"], reply.json

@@ -1,0 +1,15 @@
+"""What other parts of the app hear about accounts, without the users and auth packages knowing them.
+
+`access_revoked` is sent after the commit that took access away: a sign-out (`sign_in` set: that
+sign-in only) or an admin's deactivation or role change (`sign_in` None: every sign-in of the user).
+The streaming package listens, to end the sessions and close the sockets that the access was for.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+# sender: the app; keywords: user_id (str), sign_in (str | None), why (str)
+access_revoked = _signals.signal("access-revoked")

@@ -1,0 +1,89 @@
+"""Sign-outs hold after Redis loses everything: revocation lives in the database, checked with the user load."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from streampay.extensions import db, redis_client
+from tests.auth.test_tokens import LOGOUT, PROFILE, login, refresh, refused, works
+from tests.conftest import bearer, register
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory(AUTH_RATE_LIMIT="1000 per 60 second")
+
+
+@pytest.fixture
+def wipe_redis(app):
+    def wipe() -> None:
+        with app.app_context():
+            redis_client().flushdb()
+
+    return wipe
+
+
+def test_a_signed_out_pair_stays_signed_out_after_a_redis_wipe(client, wipe_redis):
+    user = register(client)
+    assert client.post(LOGOUT, headers=bearer(user["access_token"])).status_code == 200
+    wipe_redis()
+    assert not works(client, user["access_token"])
+    refused(refresh(client, user["refresh_token"]))
+    refused(client.post(LOGOUT, headers=bearer(user["refresh_token"])))
+
+
+def test_signing_out_with_the_refresh_token_revokes_the_access_token_too(client, wipe_redis):
+    user = register(client)
+    assert client.post(LOGOUT, headers=bearer(user["refresh_token"])).status_code == 200
+    wipe_redis()
+    assert not works(client, user["access_token"])
+
+
+def test_a_spent_refresh_token_replayed_after_a_wipe_revokes_its_sign_in(client, wipe_redis):
+    first = register(client)
+    second = refresh(client, first["refresh_token"]).json
+    wipe_redis()
+    refused(refresh(client, first["refresh_token"]))  # spent before the wipe: a replay
+    wipe_redis()
+    assert not works(client, second["access_token"])
+    refused(refresh(client, second["refresh_token"]))
+
+
+def test_other_sign_ins_survive_a_sign_out_and_a_wipe(client, wipe_redis):
+    phone = register(client)
+    laptop = login(client, phone["user"]["email"]).json
+    client.post(LOGOUT, headers=bearer(phone["access_token"]))
+    wipe_redis()
+    assert works(client, laptop["access_token"])
+    assert refresh(client, laptop["refresh_token"]).status_code == 200
+
+
+def test_a_deactivated_account_stays_out_after_a_wipe(client, make_admin, wipe_redis):
+    admin, user = make_admin(), register(client)
+    client.patch(
+        f"/api/v1/users/{user['user']['id']}", json={"is_active": False}, headers=bearer(admin["access_token"])
+    )
+    wipe_redis()
+    assert not works(client, user["access_token"])
+    refused(refresh(client, user["refresh_token"]))
+
+
+def test_checking_a_token_costs_one_query(app, client):
+    """The sign-in's revoked state comes back with the user: an authenticated request makes no extra round trip."""
+    user = register(client)
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(PROFILE, headers=bearer(user["access_token"])).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1, statements
+    assert "auth_sign_ins" in reads[0] and "users" in reads[0]
