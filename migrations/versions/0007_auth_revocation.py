@@ -1,7 +1,7 @@
 """sign-ins and spent refresh tokens: revocation in the database
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 08:00:00
 
 Signing out revokes a sign-in (the family every token of one login descends from), and a spent
@@ -13,8 +13,8 @@ from alembic import op
 
 import streampay.dbtypes
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
