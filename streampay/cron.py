@@ -42,3 +42,7 @@ cron.register(
     job_timeout=1800,
     name="stellar-reconcile",
 )
+
+from streampay.auth.jobs import prune_tokens  # noqa: E402
+
+cron.register(prune_tokens, "low", interval=3600, job_timeout=600, name="auth-prune-tokens")

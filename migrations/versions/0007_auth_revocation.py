@@ -25,6 +25,7 @@ def upgrade():
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("created_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_issued_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
@@ -33,6 +34,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_sign_ins")),
     )
     with op.batch_alter_table("auth_sign_ins", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_auth_sign_ins_last_issued_at"), ["last_issued_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_auth_sign_ins_user_id"), ["user_id"], unique=False)
 
     op.create_table(
@@ -55,4 +57,5 @@ def downgrade():
     op.drop_table("auth_spent_refresh_tokens")
     with op.batch_alter_table("auth_sign_ins", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_sign_ins_user_id"))
+        batch_op.drop_index(batch_op.f("ix_auth_sign_ins_last_issued_at"))
     op.drop_table("auth_sign_ins")

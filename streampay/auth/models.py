@@ -23,6 +23,8 @@ class SignIn(db.Model):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the tokens' `fam` claim
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When its newest pair was issued: a refresh lifetime later, none of its tokens is valid any more.
+    last_issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Why: logout, refresh_reuse.
     revoked_reason: Mapped[str | None] = mapped_column(String(32))

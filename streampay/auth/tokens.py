@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, g
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import and_, literal, select, update
+from sqlalchemy import and_, delete, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streampay.auth.models import SignIn, SpentRefreshToken
@@ -33,7 +33,9 @@ def issue_pair(user: User, family: str | None = None) -> dict:
     if family is None:
         family = uuid.uuid4().hex
         db.session.add(SignIn(id=family, user_id=user.id))
-        db.session.commit()
+    else:
+        db.session.execute(update(SignIn).where(SignIn.id == family).values(last_issued_at=utcnow()))
+    db.session.commit()
     claims = {"fam": family}
     identity = str(user.id)
     access = create_access_token(identity=identity, additional_claims=claims)
@@ -83,6 +85,17 @@ def revoke(payload: dict, reason: str = "logout") -> None:
         db.session.add(SignIn(id=family, user_id=uuid.UUID(payload["sub"]), revoked_at=now, revoked_reason=reason))
     db.session.commit()
     signals.access_revoked.send(current_app._get_current_object(), user_id=payload["sub"], sign_in=family, why=reason)
+
+
+def prune() -> int:
+    """Forget what can no longer matter: spent refresh tokens past their expiry, and sign-ins whose
+    newest pair is older than the refresh lifetime (every token of them has expired)."""
+    now = utcnow()
+    spent = db.session.execute(delete(SpentRefreshToken).where(SpentRefreshToken.expires_at < now)).rowcount
+    horizon = now - current_app.config["JWT_REFRESH_TOKEN_EXPIRES"] - timedelta(seconds=2)
+    families = db.session.execute(delete(SignIn).where(SignIn.last_issued_at < horizon)).rowcount
+    db.session.commit()
+    return spent + families
 
 
 def _holder(payload: dict) -> tuple[User | None, bool]:

@@ -10,17 +10,23 @@ from sqlalchemy import func, select
 from streampay import money
 from streampay.errors import DomainError
 from streampay.extensions import db
+from streampay.inputs import check_text
 from streampay.ledger import service
 from streampay.ledger.models import Account, AccountKind, Entry, Transaction
 from streampay.streaming.models import SessionStatus, StreamSession
-from streampay.users.models import User
+from streampay.users.service import find_by_email
 
 wallet_cli = AppGroup("wallet", help="Operator credits and debits of a viewer's wallet (audited postings).")
 ledger_cli = AppGroup("ledger", help="Check the ledger's invariants.")
 
 
 def _move(email: str, amount: str, reason: str, key: str | None, sign: int) -> None:
-    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    try:
+        user = find_by_email(email)
+        if key is not None:
+            check_text(key, "idempotency_key")
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
     if user is None:
         raise click.ClickException(f"no user {email}")
     try:

@@ -14,9 +14,10 @@ from stellar_sdk.exceptions import BaseRequestError
 from streampay import money
 from streampay.errors import DomainError
 from streampay.extensions import db
+from streampay.inputs import check_text
 from streampay.stellar import deposits, horizon, payouts, reconcile
 from streampay.stellar.models import Payout, PayoutStatus
-from streampay.users.models import User
+from streampay.users.service import find_by_email
 
 stellar_cli = AppGroup("stellar", help="Keys, funding and the custody account.")
 deposits_cli = AppGroup("deposits", help="Credit on-chain deposits.")
@@ -177,11 +178,11 @@ def scan() -> None:
 @click.argument("email")
 def assign(operation_id: str, email: str) -> None:
     """Credit an unmatched deposit to EMAIL's wallet."""
-    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise click.ClickException(f"no user {email}")
     try:
-        deposit = deposits.assign(operation_id, user.id)
+        user = find_by_email(email)
+        if user is None:
+            raise click.ClickException(f"no user {email}")
+        deposit = deposits.assign(check_text(operation_id, "operation_id"), user.id)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo(f"assigned {money.format(deposit.amount)} from operation {operation_id} to {user.email}")

@@ -11,6 +11,7 @@ from streampay.auth import passwords
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, Invalid, NotFound
 from streampay.extensions import db
+from streampay.inputs import check_text
 from streampay.users import signals
 from streampay.users.models import Role, User
 from streampay.users.schemas import EMAIL, USERNAME
@@ -66,6 +67,8 @@ def create_user(
     email: str, username: str, password: str, role: Role = Role.VIEWER, display_name: str | None = None
 ) -> User:
     email, username = email.strip().lower(), username.strip().lower()
+    for field, value in (("email", email), ("username", username), ("password", password)):
+        check_text(value, field)
     _check_identity(email, username)
     passwords.check_policy(password, email.split("@")[0], username)
     _taken(email=email, username=username)
@@ -79,6 +82,12 @@ def create_user(
     db.session.add(user)
     _commit_unique()
     return user
+
+
+def find_by_email(email: str) -> User | None:
+    """The account with this email (any case), for operator commands; text that is not text is Invalid."""
+    check_text(email, "email")
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
 def get_user(user_id) -> User:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from rq import SimpleWorker
 from sqlalchemy import event
 
+from streampay.auth.jobs import prune_tokens
 from streampay.extensions import db, redis_client
+from streampay.jobs import queue
 from tests.auth.test_tokens import LOGOUT, PROFILE, login, refresh, refused, works
 from tests.conftest import bearer, register
 
@@ -87,3 +93,18 @@ def test_checking_a_token_costs_one_query(app, client):
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 1, statements
     assert "auth_sign_ins" in reads[0] and "users" in reads[0]
+
+
+def test_the_prune_job_forgets_only_what_no_token_can_use(app_factory):
+    app = app_factory(AUTH_RATE_LIMIT="1000 per 60 second", JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=2))
+    client = app.test_client()
+    old = register(client)
+    assert refresh(client, old["refresh_token"]).status_code == 200  # one spent token, one sign-in
+    time.sleep(4.5)  # past the refresh lifetime and the prune's margin
+    recent = register(client)
+    with app.app_context():
+        job = queue("low").enqueue(prune_tokens)
+        SimpleWorker([queue("low")], connection=redis_client()).work(burst=True, logging_level="WARNING")
+        assert job.return_value() == 2
+    assert works(client, recent["access_token"])
+    assert refresh(client, recent["refresh_token"]).status_code == 200

@@ -132,3 +132,19 @@ def test_a_reason_that_is_not_text_is_refused_by_the_cli(client, runner, viewer)
     result = runner.invoke(args=["wallet", "credit", viewer["user"]["email"], "1", "--reason", "bad \udcff byte"])
     assert result.exit_code == 1 and type(result.exception) is SystemExit, result.output
     assert wallet(client, viewer)["balance"] == "0.0000000"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["wallet", "credit", "who\udcff@example.com", "1", "--reason", "x"],
+        ["wallet", "credit", "{email}", "1", "--reason", "x", "--idempotency-key", "k\udce9"],
+        ["deposits", "assign", "1", "who\udcff@example.com"],
+    ],
+    ids=["email", "key", "assign"],
+)
+def test_cli_arguments_that_are_not_text_get_a_message_not_a_traceback(client, runner, viewer, args):
+    args = [a.replace("{email}", viewer["user"]["email"]) for a in args]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1 and type(result.exception) is SystemExit, result.output
+    assert "Error:" in result.output and "not text" in result.output

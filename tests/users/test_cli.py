@@ -164,3 +164,18 @@ def test_list_marks_deactivated_accounts(runner, client, make_admin):
 
 def test_list_is_empty_with_no_accounts(runner):
     assert listing(runner) == []
+
+
+@pytest.mark.parametrize(
+    ("email", "username", "password"),
+    [
+        ("bad\udcff@example.com", "bad", PASSWORD),
+        ("ok@example.com", "bad\udcff", PASSWORD),
+        ("p@example.com", "p", "pw\udcff12345"),
+    ],
+    ids=["email", "username", "password"],
+)
+def test_create_refuses_arguments_that_are_not_text(runner, email, username, password):
+    result = create(runner, email, username, password)
+    assert result.exit_code == 1 and type(result.exception) is SystemExit, result.output
+    assert "not text" in result.output
