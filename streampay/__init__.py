@@ -88,6 +88,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users.routes import blp as users_blp
+    from streampay.web import pages as web
 
     prefix = app.config["API_PREFIX"]
     passwords.init_app(app)
@@ -106,3 +107,4 @@ def _register_domains(app: Flask, api) -> None:
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    web.init_app(app)
