@@ -240,6 +240,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
         "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
+        # The reference web player and creator studio at /app/.
+        "WEB_PAGES_ENABLED": e.bool("WEB_PAGES_ENABLED", True),
     }
     _refuse_invalid(e)
     return cfg
