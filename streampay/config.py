@@ -253,6 +253,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_JSON_BYTES": _int("MAX_JSON_BYTES", 1024 * 1024),
         "HSTS_MAX_AGE": _int("HSTS_MAX_AGE", 365 * 86400),
         "CONTENT_SECURITY_POLICY": env.get("CONTENT_SECURITY_POLICY") or DEFAULT_CSP,
+        # The reference web player and creator studio at /app/.
+        "WEB_PAGES_ENABLED": e.bool("WEB_PAGES_ENABLED", True),
     }
     _refuse_invalid(e)
     return cfg
