@@ -41,3 +41,13 @@ cron.register(
     job_timeout=1800,
     name="stellar-reconcile",
 )
+
+from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
+
+cron.register(
+    fold_analytics,
+    "low",
+    interval=int(os.environ.get("ANALYTICS_FOLD_INTERVAL_SECONDS", "60")),
+    job_timeout=900,
+    name="analytics-fold",
+)
