@@ -48,7 +48,7 @@ from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
 cron.register(
     fold_analytics,
     "low",
-    interval=int(os.environ.get("ANALYTICS_FOLD_INTERVAL_SECONDS", "60")),
+    interval=settings["ANALYTICS_FOLD_INTERVAL_SECONDS"],
     job_timeout=900,
     name="analytics-fold",
 )

@@ -13,20 +13,15 @@ from streampay.analytics.jobs import fold
 from streampay.extensions import db
 from streampay.jobs import enqueue
 from tests.conftest import PASSWORD, bearer, register
-from tests.content.conftest import media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
+from tests.content.conftest import media_files, media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
 from tests.stellar.conftest import XLM, custody, custody_funding, horizon, link_address, stellar_app  # noqa: F401
 from tests.streaming.conftest import FakeClock, Player, serve
 
-ITEM_SECONDS = 600
 
-
-@pytest.fixture(scope="session")
-def feature(tmp_path_factory) -> str:
-    """A ten-minute video, a frame a second, small: long enough to stream across checkpoints."""
-    from streampay.content import samples
-
-    path = str(tmp_path_factory.mktemp("analytics") / "feature.mp4")
-    return samples.make_video(path, seconds=ITEM_SECONDS, fps=1, size=(64, 36), with_audio=False)
+@pytest.fixture
+def feature(media_files) -> str:  # noqa: F811
+    """An hour-long video: long enough to stream across checkpoints."""
+    return media_files["feature"]
 
 
 @pytest.fixture

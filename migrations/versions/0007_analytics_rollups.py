@@ -1,7 +1,7 @@
 """analytics rollups
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 07:42:36
 
 The usage outbox a session appends to (start, charges, end), the rollups a periodic job folds it
@@ -12,8 +12,8 @@ viewers and retention steps; and indexes on the times that deposits, payouts and
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
