@@ -88,7 +88,7 @@ function editForm(item, onSaved) {
 
 function itemsTable(items, onChange, showRetention) {
   return h("table", { class: "items" },
-    h("caption", {}, "Your items"),
+    h("caption", { class: "visually-hidden" }, "Your items"),
     h("thead", {}, h("tr", {}, ["Title", "Status", "Price per second", "Duration", ""].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, items.map((item) => {
       const row = h("tr", { dataset: { id: item.id } },
