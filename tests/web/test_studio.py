@@ -77,6 +77,17 @@ def test_a_creator_uploads_sees_it_ready_sets_the_price_and_sees_earnings(page, 
     expect(page.get_by_text(f"Not yet paid out: {earned}")).to_be_visible()
     expect(page.get_by_role("img", name="Earnings by day (net of fees)")).to_be_visible()
     expect(page.get_by_role("heading", name="Payouts")).to_be_visible()
+    expect(page.get_by_text("No payouts yet")).to_be_visible()
+
+    # The creator proves a payout address; the next payout run pays the earnings on the network.
+    site.link_payout_address(creator)
+    site.run_payouts()
+    [payout] = site.call("GET", "/api/v1/payouts", creator["access_token"])
+    assert payout["status"] == "paid" and payout["amount"] == earned and payout["tx_hash"]
+    page.reload()
+    payouts = page.get_by_role("table", name="Payouts")
+    expect(payouts).to_contain_text(payout["tx_hash"])
+    expect(payouts).to_contain_text(earned)
     page.get_by_role("row").filter(has_text="Morning sprint").get_by_role("button", name="Retention").click()
     expect(page.locator("#retention")).not_to_contain_text("Choose")
     screenshot(page, "studio")
