@@ -43,6 +43,16 @@ cron.register(
     name="stellar-reconcile",
 )
 
+from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
+
+cron.register(
+    fold_analytics,
+    "low",
+    interval=settings["ANALYTICS_FOLD_INTERVAL_SECONDS"],
+    job_timeout=900,
+    name="analytics-fold",
+)
+
 from streampay.auth.jobs import prune_tokens  # noqa: E402
 
 cron.register(prune_tokens, "low", interval=3600, job_timeout=600, name="auth-prune-tokens")

@@ -143,5 +143,5 @@ def deposit_qr():
     if uri is None:
         raise NotFound("Deposits are not configured (no custody account).")
     svg = io.BytesIO()
-    segno.make(uri, error="m").save(svg, kind="svg", scale=4, border=4, title="Deposit QR code", svgclass=None)
+    segno.make(uri, error="m").save(svg, kind="svg", border=4, omitsize=True, title="Deposit QR code", svgclass=None)
     return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"})

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 from tests.test_procfile import wait_for
-from tests.web.conftest import IN_A_BROWSER, screenshot
+from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in
 
 pytestmark = IN_A_BROWSER
 
@@ -95,3 +95,46 @@ def test_a_viewer_pays_for_what_plays_and_nothing_while_paused(page, site, clips
     assert wait_for(lambda: shown(page, "balance") == wallet["balance"], 5)
     # Played about 8 seconds in all, paused 4.5: billed for the playing only (plus each start's latency).
     assert 7_000 <= sum(s["billed_ms"] for s in sessions) <= 11_000, sessions
+
+
+def test_a_clip_played_to_its_end_completes(page, site, clips):
+    creator, viewer = site.register("creator"), site.register()
+    item = site.upload(creator, clips["short"], "Sprint")
+    site.credit(viewer["email"], "1")
+    sign_in(page, viewer)
+    page.goto(f"/app/#/watch/{item['id']}")
+    # By keyboard: the page puts focus on its heading; the next Tab reaches Play, with a visible ring.
+    expect(page.get_by_role("heading", name="Sprint")).to_be_focused()
+    page.keyboard.press("Tab")
+    play = page.get_by_role("button", name="Play")
+    expect(play).to_be_focused()
+    assert play.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#stream-status")).to_have_attribute("data-reason", "completed", timeout=15_000)
+    expect(page.locator("#stream-status")).to_have_text("Finished: you watched to the end.")
+    [session] = site.sessions(viewer)
+    assert session["end_reason"] == "completed" and session["billed_ms"] == item["duration_ms"]
+    assert wait_for(lambda: shown(page, "charged") == session["charged"], 5), (shown(page, "charged"), session)
+    assert site.wallet(viewer)["balance"] == shown(page, "balance")
+
+
+def test_a_low_balance_shows_the_banner_then_ends_the_stream(page, site, clips):
+    creator, viewer = site.register("creator"), site.register()
+    item = site.upload(creator, clips["runway"], "Runway")
+    site.credit(viewer["email"], "0.0400000")  # 4 seconds at 0.01: under the server's 6 s warning from the start
+    sign_in(page, viewer)
+    page.goto(f"/app/#/watch/{item['id']}")
+    expect(page.locator("#balance-low")).to_be_hidden()
+    page.get_by_role("button", name="Play").click()
+    expect(page.locator("#balance-low")).to_be_visible()
+    expect(page.locator("#balance-low")).to_contain_text("Low balance")
+    screenshot(page, "watch-low-balance")
+    status = page.locator("#stream-status")
+    expect(status).to_have_attribute("data-reason", "insufficient_funds", timeout=15_000)
+    expect(status).to_contain_text("Your balance ran out")
+    [session] = site.sessions(viewer)
+    assert session["end_reason"] == "insufficient_funds" and session["charged"] == "0.0400000"
+    expect(page.locator("#balance")).to_have_text("0.0000000")
+    expect(page.get_by_role("button", name="Play")).to_be_visible()  # the video stopped with the money
+    assert site.wallet(viewer)["balance"] == "0.0000000"

@@ -1,6 +1,6 @@
 // SVG charts drawn from data: bars (earnings by day) and a line (retention). No library, no canvas.
 const NS = "http://www.w3.org/2000/svg";
-const W = 640, H = 240, PAD = { left: 64, right: 16, top: 16, bottom: 40 };
+const W = 640, H = 240, PAD = { left: 84, right: 16, top: 16, bottom: 40 };
 
 function el(tag, attrs = {}, text) {
   const node = document.createElementNS(NS, tag);

@@ -184,6 +184,8 @@ export class PaidPlayer {
       this.live = { charged: stroops(reply.charged), billed: reply.billed_seconds };
       this.update({ balance: reply.balance, message: null });
     } catch (error) {
+      // A heartbeat that crossed the session's end: the streamEnded push says why.
+      if (sessionId !== this.sessionId || error.code === "session_not_active") return;
       this.update({ message: error.message });
     }
   }
@@ -231,7 +233,7 @@ export class PaidPlayer {
       this.stopBeats();
       if (!this.video.paused) this.video.pause();
     }
-    this.update({ status: "ended", reason });
+    this.update({ status: "ended", reason, message: null });
     this.settle(sessionId);
   }
 

@@ -9,8 +9,8 @@ async function qrCode() {
   const svg = new DOMParser().parseFromString(await reply.text(), "image/svg+xml").documentElement;
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", "QR code of the deposit request");
-  svg.setAttribute("width", "220");
-  svg.setAttribute("height", "220");
+  svg.setAttribute("width", "264");
+  svg.setAttribute("height", "264");
   return document.importNode(svg, true);
 }
 

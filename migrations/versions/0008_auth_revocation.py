@@ -1,7 +1,7 @@
 """sign-ins and spent refresh tokens: revocation in the database
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 08:00:00
 
 Signing out revokes a sign-in (the family every token of one login descends from), and a spent
@@ -11,10 +11,9 @@ refresh token is recorded by its jti; both used to live only in Redis, so a Redi
 import sqlalchemy as sa
 from alembic import op
 
-import streampay.dbtypes
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -24,9 +23,9 @@ def upgrade():
         "auth_sign_ins",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_issued_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_auth_sign_ins_user_id_users"), ondelete="CASCADE"
@@ -41,8 +40,8 @@ def upgrade():
         "auth_spent_refresh_tokens",
         sa.Column("jti", sa.String(length=64), nullable=False),
         sa.Column("sign_in_id", sa.String(length=64), nullable=False),
-        sa.Column("spent_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("spent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_auth_spent_refresh_tokens")),
     )
     with op.batch_alter_table("auth_spent_refresh_tokens", schema=None) as batch_op:
