@@ -199,6 +199,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "PAYOUT_LEASE_SECONDS": _int("PAYOUT_LEASE_SECONDS", 120),
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
+        "ANALYTICS_FOLD_INTERVAL_SECONDS": _int("ANALYTICS_FOLD_INTERVAL_SECONDS", 60),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
