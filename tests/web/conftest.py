@@ -105,8 +105,8 @@ class Site:
         result = self.runner.invoke(args=["payouts", "run"])
         assert result.exit_code == 0, result.output
 
-    def upload(self, creator: dict, path: str, title: str) -> dict:
-        form = {"title": title, "price_per_second": PRICE, "category": "demo", "description": f"{title}, made by PyAV."}
+    def upload(self, creator: dict, path: str, title: str, category: str = "demo") -> dict:
+        form = {"title": title, "price_per_second": PRICE, "category": category, "description": f"{title}, by PyAV."}
         with open(path, "rb") as media:
             item = self.call("POST", "/api/v1/content/", creator["access_token"], data=form, files={"file": media})
         return self.wait_ready(creator, item["id"])

@@ -15,7 +15,7 @@ function uploadForm(onUploaded) {
     field("Media file", { name: "file", type: "file", required: true, accept: "video/*,audio/*" }),
     field("Title", { name: "title", required: true, maxlength: 200 }),
     field("Description", { name: "description", tag: "textarea", rows: 3, maxlength: 5000 }),
-    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9-]*" }, "Lowercase letters, digits and '-'."),
+    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9\\-]*" }, "Lowercase letters, digits and '-'."),
     field("Tags", { name: "tags" }, "Comma-separated, up to 10."),
     field("Price per second", { name: "price_per_second", required: true, inputmode: "decimal", value: "0.0100000" },
       "In the platform's asset, up to 7 decimal places."),
