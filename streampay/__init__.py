@@ -74,6 +74,7 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health
+    from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import passwords, tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
@@ -102,6 +103,7 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
+    api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
     ws.init_app(app, prefix)
     users_cli.init_app(app)
     content_cli.init_app(app)

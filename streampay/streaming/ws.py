@@ -263,16 +263,6 @@ def stream_socket(ws):
         hub().forget(player)
 
 
-@sock.route("/streaming/echo", bp=ws_bp)
-def echo_socket(ws):
-    """A bare echo, the baseline of the heartbeat benchmark; off unless WS_ECHO_ENABLED."""
-    if not current_app.config["WS_ECHO_ENABLED"]:
-        ws.close(reason=1008, message="not enabled")
-        return
-    while True:
-        ws.send(ws.receive())
-
-
 def init_app(app: Flask, prefix: str) -> None:
     app.extensions["streampay.hub"] = Hub(app)
     app.register_blueprint(ws_bp, url_prefix=prefix)
