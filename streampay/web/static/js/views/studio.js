@@ -161,7 +161,7 @@ function timeZone() {
 function payoutsTable(payouts) {
   if (!payouts.length) return h("p", {}, "No payouts yet. They are sent when your earnings reach the threshold and your address is verified.");
   return h("table", { class: "payouts" },
-    h("caption", {}, "Payouts"),
+    h("caption", { class: "visually-hidden" }, "Payouts"),
     h("thead", {}, h("tr", {}, ["Date", "Amount", "Status", "Transaction"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, payouts.map((p) => h("tr", {},
       h("td", {}, new Date(p.created_at).toLocaleString()),
