@@ -51,7 +51,9 @@ def anonymous_catalogue_from_cache():
     if cached is not None:
         built_under, pagination, body = cached.split(b"\n", 2)
         if built_under == generation:
-            return current_app.response_class(body, mimetype="application/json", headers={"X-Pagination": pagination})
+            return current_app.response_class(
+                body, mimetype="application/json", headers={"X-Pagination": pagination.decode()}
+            )
     g.anonymous_page = (key, generation)
     return None
 
