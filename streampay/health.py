@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from flask import jsonify, make_response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from streampay.auth.access import PUBLIC
-from streampay.errors import error_body
+from streampay.errors import RETRY_AFTER_SECONDS, error_body
 from streampay.extensions import db, redis_client
 
 log = logging.getLogger(__name__)
@@ -51,5 +52,8 @@ def readyz():
         log.warning("readiness: redis: %s", exc.__class__.__name__)
         checks["redis"] = "unavailable"
     if set(checks.values()) != {"ok"}:
-        return error_body(503, "Service Unavailable", "Not ready.", {"checks": checks}), 503
+        down = ", ".join(name for name, state in checks.items() if state != "ok")
+        body = error_body(503, "Service Unavailable", f"Not ready: {down} unavailable.", {"checks": checks})
+        # A Response as it is: the 200 schema would strip the error shape.
+        return make_response(jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return {"status": "ok", "checks": checks}
