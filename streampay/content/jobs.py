@@ -46,6 +46,7 @@ def process_media(content_id: str) -> str:
                 content.move_to(ContentStatus.FAILED, str(exc))
                 db.session.commit()
                 service.changed(content)
+                service.withdrawn.send(content.id)
                 log.info("media rejected", extra={"content_id": content_id, "reason": str(exc)})
                 return "failed"
             checksum = sha256_of(path)
