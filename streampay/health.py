@@ -11,9 +11,9 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from streampay.auth.access import PUBLIC
 from streampay.errors import RETRY_AFTER_SECONDS, error_body
 from streampay.extensions import db, redis_client
+from streampay.users.access import PUBLIC
 
 log = logging.getLogger(__name__)
 blp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
