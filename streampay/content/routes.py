@@ -7,7 +7,6 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 
-from streampay.auth.access import auth_required
 from streampay.content import service
 from streampay.content.delivery import send as _serve
 from streampay.content.jobs import enqueue_processing
@@ -20,6 +19,7 @@ from streampay.content.schemas import (
 )
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
+from streampay.users.access import auth_required
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
