@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -198,6 +199,12 @@ def page(browser, site, request):
     context = browser.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # With the network cable pulled: anything a page asks of another host fails the test.
+    outside = []
+    context.route(
+        lambda url: urlsplit(url).hostname not in ("127.0.0.1", "localhost"),
+        lambda r: outside.append(r.request.url) or r.abort(),
+    )
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Chromium logs every 4xx a page fetches as an error; those the pages expect are checked by the tests.
@@ -212,6 +219,7 @@ def page(browser, site, request):
         print(f"screenshot of the failure: {shot}")
     context.close()
     assert not errors, errors
+    assert not outside, f"the pages reached outside the server: {outside}"
 
 
 def sign_in(page, who: dict) -> None:
