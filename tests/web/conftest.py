@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import requests
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 from rq import Queue
 from rq.job import JobStatus
@@ -231,5 +232,9 @@ def sign_in(page, who: dict) -> None:
 
 
 def screenshot(page, name: str) -> None:
+    """The page as a reader of docs/web.md sees it, after an accessibility audit of it (axe-core, WCAG 2 A/AA)."""
+    audit = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}})
+    problems = [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in audit.response["violations"]]
+    assert not problems, f"{name}: {problems}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
