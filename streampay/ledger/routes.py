@@ -10,13 +10,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from streampay.auth.access import auth_required
 from streampay.errors import Invalid, NotFound
 from streampay.extensions import db
 from streampay.ledger import service
 from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.users.access import auth_required
 from streampay.users.models import Role
 from streampay.users.service import get_user
 

@@ -7,8 +7,9 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
-from streampay.extensions import redis_client
+from streampay.extensions import db, redis_client
 from tests.conftest import bearer, register
 from tests.content.conftest import ready_item, run_jobs
 from tests.streaming.conftest import Player, beat_concurrently, serve, stroops
@@ -300,7 +301,7 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
         with app.app_context():
             redis_client().execute_command("CLIENT", "PAUSE", 3000, "ALL")  # longer than a call and its one retry
         for _credit, reply in beat_concurrently(sessions, beats=1):
-            assert reply["event"] == "error" and reply["data"]["code"] == "internal", reply
+            assert reply["event"] == "error" and reply["data"]["code"] == "unavailable", reply
         time.sleep(3.2)  # Redis answers again
         clock.advance(5)
         for credit, reply in beat_concurrently(sessions, beats=3):
@@ -310,3 +311,14 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
             assert player.call("stopStream", session_id=session_id)["data"]["charged"] == "0.1000000"
             player.close()
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_ledger_check_matches_wallet_holds_against_active_sessions(app, runner, players, movie, funded_viewer):
+    viewer = funded_viewer()
+    players(viewer["access_token"]).call("startStream", content_id=movie["id"])
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(text("UPDATE streaming_sessions SET held = held + 1 WHERE status = 'active'"))
+        db.session.commit()
+    result = runner.invoke(args=["ledger", "check"])
+    assert result.exit_code == 1 and "open sessions hold" in result.output

@@ -12,10 +12,15 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import requests
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
+from rq import Queue
+from rq.job import JobStatus
 from stellar_sdk import Keypair, TransactionEnvelope
 
 from streampay.content import samples
@@ -100,13 +105,20 @@ class Site:
         self.call("POST", "/api/v1/stellar/auth/verify", creator["access_token"], json=signed)
         return keypair
 
+    def fold_analytics(self) -> None:
+        """What the clock does every ANALYTICS_FOLD_INTERVAL_SECONDS: the fold job, on the worker."""
+        connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+        job = Queue("low", connection=connection).enqueue("streampay.analytics.jobs.fold")
+        assert wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED), 30)
+        assert job.get_status() == JobStatus.FINISHED, job.latest_result()
+
     def run_payouts(self) -> None:
         """What the clock does every PAYOUT_INTERVAL_SECONDS: `flask payouts run`."""
         result = self.runner.invoke(args=["payouts", "run"])
         assert result.exit_code == 0, result.output
 
-    def upload(self, creator: dict, path: str, title: str) -> dict:
-        form = {"title": title, "price_per_second": PRICE, "category": "demo", "description": f"{title}, made by PyAV."}
+    def upload(self, creator: dict, path: str, title: str, category: str = "demo") -> dict:
+        form = {"title": title, "price_per_second": PRICE, "category": category, "description": f"{title}, by PyAV."}
         with open(path, "rb") as media:
             item = self.call("POST", "/api/v1/content/", creator["access_token"], data=form, files={"file": media})
         return self.wait_ready(creator, item["id"])
@@ -188,6 +200,12 @@ def page(browser, site, request):
     context = browser.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # With the network cable pulled: anything a page asks of another host fails the test.
+    outside = []
+    context.route(
+        lambda url: urlsplit(url).hostname not in ("127.0.0.1", "localhost"),
+        lambda r: outside.append(r.request.url) or r.abort(),
+    )
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Chromium logs every 4xx a page fetches as an error; those the pages expect are checked by the tests.
@@ -202,6 +220,7 @@ def page(browser, site, request):
         print(f"screenshot of the failure: {shot}")
     context.close()
     assert not errors, errors
+    assert not outside, f"the pages reached outside the server: {outside}"
 
 
 def sign_in(page, who: dict) -> None:
@@ -213,5 +232,9 @@ def sign_in(page, who: dict) -> None:
 
 
 def screenshot(page, name: str) -> None:
+    """The page as a reader of docs/web.md sees it, after an accessibility audit of it (axe-core, WCAG 2 A/AA)."""
+    audit = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}})
+    problems = [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in audit.response["violations"]]
+    assert not problems, f"{name}: {problems}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
