@@ -22,7 +22,8 @@ def main(names: list[str]) -> None:
         # Each job runs in a forked child: it must not reuse the parent's database connections.
         os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
         worker = HerokuWorker([queue(n) for n in names or QUEUES], connection=queue().connection)
-        worker.work(logging_level=app.config["LOG_LEVEL"])
+        # with_scheduler: rq's Retry with a delay (webhooks, media) needs a scheduler to queue the job again.
+        worker.work(logging_level=app.config["LOG_LEVEL"], with_scheduler=True)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def _init_api(app: Flask):
 
 
 def _register_domains(app: Flask, api) -> None:
-    from streampay import health
+    from streampay import health, mail
     from streampay.auth import passwords, tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
@@ -83,6 +83,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users.routes import blp as users_blp
+    from streampay.webhooks.routes import blp as webhooks_blp
 
     prefix = app.config["API_PREFIX"]
     passwords.init_app(app)
@@ -96,8 +97,10 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
+    api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
     ws.init_app(app, prefix)
     users_cli.init_app(app)
+    mail.init_app(app)
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)

@@ -177,6 +177,20 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SMTP_USER": env.get("SMTP_USER") or None,
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS"), default=_int(env, "SMTP_PORT", 587) == 587),
+        "SMTP_TIMEOUT": _int(env, "SMTP_TIMEOUT", 10),
+        # Webhooks: per-attempt timeout, retry schedule (about a day), when a failing endpoint is switched off.
+        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_RETRY_SCHEDULE": [
+            int(parse_duration(x).total_seconds())
+            for x in (env.get("WEBHOOK_RETRY_SCHEDULE") or "5s,5m,30m,2h,5h,10h,10h").split(",")
+            if x.strip()
+        ],
+        "WEBHOOK_DISABLE_AFTER_FAILURES": _int(env, "WEBHOOK_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": _bool(
+            env.get("WEBHOOK_ALLOW_PRIVATE_URLS"), default=app_env not in PRODUCTION_NAMES
+        ),
+        "IDEMPOTENCY_KEY_HOURS": _int(env, "IDEMPOTENCY_KEY_HOURS", 24),
         # Money and metering
         "PLATFORM_FEE_BPS": _int(env, "PLATFORM_FEE_BPS", 1000),
         "STREAM_WINDOW_SECONDS": _int(env, "STREAM_WINDOW_SECONDS", 60),

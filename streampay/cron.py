@@ -41,3 +41,18 @@ cron.register(
     job_timeout=1800,
     name="stellar-reconcile",
 )
+
+from streampay.webhooks.delivery import dispatch  # noqa: E402
+
+# The outbox sweep: events whose after-commit dispatch was lost (Redis away, a CLI with no worker).
+cron.register(
+    dispatch,
+    "default",
+    interval=int(os.environ.get("EVENT_SWEEP_INTERVAL_SECONDS", "60")),
+    job_timeout=300,
+    name="events-dispatch",
+)
+
+from streampay.idempotency import prune  # noqa: E402
+
+cron.register(prune, "low", interval=3600, job_timeout=300, name="idempotency-keys-prune")

@@ -48,8 +48,8 @@ def test_document_is_served_with_bearer_scheme(client):
     assert doc["security"] == [{"bearerAuth": []}]
     # Every error reply is documented as the one shape, so the fuzz run below holds each one to it.
     error = doc["components"]["schemas"]["Error"]
-    assert set(error["required"]) == {"code", "status", "message"}
-    assert set(error["properties"]) == {"code", "status", "message", "errors"}
+    assert set(error["required"]) == {"code", "status", "error", "message"}
+    assert set(error["properties"]) == {"code", "status", "error", "message", "errors"}
     assert doc["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }

@@ -20,6 +20,7 @@ from streampay.content.schemas import (
 from streampay.content.storage import get_storage
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
+from streampay.idempotency import idempotent
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
@@ -78,6 +79,7 @@ class Catalogue(MethodView):
         return _json(body)
 
     @auth_required(Role.CREATOR, Role.ADMIN)
+    @idempotent
     @blp.arguments(UploadFormSchema, location="form")
     @blp.arguments(UploadFileSchema, location="files")
     @blp.response(201, ContentSchema)
