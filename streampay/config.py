@@ -12,6 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import environs
+from marshmallow import ValidationError
+from marshmallow.validate import Range
+
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"  # noqa: S105 (refused in production)
 DEV_JWT_REFRESH_SECRET = "dev-only-jwt-refresh-secret-change-me-before-production"  # noqa: S105
 PRODUCTION_NAMES = {"production", "prod"}
@@ -23,6 +27,9 @@ STELLAR_HORIZONS = {
     "testnet": "https://horizon-testnet.stellar.org",
     "public": "https://horizon.stellar.org",
 }
+
+STELLAR_NETWORKS = ["testnet", "public", "custom"]
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,20 +47,46 @@ def parse_duration(value: str | int) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class _Env(environs.Env):
+    """environs over a given mapping instead of os.environ; an empty value means unset, as in `.env.example`."""
+
+    def __init__(self, source: dict):
+        super().__init__(eager=False)
+        self._source = {key: value for key, value in source.items() if value not in (None, "")}
+        self.add_parser("duration", _duration)
+
+    def _get_value(self, env_key, default):
+        return self._source.get(env_key, default)
+
+    def given(self, name: str) -> str | None:
+        return self._source.get(name)
 
 
-def _int(env: dict, name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _duration(value: str | int) -> timedelta:
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def _one_of(choices: list[str]):
+    def check(value: str) -> None:
+        if value.lower() not in {c.lower() for c in choices}:
+            raise ValidationError(f"must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _refuse_invalid(reader: _Env) -> None:
+    """Every bad value at once, each with its variable's name and what was given."""
+    try:
+        reader.seal()
+    except environs.EnvValidationError as exc:
+        problems = [
+            f"{name}={reader.given(name)!r}: {' '.join(map(str, messages))}"
+            for name, messages in exc.error_messages.items()
+        ]
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
 
 
 def database_url(env: dict, instance_path: str) -> str:
@@ -91,49 +124,54 @@ def redis_url(env: dict) -> str | None:
 def load(env: dict | None = None, instance_path: str = "instance") -> dict:
     """Build the Flask config mapping from an environment mapping."""
     env = dict(os.environ if env is None else env)
+    e = _Env(env)
+
+    def _int(name: str, default: int) -> int:
+        return e.int(name, default, validate=Range(min=0))
+
     app_env = (env.get("APP_ENV") or env.get("FLASK_ENV") or "development").lower()
     api_prefix = "/" + (env.get("API_PREFIX") or "api/v1").strip("/")
-    throttle_ttl = _int(env, "THROTTLE_TTL", 60)
-    throttle_limit = _int(env, "THROTTLE_LIMIT", 10)
-    network = (env.get("STELLAR_NETWORK") or "testnet").lower()
+    throttle_ttl = _int("THROTTLE_TTL", 60)
+    throttle_limit = _int("THROTTLE_LIMIT", 10)
+    network = (e.str("STELLAR_NETWORK", "testnet", validate=_one_of(STELLAR_NETWORKS)) or "").lower()
 
     cfg = {
         "APP_ENV": app_env,
-        "PORT": _int(env, "PORT", 3000),
+        "PORT": _int("PORT", 3000),
         "HOST": env.get("HOST") or "127.0.0.1",
         "API_PREFIX": api_prefix,
         "CORS_ORIGINS": [
             o.strip() for o in (env.get("CORS_ORIGIN") or "http://localhost:3000").split(",") if o.strip()
         ],
-        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
-        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "LOG_LEVEL": (e.str("LOG_LEVEL", "INFO", validate=_one_of(LOG_LEVELS)) or "").upper(),
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
-            "pool_size": _int(env, "DB_POOL_SIZE", 5),
-            "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+            "pool_size": _int("DB_POOL_SIZE", 5),
+            "max_overflow": _int("DB_MAX_OVERFLOW", 10),
         },
         # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
         "REDIS_URL": redis_url(env),
-        "EMBEDDED_WORKER": _bool(env.get("EMBEDDED_WORKER"), default=True),
-        "REDIS_MAX_CONNECTIONS": _int(env, "REDIS_MAX_CONNECTIONS", 100),
-        "REDIS_POOL_TIMEOUT": _int(env, "REDIS_POOL_TIMEOUT", 10),
+        "EMBEDDED_WORKER": e.bool("EMBEDDED_WORKER", True),
+        "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 100),
+        "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
         # Auth
         "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
         "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,
-        "JWT_ACCESS_TOKEN_EXPIRES": parse_duration(env.get("JWT_EXPIRATION") or "15m"),
-        "JWT_REFRESH_TOKEN_EXPIRES": parse_duration(env.get("JWT_REFRESH_EXPIRATION") or "7d"),
+        "JWT_ACCESS_TOKEN_EXPIRES": e.duration("JWT_EXPIRATION", "15m"),
+        "JWT_REFRESH_TOKEN_EXPIRES": e.duration("JWT_REFRESH_EXPIRATION", "7d"),
         "JWT_TOKEN_LOCATION": ["headers"],
         "JWT_COOKIE_CSRF_PROTECT": False,
-        "PASSWORD_HASH_TIME_COST": _int(env, "PASSWORD_HASH_TIME_COST", 3),
-        "PASSWORD_HASH_MEMORY_KIB": _int(env, "PASSWORD_HASH_MEMORY_KIB", 65536),
+        "PASSWORD_HASH_TIME_COST": _int("PASSWORD_HASH_TIME_COST", 3),
+        "PASSWORD_HASH_MEMORY_KIB": _int("PASSWORD_HASH_MEMORY_KIB", 65536),
         # Rate limits (flask-limiter on Redis) for register, login and refresh
         "THROTTLE_TTL": throttle_ttl,
         "THROTTLE_LIMIT": throttle_limit,
         "AUTH_RATE_LIMIT": f"{throttle_limit} per {throttle_ttl} second",
-        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), default=True),
+        "RATELIMIT_ENABLED": e.bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
         # Stellar
         "STELLAR_NETWORK": network,
@@ -143,24 +181,24 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "STELLAR_SOROBAN_RPC_URL": env.get("STELLAR_SOROBAN_RPC_URL") or None,
         "STELLAR_ASSET_CODE": env.get("STELLAR_ASSET_CODE") or None,
         "STELLAR_ASSET_ISSUER": env.get("STELLAR_ASSET_ISSUER") or None,
-        "STELLAR_BASE_FEE": _int(env, "STELLAR_BASE_FEE", 100),
+        "STELLAR_BASE_FEE": _int("STELLAR_BASE_FEE", 100),
         "STELLAR_CHANNEL_SECRETS": [
             x.strip() for x in (env.get("STELLAR_CHANNEL_SECRETS") or "").split(",") if x.strip()
         ],
-        "STELLAR_FEE_BUMP": _bool(env.get("STELLAR_FEE_BUMP")),
+        "STELLAR_FEE_BUMP": e.bool("STELLAR_FEE_BUMP", False),
         "STELLAR_FRIENDBOT_URL": env.get("STELLAR_FRIENDBOT_URL")
         or ("https://friendbot.stellar.org" if network == "testnet" else None),
         "STELLAR_HOME_DOMAIN": env.get("STELLAR_HOME_DOMAIN") or "localhost",
         "STELLAR_WEB_AUTH_DOMAIN": env.get("STELLAR_WEB_AUTH_DOMAIN") or env.get("STELLAR_HOME_DOMAIN") or "localhost",
         "STELLAR_SEP10_SIGNING_SECRET": env.get("STELLAR_SEP10_SIGNING_SECRET") or None,
-        "STELLAR_SEP10_TIMEOUT": _int(env, "STELLAR_SEP10_TIMEOUT", 300),
-        "STELLAR_TIMEOUT": _int(env, "STELLAR_TIMEOUT", 30),
+        "STELLAR_SEP10_TIMEOUT": _int("STELLAR_SEP10_TIMEOUT", 300),
+        "STELLAR_TIMEOUT": _int("STELLAR_TIMEOUT", 30),
         "PAYOUT_MIN_AMOUNT": env.get("PAYOUT_MIN_AMOUNT") or "10",
-        "PAYOUT_TX_TIMEOUT": _int(env, "PAYOUT_TX_TIMEOUT", 60),
-        "PAYOUT_INTERVAL_SECONDS": _int(env, "PAYOUT_INTERVAL_SECONDS", 3600),
-        "PAYOUT_LEASE_SECONDS": _int(env, "PAYOUT_LEASE_SECONDS", 120),
-        "RECONCILE_INTERVAL_SECONDS": _int(env, "RECONCILE_INTERVAL_SECONDS", 86400),
-        "DEPOSIT_SCAN_INTERVAL_SECONDS": _int(env, "DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
+        "PAYOUT_TX_TIMEOUT": _int("PAYOUT_TX_TIMEOUT", 60),
+        "PAYOUT_INTERVAL_SECONDS": _int("PAYOUT_INTERVAL_SECONDS", 3600),
+        "PAYOUT_LEASE_SECONDS": _int("PAYOUT_LEASE_SECONDS", 120),
+        "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
+        "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         "ESCROW_CONTRACT_ID": env.get("ESCROW_CONTRACT_ID") or None,
         # Storage
@@ -173,36 +211,34 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "IPFS_GATEWAY_URL": env.get("IPFS_GATEWAY_URL") or None,
         # Mail
         "SMTP_HOST": env.get("SMTP_HOST") or None,
-        "SMTP_PORT": _int(env, "SMTP_PORT", 587),
+        "SMTP_PORT": _int("SMTP_PORT", 587),
         "SMTP_USER": env.get("SMTP_USER") or None,
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
-        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS"), default=_int(env, "SMTP_PORT", 587) == 587),
-        "SMTP_TIMEOUT": _int(env, "SMTP_TIMEOUT", 10),
+        "SMTP_STARTTLS": e.bool("SMTP_STARTTLS", _int("SMTP_PORT", 587) == 587),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 10),
         # Webhooks: per-attempt timeout, retry schedule (about a day), when a failing endpoint is switched off.
-        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 5),
         "WEBHOOK_RETRY_SCHEDULE": [
             int(parse_duration(x).total_seconds())
-            for x in (env.get("WEBHOOK_RETRY_SCHEDULE") or "5s,5m,30m,2h,5h,10h,10h").split(",")
+            for x in (e.str("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h") or "").split(",")
             if x.strip()
         ],
-        "WEBHOOK_DISABLE_AFTER_FAILURES": _int(env, "WEBHOOK_DISABLE_AFTER_FAILURES", 20),
-        "WEBHOOK_ALLOW_PRIVATE_URLS": _bool(
-            env.get("WEBHOOK_ALLOW_PRIVATE_URLS"), default=app_env not in PRODUCTION_NAMES
-        ),
-        "IDEMPOTENCY_KEY_HOURS": _int(env, "IDEMPOTENCY_KEY_HOURS", 24),
+        "WEBHOOK_DISABLE_AFTER_FAILURES": _int("WEBHOOK_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": e.bool("WEBHOOK_ALLOW_PRIVATE_URLS", app_env not in PRODUCTION_NAMES),
+        "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
         # Money and metering
-        "PLATFORM_FEE_BPS": _int(env, "PLATFORM_FEE_BPS", 1000),
-        "STREAM_WINDOW_SECONDS": _int(env, "STREAM_WINDOW_SECONDS", 60),
-        "STREAM_MIN_SECONDS": _int(env, "STREAM_MIN_SECONDS", 10),
-        "HEARTBEAT_INTERVAL_SECONDS": _int(env, "HEARTBEAT_INTERVAL_SECONDS", 5),
-        "HEARTBEAT_TIMEOUT_SECONDS": _int(env, "HEARTBEAT_TIMEOUT_SECONDS", 15),
-        "CHECKPOINT_LEAD_SECONDS": _int(env, "CHECKPOINT_LEAD_SECONDS", 10),
-        "MAX_SESSIONS_PER_VIEWER": _int(env, "MAX_SESSIONS_PER_VIEWER", 3),
-        "BALANCE_LOW_SECONDS": _int(env, "BALANCE_LOW_SECONDS", 60),
-        "REAPER_INTERVAL_SECONDS": _int(env, "REAPER_INTERVAL_SECONDS", 15),
-        "WS_ECHO_ENABLED": _bool(env.get("WS_ECHO_ENABLED")),
-        "SOCK_SERVER_OPTIONS": {"ping_interval": _int(env, "WS_PING_INTERVAL_SECONDS", 25)},
+        "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),
+        "STREAM_WINDOW_SECONDS": _int("STREAM_WINDOW_SECONDS", 60),
+        "STREAM_MIN_SECONDS": _int("STREAM_MIN_SECONDS", 10),
+        "HEARTBEAT_INTERVAL_SECONDS": _int("HEARTBEAT_INTERVAL_SECONDS", 5),
+        "HEARTBEAT_TIMEOUT_SECONDS": _int("HEARTBEAT_TIMEOUT_SECONDS", 15),
+        "CHECKPOINT_LEAD_SECONDS": _int("CHECKPOINT_LEAD_SECONDS", 10),
+        "MAX_SESSIONS_PER_VIEWER": _int("MAX_SESSIONS_PER_VIEWER", 3),
+        "BALANCE_LOW_SECONDS": _int("BALANCE_LOW_SECONDS", 60),
+        "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 15),
+        "WS_ECHO_ENABLED": e.bool("WS_ECHO_ENABLED", False),
+        "SOCK_SERVER_OPTIONS": {"ping_interval": _int("WS_PING_INTERVAL_SECONDS", 25)},
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",
@@ -211,12 +247,13 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
-        "MAX_MEDIA_SECONDS": _int(env, "MAX_MEDIA_SECONDS", 6 * 3600),
-        "MEDIA_JOB_TIMEOUT": _int(env, "MEDIA_JOB_TIMEOUT", 900),
-        "MEDIA_URL_TTL": _int(env, "MEDIA_URL_TTL", 300),
+        "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
+        "MAX_MEDIA_SECONDS": _int("MAX_MEDIA_SECONDS", 6 * 3600),
+        "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
+        "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
     }
+    _refuse_invalid(e)
     return cfg
 
 

@@ -1,19 +1,20 @@
 """The periodic jobs table, read by `rq cron streampay.cron` (the clock dyno) and the embedded scheduler.
 
 Exactly one process runs it: RQ's cron scheduler has no leader lock. Intervals come from the
-environment (see .env.example).
+same settings as the app (streampay.config, see .env.example).
 """
-
-import os
 
 from rq import cron
 
+from streampay.config import load
 from streampay.streaming.jobs import reap
+
+settings = load()
 
 cron.register(
     reap,
     "high",
-    interval=int(os.environ.get("REAPER_INTERVAL_SECONDS", "15")),
+    interval=settings["REAPER_INTERVAL_SECONDS"],
     job_timeout=120,
     name="streaming-reaper",
 )
@@ -23,21 +24,21 @@ from streampay.stellar.jobs import reconcile_custody, run_payouts, scan_deposits
 cron.register(
     scan_deposits,
     "default",
-    interval=int(os.environ.get("DEPOSIT_SCAN_INTERVAL_SECONDS", "30")),
+    interval=settings["DEPOSIT_SCAN_INTERVAL_SECONDS"],
     job_timeout=300,
     name="stellar-deposit-scan",
 )
 cron.register(
     run_payouts,
     "default",
-    interval=int(os.environ.get("PAYOUT_INTERVAL_SECONDS", "3600")),
+    interval=settings["PAYOUT_INTERVAL_SECONDS"],
     job_timeout=1800,
     name="stellar-payouts",
 )
 cron.register(
     reconcile_custody,
     "low",
-    interval=int(os.environ.get("RECONCILE_INTERVAL_SECONDS", "86400")),
+    interval=settings["RECONCILE_INTERVAL_SECONDS"],
     job_timeout=1800,
     name="stellar-reconcile",
 )

@@ -192,6 +192,35 @@ def test_flask_env_is_read_when_app_env_is_not():
 def test_whole_numbers_are_checked(name):
     with pytest.raises(ConfigError, match=name):
         load({name: "ten"})
+    with pytest.raises(ConfigError, match=name):
+        load({name: "-1"})
+
+
+@pytest.mark.parametrize("name", ["RATELIMIT_ENABLED", "EMBEDDED_WORKER", "STELLAR_FEE_BUMP", "WS_ECHO_ENABLED"])
+def test_a_misspelt_switch_is_an_error_not_false(name):
+    with pytest.raises(ConfigError, match=f"{name}='flase'"):
+        load({name: "flase"})
+    assert load({name: "off"})[name] is False
+    assert load({name: "Yes"})[name] is True
+
+
+def test_every_bad_value_is_named_at_once():
+    with pytest.raises(ConfigError) as refused:
+        load({"PORT": "ten", "STELLAR_NETWORK": "mars", "LOG_LEVEL": "loud", "JWT_EXPIRATION": "soon"})
+    message = str(refused.value)
+    for named in ("PORT='ten'", "STELLAR_NETWORK='mars'", "LOG_LEVEL='loud'", "JWT_EXPIRATION='soon'"):
+        assert named in message
+
+
+def test_empty_values_mean_the_default_as_in_env_example():
+    cfg = load({"PORT": "", "RATELIMIT_ENABLED": "", "LOG_LEVEL": "", "STELLAR_NETWORK": ""})
+    assert (cfg["PORT"], cfg["RATELIMIT_ENABLED"], cfg["LOG_LEVEL"], cfg["STELLAR_NETWORK"]) == (
+        3000,
+        True,
+        "INFO",
+        "testnet",
+    )
+    assert load({"LOG_LEVEL": "debug", "STELLAR_NETWORK": "Public"})["LOG_LEVEL"] == "DEBUG"
 
 
 # --- the production guard, through create_app -----------------------------------------------------------------

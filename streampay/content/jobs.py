@@ -49,6 +49,7 @@ def process_media(content_id: str) -> str:
                 outbox.emit("content.failed", ContentSchema().dump(content), content.creator_id)
                 db.session.commit()
                 service.changed(content)
+                service.withdrawn.send(content.id)
                 log.info("media rejected", extra={"content_id": content_id, "reason": str(exc)})
                 return "failed"
             checksum = sha256_of(path)

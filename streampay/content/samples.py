@@ -31,7 +31,7 @@ def make_video(
     path: str,
     seconds: float = 2.0,
     size: tuple[int, int] = (320, 180),
-    fps: int = 12,
+    fps: float = 12,
     label: str = "StreamPay",
     with_audio: bool = True,
 ) -> str:
@@ -45,7 +45,7 @@ def make_video(
             draw = ImageDraw.Draw(image)
             x = int(i / (seconds * fps) * size[0])
             draw.rectangle([x, 0, x + size[0] // 8, size[1]], fill=(230, 120, 40))
-            draw.text((10, 10), f"{label} {i / fps:.1f}s", fill=(255, 255, 255))
+            draw.text((10, 10), f"{label} {float(i / fps):.1f}s", fill=(255, 255, 255))
             frame = av.VideoFrame.from_image(image)
             frame.pts = i
             container.mux(video.encode(frame))

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 
+from blinker import Namespace
 from sqlalchemy import Select, func, or_, select
 from werkzeug.datastructures import FileStorage
 
@@ -25,6 +26,9 @@ ITEM_TTL = 300
 CATALOGUE_TTL = 60
 CATALOGUE_GENERATION = "content:catalogue:generation"
 _dump = ContentSchema()
+# Sent with the content id after the commit that took an item out of play (deleted, unpublished, failed):
+# whoever plays it (the streaming sessions, a layer above) listens, so this module never calls up to them.
+withdrawn = Namespace().signal("content-withdrawn")
 EXTENSIONS = {
     "video/mp4": "mp4",
     "video/quicktime": "mov",
@@ -152,10 +156,13 @@ def read_json(content_id, user: User | None) -> str:
 
 def update(user: User, content_id, changes: dict) -> Content:
     content = load(content_id, user, owner_only=True)
+    was_published = content.is_published
     for field, value in changes.items():
         setattr(content, field, value.strip() if field == "title" else value)
     db.session.commit()
     changed(content)
+    if was_published and not content.is_published:
+        withdrawn.send(content.id)
     return content
 
 
@@ -164,6 +171,7 @@ def delete(user: User, content_id) -> None:
     content.deleted_at = utcnow()
     db.session.commit()
     changed(content)
+    withdrawn.send(content.id)
 
 
 ORDER = {

@@ -22,6 +22,7 @@ class EndReason(enum.StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     SPEND_CAP_REACHED = "spend_cap_reached"
     CONTENT_UNAVAILABLE = "content_unavailable"
+    COMPLETED = "completed"
 
 
 TRANSITIONS = {SessionStatus.ACTIVE: {SessionStatus.ENDED}, SessionStatus.ENDED: set()}
@@ -44,6 +45,8 @@ class StreamSession(StateMachine, db.Model):
     price_per_second: Mapped[int] = mapped_column(BigInteger)
     fee_bps: Mapped[int] = mapped_column(Integer)
     max_spend: Mapped[int | None] = mapped_column(BigInteger)
+    # The media's duration when the session started: billed time never runs past it.
+    media_ms: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[SessionStatus] = mapped_column(
         str_enum(SessionStatus, "session_status"),
         default=SessionStatus.ACTIVE,

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from streampay import clock, money
 from streampay.content import service as catalogue
-from streampay.content.models import ContentStatus
+from streampay.content.models import Content, ContentStatus
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
@@ -68,6 +68,8 @@ def _extend(session: StreamSession, wallet, from_ms: int, paying: int = 0) -> No
     cap = _cap_end(session)
     if cap is not None:
         end = min(end, cap)
+    if session.media_ms:  # billed time never runs past the end of the media
+        end = min(end, session.media_ms)
     end = max(end, session.window_end_ms, session.billed_ms)
     new_hold = charge_for(end, session.price_per_second) - session.charged
     ledger.hold(wallet, new_hold - session.held - paying)
@@ -79,6 +81,9 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     content = catalogue.load(content_id, viewer)  # what this viewer may see, else NotFound
     if content.status is not ContentStatus.READY:
         raise Conflict("This content is not ready to play yet.", {"content_id": [content.status.value]})
+    # The wallet's row lock first: a viewer's starts queue one behind the other, so each counts the others.
+    wallet = ledger.wallet(viewer.id, lock=True)
+    _still_playable(content)
     active = db.session.scalar(
         select(func.count())
         .select_from(StreamSession)
@@ -95,6 +100,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         price_per_second=content.price_per_second,
         fee_bps=_cfg("PLATFORM_FEE_BPS"),
         max_spend=max_spend,
+        media_ms=content.duration_ms,
         started_ms=now,
         billed_ms=0,
         charged=0,
@@ -103,9 +109,9 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         window_end_ms=0,
         held=0,
     )
-    wallet = ledger.wallet(viewer.id, lock=True)
     _extend(session, wallet, 0)
-    minimum = min(_cfg("STREAM_MIN_SECONDS") * 1000, _cap_end(session) or _window_ms())
+    window = _window_ms()
+    minimum = min(_cfg("STREAM_MIN_SECONDS") * 1000, _cap_end(session) or window, session.media_ms or window)
     if session.window_end_ms < minimum or session.window_end_ms <= 0:
         db.session.rollback()
         raise ledger.InsufficientFunds(
@@ -132,6 +138,20 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         "price_per_second": money.format(live.price),
         "balance": money.format(live.balance),
     }
+
+
+def _still_playable(content: Content) -> None:
+    """Read the item again under a share lock: a delete, unpublish or failure committing meanwhile either
+    waits for this start's commit (and then ends the new session with the others) or is seen here."""
+    now = db.session.execute(
+        select(Content.status, Content.is_published, Content.deleted_at)
+        .where(Content.id == content.id)
+        .with_for_update(read=True)
+    ).one()
+    unpublished = content.is_published and not now.is_published
+    if now.deleted_at is not None or now.status is not ContentStatus.READY or unpublished:
+        db.session.rollback()
+        raise NotFound("No such content.")
 
 
 def _bill(session: StreamSession, billed_ms: int) -> int:
@@ -321,10 +341,7 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
     if billed >= window_end:
-        session = db.session.get(StreamSession, uuid.UUID(session_id))
-        cap = _cap_end(session) if session else None
-        reason = EndReason.SPEND_CAP_REACHED if cap is not None and window_end >= cap else EndReason.INSUFFICIENT_FUNDS
-        end(session_id, before["started"] + window_end, reason)
+        end(session_id, before["started"] + window_end, _why_the_window_ends(session_id, window_end))
         billed = window_end
     charged = charge_for(min(billed, window_end), before["price"])
     balance = before["balance_at_cp"] - (charged - before["charged_at_cp"])
@@ -336,12 +353,43 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     }, reason
 
 
+def _why_the_window_ends(session_id: str, window_end: int) -> EndReason:
+    session = db.session.get(StreamSession, uuid.UUID(session_id))
+    if session is not None and session.media_ms and window_end >= session.media_ms:
+        return EndReason.COMPLETED
+    cap = _cap_end(session) if session else None
+    return EndReason.SPEND_CAP_REACHED if cap is not None and window_end >= cap else EndReason.INSUFFICIENT_FUNDS
+
+
 def stop(viewer: User, session_id: str) -> dict:
     live = _owned_live(viewer, session_id)
     now = clock.now_ms()
     within = now - live["last_hb"] <= _timeout_ms()
     closed = end(session_id, now if within else live["last_hb"], EndReason.STOPPED if within else EndReason.TIMEOUT)
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
+
+
+@catalogue.withdrawn.connect
+def end_for_content(content_id: uuid.UUID, **_) -> int:
+    """The item left play: its active sessions end now, billed to this moment (or the last heartbeat, if longer
+    ago than the timeout), whoever plays them; returns how many."""
+    now, timeout = clock.now_ms(), _timeout_ms()
+    ids = db.session.scalars(
+        select(StreamSession.id).where(
+            StreamSession.content_id == content_id, StreamSession.status == SessionStatus.ACTIVE
+        )
+    ).all()
+    db.session.rollback()
+    for sid in ids:
+        live = meter.read(str(sid))
+        if live is not None:
+            proof = now if now - live["last_hb"] <= timeout else live["last_hb"]
+        else:  # the meter is gone: what was settled is all that can be proven
+            session = db.session.get(StreamSession, sid)
+            proof = session.started_ms + session.billed_ms
+            db.session.rollback()
+        end(str(sid), proof, EndReason.CONTENT_UNAVAILABLE)
+    return len(ids)
 
 
 def reap() -> int:

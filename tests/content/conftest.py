@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 import pytest
 from rq import Queue, SimpleWorker
@@ -17,9 +18,13 @@ def media_files(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("media")
     video = samples.make_video(str(folder / "clip.mp4"), seconds=3)
     audio = samples.make_audio(str(folder / "tone.mp3"), seconds=2)
+    # An hour long, one small frame every ten seconds: made in a second, long enough to bill for minutes.
+    feature = samples.make_video(
+        str(folder / "feature.mp4"), seconds=3600, fps=Fraction(1, 10), size=(64, 36), with_audio=False
+    )
     with open(video, "rb") as f:
         data = f.read()
-    files = {"video": video, "audio": audio}
+    files = {"video": video, "audio": audio, "feature": feature}
     for name, content in {
         "truncated": data[: len(data) // 2],
         "garbage": b"definitely not a video " * 200,

@@ -29,7 +29,7 @@ def test_deposit_watch_and_get_paid_once_even_when_horizon_times_out(
     payout_key = Keypair.random()
     horizon.create_account(payout_key.public_key, balance_stroops=XLM)
     link_address(client, creator, payout_key)
-    movie = ready_item(app, client, creator, media_files["video"], price_per_second="0.0500000")
+    movie = ready_item(app, client, creator, media_files["feature"], price_per_second="0.0500000")
 
     # A viewer deposits 50 XLM on-chain with their memo; the scan credits it once.
     viewer = register(client)

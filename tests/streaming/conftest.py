@@ -126,8 +126,8 @@ def creator(client):
 
 @pytest.fixture
 def movie(app, client, creator, media_files):  # noqa: F811
-    """A ready video priced at 0.0100000 per second (100,000 stroops)."""
-    return ready_item(app, client, creator, media_files["video"], price_per_second="0.0100000")
+    """A ready video of an hour priced at 0.0100000 per second (100,000 stroops)."""
+    return ready_item(app, client, creator, media_files["feature"], price_per_second="0.0100000")
 
 
 @pytest.fixture

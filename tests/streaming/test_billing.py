@@ -70,7 +70,7 @@ def test_cumulative_rounding_loses_and_invents_nothing(app_factory, media_root, 
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
     creator = register(client, role="creator")
-    item = ready_item(app, client, creator, media_files["audio"], price_per_second="0.0000333")
+    item = ready_item(app, client, creator, media_files["feature"], price_per_second="0.0000333")
     viewer = register(client)
     assert runner.invoke(args=["wallet", "credit", viewer["user"]["email"], "1", "--reason", "t"]).exit_code == 0
     with serve(app) as url:
@@ -288,7 +288,7 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
     creator = register(client, role="creator")
-    movie = ready_item(app, client, creator, media_files["video"], price_per_second="0.0100000")
+    movie = ready_item(app, client, creator, media_files["feature"], price_per_second="0.0100000")
     with serve(app) as url:
         sessions = {}
         for credit in range(1, 5):

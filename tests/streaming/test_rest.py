@@ -57,7 +57,7 @@ def test_many_concurrent_streams_on_one_wallet_never_overdraw(app_factory, media
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
     creator = register(client, role="creator")
-    item = ready_item(app, client, creator, media_files["audio"], price_per_second="0.0100000")
+    item = ready_item(app, client, creator, media_files["feature"], price_per_second="0.0100000")
     viewer = register(client)
     # 1.5 units: room for two full 60 s windows (0.6 each) and one 30 s partial, nothing more.
     assert runner.invoke(args=["wallet", "credit", viewer["user"]["email"], "1.5", "--reason", "t"]).exit_code == 0

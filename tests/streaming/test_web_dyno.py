@@ -81,3 +81,13 @@ def test_concurrent_heartbeats_on_the_web_dyno_each_read_their_own_meter(dyno, c
         for player, _ in sessions.values():
             player.close()
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_a_burst_of_starts_across_the_dynos_workers_keeps_the_limit(dyno, app, client, runner, movie, funded_viewer):
+    from tests.streaming.test_content_changes import burst_of_starts
+
+    viewer = funded_viewer("100")
+    replies = burst_of_starts(dyno, viewer["access_token"], movie["id"])
+    assert sum(r["event"] == "startStream" for r in replies) == app.config["MAX_SESSIONS_PER_VIEWER"], replies
+    assert {r["data"]["code"] for r in replies if r["event"] == "error"} == {"conflict"}
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
