@@ -49,7 +49,7 @@ from streampay.webhooks.delivery import dispatch  # noqa: E402
 cron.register(
     dispatch,
     "default",
-    interval=int(os.environ.get("EVENT_SWEEP_INTERVAL_SECONDS", "60")),
+    interval=settings["EVENT_SWEEP_INTERVAL_SECONDS"],
     job_timeout=300,
     name="events-dispatch",
 )

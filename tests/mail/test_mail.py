@@ -51,7 +51,7 @@ def test_low_balance_mail_and_its_opt_out(app_factory, smtp, media_root, media_f
     app = app_factory(MEDIA_ROOT=media_root, BALANCE_LOW_SECONDS=120, RATELIMIT_ENABLED=False, **settings)
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
-    movie = ready_item(app, client, register(client, role="creator"), media_files["video"], price_per_second="0.01")
+    movie = ready_item(app, client, register(client, role="creator"), media_files["feature"], price_per_second="0.01")
     mailed, quiet = register(client), register(client)
     off = client.patch(
         "/api/v1/users/me", json={"email_notifications": {"balance_low": False}}, headers=bearer(quiet["access_token"])

@@ -36,7 +36,7 @@ def test_stream_and_payout_reach_the_creator_once_each(
         payout_key = Keypair.random()
         horizon.create_account(payout_key.public_key, balance_stroops=XLM)
         link_address(client, creator, payout_key)
-        movie = ready_item(app, client, creator, media_files["video"], price_per_second="0.1000000")
+        movie = ready_item(app, client, creator, media_files["feature"], price_per_second="0.1000000")
 
         viewer = register(client)
         add_endpoint(client, viewer, viewer_hooks, "deposit.credited", "session.ended", "payout.paid")
