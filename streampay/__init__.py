@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import errors, logs
+from streampay import errors, logs, openapi
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -51,6 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     api = _init_api(app)
     errors.init_app(app, api)
     _register_domains(app, api)
+    openapi.document_errors(api)
     return app
 
 

@@ -16,6 +16,7 @@ from streampay.content.schemas import (
     ContentUpdateSchema,
     UploadFileSchema,
     UploadFormSchema,
+    UploadSchema,
 )
 from streampay.content.storage import get_storage
 from streampay.errors import NotFound
@@ -80,6 +81,7 @@ class Catalogue(MethodView):
 
     @auth_required(Role.CREATOR, Role.ADMIN)
     @idempotent
+    @blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadSchema}}})
     @blp.arguments(UploadFormSchema, location="form")
     @blp.arguments(UploadFileSchema, location="files")
     @blp.response(201, ContentSchema)
