@@ -844,7 +844,7 @@ def main(argv=None) -> int:
     try:
         import websockets  # noqa: F401
     except ImportError:
-        print("the client needs websockets: .venv/bin/pip install -r requirements.txt", file=sys.stderr)
+        print("the client needs websockets: .venv/bin/pip install -r requirements-dev.txt", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)

@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import errors, logs, openapi
+from streampay import embedded, errors, logs, openapi
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -40,6 +40,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
+    if not app.config["REDIS_URL"]:
+        # The embedded default: a running server of this checkout lends its Redis, if there is one.
+        app.config["REDIS_URL"] = embedded.discover(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
     init_redis(app)
     limiter.init_app(app)
     cors.init_app(
@@ -52,6 +55,8 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app, api)
     _register_domains(app, api)
     openapi.document_errors(api)
+    if embedded.started_by_flask_run():
+        embedded.prepare_server(app)
     return app
 
 
@@ -84,6 +89,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users.routes import blp as users_blp
+    from streampay.web import pages as web
     from streampay.webhooks.routes import blp as webhooks_blp
 
     prefix = app.config["API_PREFIX"]
@@ -105,3 +111,4 @@ def _register_domains(app: Flask, api) -> None:
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    web.init_app(app)

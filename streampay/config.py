@@ -200,7 +200,6 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
-        "ESCROW_CONTRACT_ID": env.get("ESCROW_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
         "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
@@ -253,6 +252,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
         "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
+        # The reference web player and creator studio at /app/.
+        "WEB_PAGES_ENABLED": e.bool("WEB_PAGES_ENABLED", True),
     }
     _refuse_invalid(e)
     return cfg
