@@ -84,7 +84,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.stellar import cli as stellar_cli
     from streampay.stellar.routes import blp as stellar_blp
     from streampay.stellar.routes import payouts_blp
-    from streampay.streaming import ws
+    from streampay.streaming import asyncapi, ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
@@ -106,6 +106,7 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
     api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
     ws.init_app(app, prefix)
+    app.register_blueprint(asyncapi.blp)
     users_cli.init_app(app)
     mail.init_app(app)
     content_cli.init_app(app)

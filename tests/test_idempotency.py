@@ -58,3 +58,18 @@ def test_an_upload_retried_with_its_key_makes_one_item(app_factory, media_root, 
     assert send("Another clip").status_code == 422
     mine = client.get("/api/v1/content/", query_string={"page_size": 50}, headers=bearer(creator["access_token"]))
     assert [item["id"] for item in mine.json] == [first.json["id"]]
+
+
+def test_an_admin_credit_retried_posts_once_and_a_debit_past_the_balance_says_why(client, make_admin):
+    admin, viewer = make_admin(), register(client)
+    headers = {**bearer(admin["access_token"]), "Idempotency-Key": "credit-1"}
+    body = {"user_id": viewer["user"]["id"], "kind": "credit", "amount": "5.0000000", "reason": "welcome"}
+    first = client.post("/api/v1/wallet/adjustments", json=body, headers=headers)
+    again = client.post("/api/v1/wallet/adjustments", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.json == first.json
+    assert client.get("/api/v1/wallet", headers=bearer(viewer["access_token"])).json["balance"] == "5.0000000"
+    debit = {**body, "kind": "debit", "amount": "6.0000000"}
+    refused = client.post("/api/v1/wallet/adjustments", json=debit, headers=bearer(admin["access_token"]))
+    assert refused.status_code == 409 and refused.json["error"] == "insufficient_funds"
+    viewer_try = client.post("/api/v1/wallet/adjustments", json=body, headers=bearer(viewer["access_token"]))
+    assert viewer_try.status_code == 403 and viewer_try.json["error"] == "forbidden"

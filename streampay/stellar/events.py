@@ -8,7 +8,7 @@ from streampay.dbtypes import utcnow
 from streampay.events import outbox
 from streampay.money import Amount
 from streampay.stellar.models import Deposit, Payout, Refusal
-from streampay.stellar.routes import PayoutSchema
+from streampay.stellar.schemas import PayoutSchema
 
 # What to do about a refused payout, by whose problem the refusal was.
 FIXES = {
