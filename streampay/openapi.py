@@ -43,7 +43,7 @@ RULES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/stellar/auth/verify"): (409, 429),
     ("post", "/stellar/contract/stream"): (409,),
     ("post", "/webhooks"): (403, 409),
-    ("post", "/wallet/adjustments"): (403, 409),
+    ("post", "/wallet/adjustments"): (403, 404, 409),
     ("post", "/payouts/runs"): (403, 409),
     ("patch", "/webhooks/{endpoint_id}"): (403,),
     ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): (409,),
