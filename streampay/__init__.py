@@ -75,7 +75,8 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
-    from streampay.auth import passwords, tokens
+    from streampay.analytics.routes import blp as analytics_blp
+    from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
     from streampay.content.routes import blp as content_blp
@@ -88,6 +89,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
+    from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
     from streampay.webhooks.routes import blp as webhooks_blp
@@ -105,6 +107,7 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
     api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
+    api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
     ws.init_app(app, prefix)
     app.register_blueprint(asyncapi.blp)
     users_cli.init_app(app)

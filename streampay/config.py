@@ -158,6 +158,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "EMBEDDED_WORKER": e.bool("EMBEDDED_WORKER", True),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 100),
         "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
+        # Background loops (clock, worker, push listener) retry a lost Redis at most this many seconds apart.
+        "RECONNECT_MAX_SECONDS": _int("RECONNECT_MAX_SECONDS", 5),
         # Auth
         "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
         "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,
@@ -199,6 +201,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "PAYOUT_LEASE_SECONDS": _int("PAYOUT_LEASE_SECONDS", 120),
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
+        "ANALYTICS_FOLD_INTERVAL_SECONDS": _int("ANALYTICS_FOLD_INTERVAL_SECONDS", 60),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
@@ -237,7 +240,6 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_SESSIONS_PER_VIEWER": _int("MAX_SESSIONS_PER_VIEWER", 3),
         "BALANCE_LOW_SECONDS": _int("BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 15),
-        "WS_ECHO_ENABLED": e.bool("WS_ECHO_ENABLED", False),
         "SOCK_SERVER_OPTIONS": {"ping_interval": _int("WS_PING_INTERVAL_SECONDS", 25)},
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",

@@ -1,4 +1,4 @@
-"""The periodic jobs table, read by `rq cron streampay.cron` (the clock dyno) and the embedded scheduler.
+"""The periodic jobs table, read by the clock dyno (`python clock.py`, RQ's CronScheduler) and the embedded scheduler.
 
 Exactly one process runs it: RQ's cron scheduler has no leader lock. Intervals come from the
 same settings as the app (streampay.config, see .env.example).
@@ -57,3 +57,13 @@ cron.register(
 from streampay.idempotency import prune  # noqa: E402
 
 cron.register(prune, "low", interval=3600, job_timeout=300, name="idempotency-keys-prune")
+
+from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
+
+cron.register(
+    fold_analytics,
+    "low",
+    interval=settings["ANALYTICS_FOLD_INTERVAL_SECONDS"],
+    job_timeout=900,
+    name="analytics-fold",
+)

@@ -10,7 +10,6 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from streampay.auth.access import auth_required
 from streampay.errors import NotFound
 from streampay.extensions import db
 from streampay.idempotency import idempotent
@@ -18,6 +17,7 @@ from streampay.ledger import service
 from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.users.access import auth_required
 from streampay.users.models import Role, User
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")

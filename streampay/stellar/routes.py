@@ -7,7 +7,6 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
-from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
 from streampay.idempotency import idempotent
@@ -17,6 +16,7 @@ from streampay.stellar import horizon, sep10, soroban
 from streampay.stellar import payouts as payout_engine
 from streampay.stellar.models import Payout
 from streampay.stellar.schemas import PayoutSchema
+from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.users.models import Role
 from streampay.users.schemas import UserSchema
 

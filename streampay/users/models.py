@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streampay.dbtypes import UTCDateTime, str_enum, utcnow
@@ -23,6 +23,7 @@ MAIL_KINDS = ("balance_low", "payout_sent", "payout_refused")
 
 class User(db.Model):
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_created", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254), unique=True)

@@ -14,11 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from playwright.sync_api import sync_playwright
-from stellar_sdk import Keypair
+from rq import Queue
+from rq.job import JobStatus
+from stellar_sdk import Keypair, TransactionEnvelope
 
 from streampay.content import samples
+from streampay.sandbox.horizon import HorizonStandin
 from tests.conftest import PASSWORD, empty_everything, make_app
 from tests.test_procfile import start, stop, wait_for, web_dyno
 
@@ -34,6 +38,7 @@ CHROMIUM_FLAGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Every clip costs this much per second: 100,000 stroops.
 PRICE = "0.0100000"
+PASSPHRASE = "Test SDF Network ; September 2015"
 SERVER_ENV = {
     "HEARTBEAT_INTERVAL_SECONDS": "1",
     "HEARTBEAT_TIMEOUT_SECONDS": "3",
@@ -64,10 +69,11 @@ IN_A_BROWSER = [
 class Site:
     """The running server: its address, the CLI beside it, and plain HTTP for what the test sets up."""
 
-    def __init__(self, base: str, custody: Keypair, runner):
+    def __init__(self, base: str, custody: Keypair, runner, horizon: HorizonStandin):
         self.base = base
         self.custody = custody
         self.runner = runner
+        self.horizon = horizon
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -86,8 +92,31 @@ class Site:
         result = self.runner.invoke(args=["wallet", "credit", email, amount, "--reason", "test top-up"])
         assert result.exit_code == 0, result.output
 
-    def upload(self, creator: dict, path: str, title: str) -> dict:
-        form = {"title": title, "price_per_second": PRICE, "category": "demo", "description": f"{title}, made by PyAV."}
+    def link_payout_address(self, creator: dict) -> Keypair:
+        """A funded Stellar account, proven with SEP-10 as a wallet does it."""
+        keypair = Keypair.random()
+        self.horizon.fund(keypair.public_key, 10 * 10_000_000)
+        challenge = self.call("POST", "/api/v1/stellar/auth/challenge", json={"account": keypair.public_key})
+        envelope = TransactionEnvelope.from_xdr(challenge["transaction"], challenge["network_passphrase"])
+        envelope.sign(keypair)
+        signed = {"transaction": envelope.to_xdr()}
+        self.call("POST", "/api/v1/stellar/auth/verify", creator["access_token"], json=signed)
+        return keypair
+
+    def fold_analytics(self) -> None:
+        """What the clock does every ANALYTICS_FOLD_INTERVAL_SECONDS: the fold job, on the worker."""
+        connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+        job = Queue("low", connection=connection).enqueue("streampay.analytics.jobs.fold")
+        assert wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED), 30)
+        assert job.get_status() == JobStatus.FINISHED, job.latest_result()
+
+    def run_payouts(self) -> None:
+        """What the clock does every PAYOUT_INTERVAL_SECONDS: `flask payouts run`."""
+        result = self.runner.invoke(args=["payouts", "run"])
+        assert result.exit_code == 0, result.output
+
+    def upload(self, creator: dict, path: str, title: str, category: str = "demo") -> dict:
+        form = {"title": title, "price_per_second": PRICE, "category": category, "description": f"{title}, by PyAV."}
         with open(path, "rb") as media:
             item = self.call("POST", "/api/v1/content/", creator["access_token"], data=form, files={"file": media})
         return self.wait_ready(creator, item["id"])
@@ -122,19 +151,24 @@ def clips(tmp_path_factory) -> dict[str, str]:
 def site(migrated, tmp_path_factory):
     """The Procfile's web line (gunicorn, gevent) and worker line, with a custody account for deposits."""
     custody = Keypair.random()
+    horizon = HorizonStandin(network_passphrase=PASSPHRASE).start()
+    horizon.fund(custody.public_key, 1000 * 10_000_000)
+    stellar = {"STELLAR_NETWORK": "testnet", "STELLAR_HORIZON_URL": horizon.url, "PAYOUT_MIN_AMOUNT": "0.01"}
     env = {
         **SERVER_ENV,
+        **stellar,
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("web-media")),
         "STELLAR_MASTER_SECRET_KEY": custody.secret,
     }
-    cli_app = make_app(migrated, STELLAR_MASTER_SECRET_KEY=custody.secret)
+    cli_app = make_app(migrated, STELLAR_MASTER_SECRET_KEY=custody.secret, **stellar)
     worker = start("worker", **env)
     try:
         with web_dyno(WEB_CONCURRENCY="1", WEB_CONNECTIONS="200", **env) as (port, log):
-            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner())
+            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner(), horizon)
         assert "Traceback" not in log[0], log[0]
     finally:
         worker_log = stop(worker)
+        horizon.stop()
         empty_everything(cli_app)
     assert "Traceback" not in worker_log, worker_log
 

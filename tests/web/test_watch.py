@@ -103,7 +103,14 @@ def test_a_clip_played_to_its_end_completes(page, site, clips):
     site.credit(viewer["email"], "1")
     sign_in(page, viewer)
     page.goto(f"/app/#/watch/{item['id']}")
-    page.get_by_role("button", name="Play").click()
+    # By keyboard: the page puts focus on its heading; the next Tab reaches Play, with a visible ring.
+    expect(page.get_by_role("heading", name="Sprint")).to_be_focused()
+    page.keyboard.press("Tab")
+    play = page.get_by_role("button", name="Play")
+    expect(play).to_be_focused()
+    assert play.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#stream-status")).to_have_attribute("data-reason", "completed", timeout=15_000)
     expect(page.locator("#stream-status")).to_have_text("Finished: you watched to the end.")
     [session] = site.sessions(viewer)

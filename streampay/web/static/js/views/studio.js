@@ -15,7 +15,7 @@ function uploadForm(onUploaded) {
     field("Media file", { name: "file", type: "file", required: true, accept: "video/*,audio/*" }),
     field("Title", { name: "title", required: true, maxlength: 200 }),
     field("Description", { name: "description", tag: "textarea", rows: 3, maxlength: 5000 }),
-    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9-]*" }, "Lowercase letters, digits and '-'."),
+    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9\\-]*" }, "Lowercase letters, digits and '-'."),
     field("Tags", { name: "tags" }, "Comma-separated, up to 10."),
     field("Price per second", { name: "price_per_second", required: true, inputmode: "decimal", value: "0.0100000" },
       "In the platform's asset, up to 7 decimal places."),
@@ -119,9 +119,9 @@ function dayLabel(point) {
 async function earningsChart() {
   const to = new Date();
   const from = new Date(to.getTime() - 13 * 86400_000);
-  const day = (d) => d.toISOString().slice(0, 10);
+  const day = (d) => d.toLocaleDateString("en-CA"); // YYYY-MM-DD, local
   try {
-    const report = await api("/analytics/creator", { query: { from: day(from), to: day(to), granularity: "day" } });
+    const report = await api("/analytics/creator", { query: { from: day(from), to: day(to), granularity: "day", tz: timeZone() } });
     const points = (report.series || []).map((p) => ({ label: dayLabel(p), value: Number(stroops(p.net ?? p.gross ?? "0")) }));
     return { chart: barChart("Earnings by day (net of fees)", points, (v) => format(BigInt(Math.round(v)))), source: "analytics" };
   } catch (error) {
@@ -143,23 +143,25 @@ async function earningsChart() {
 
 async function retentionChart(item) {
   try {
-    const report = await api(`/analytics/content/${item.id}`);
-    const curve = report.retention || [];
-    const points = curve.map((p, i) => ({
-      x: p.at ?? p.position ?? (p.percent != null ? p.percent / 100 : i / Math.max(curve.length - 1, 1)),
-      y: p.share ?? p.watching ?? p.value,
-    }));
-    return lineChart(`Retention: ${item.title}`, points);
+    const report = await api(`/analytics/content/${item.id}`, { query: { tz: timeZone() } });
+    const { curve = [], sessions = 0 } = report.retention || {};
+    const points = curve.map((p) => ({ x: p.percent / 100, y: p.share }));
+    return h("div", {}, lineChart(`Retention: ${item.title}`, points),
+      h("p", {}, `${sessions} session${sessions === 1 ? "" : "s"} in the last 30 days; the share still watching at each 5 % of the item.`));
   } catch (error) {
     if (error.status !== 404) throw error;
     return h("p", {}, "Retention is not available from this server yet.");
   }
 }
 
+function timeZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
 function payoutsTable(payouts) {
   if (!payouts.length) return h("p", {}, "No payouts yet. They are sent when your earnings reach the threshold and your address is verified.");
   return h("table", { class: "payouts" },
-    h("caption", {}, "Payouts"),
+    h("caption", { class: "visually-hidden" }, "Payouts"),
     h("thead", {}, h("tr", {}, ["Date", "Amount", "Status", "Transaction"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, payouts.map((p) => h("tr", {},
       h("td", {}, new Date(p.created_at).toLocaleString()),

@@ -1,7 +1,7 @@
 """idempotency keys
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 08:05:00
 
 A POST retried with the same Idempotency-Key gets its first response again; the key and that
@@ -11,8 +11,8 @@ response are kept for a day.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

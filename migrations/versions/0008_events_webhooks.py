@@ -1,7 +1,7 @@
 """events outbox, webhook endpoints and deliveries, mail opt-outs
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 07:39:58
 
 An event is written in the transaction of the change it reports (the outbox) and fanned out
@@ -11,8 +11,8 @@ to webhook deliveries and mail by a job after the commit.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
