@@ -45,6 +45,9 @@ RULES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/webhooks"): (403, 409),
     ("post", "/wallet/adjustments"): (403, 404, 409),
     ("post", "/payouts/runs"): (403, 409),
+    ("get", "/analytics/creator"): (403, 404),
+    ("get", "/analytics/content/{content_id}"): (403,),
+    ("get", "/analytics/platform"): (403,),
     ("patch", "/webhooks/{endpoint_id}"): (403,),
     ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): (409,),
 }
