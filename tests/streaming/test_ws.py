@@ -78,11 +78,12 @@ def test_an_expired_token_mid_stream_gets_an_error_until_renewed(app, players, m
     viewer = funded_viewer()
     with app.app_context():
         short = create_access_token(
-            identity=viewer["user"]["id"], expires_delta=timedelta(seconds=1), additional_claims={"fam": "short-lived"}
+            identity=viewer["user"]["id"], expires_delta=timedelta(seconds=3), additional_claims={"fam": "short-lived"}
         )
-    player = players(short)
+    expires = time.time() + 3
+    player = players(short)  # within its 3 s, also on a busy machine
     session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
-    time.sleep(1.2)
+    time.sleep(max(0.0, expires - time.time()) + 0.2)
     expired = player.call("heartbeat", session_id=session_id)
     assert expired["event"] == "error" and expired["data"]["code"] == "unauthorized"
     assert "expired" in expired["data"]["message"]
