@@ -51,3 +51,19 @@ def post_worker_init(worker):
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+
+
+def on_starting(server):
+    # Without REDIS_URL each worker would keep a Redis of its own: sessions, limits and jobs split
+    # between them. Share the embedded one of a running `python wsgi.py`, or refuse.
+    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_HOST"):
+        return
+    from streampay.embedded import discover_from_environment
+
+    url = discover_from_environment()
+    if url is None:
+        raise SystemExit(
+            "gunicorn needs REDIS_URL, or a running `python wsgi.py` of this checkout whose embedded Redis it shares"
+        )
+    os.environ["REDIS_URL"] = url
+    server.log.info("using the embedded Redis of the running `python wsgi.py` at %s", url)

@@ -1,7 +1,9 @@
 """The WSGI entry point (`gunicorn wsgi:app`), and `python wsgi.py` for the embedded default.
 
-`python wsgi.py` applies migrations, starts the in-process worker and cron threads when no
-REDIS_URL is set, and serves on HOST:PORT (127.0.0.1:3000 unless told otherwise).
+`python wsgi.py` applies migrations and serves on HOST:PORT (127.0.0.1:3000 unless told
+otherwise). With no REDIS_URL it is the embedded system's server: its in-process Redis is shared
+with the checkout's other processes (the `flask` CLI, a second server; see streampay/embedded.py)
+and the RQ worker and cron scheduler run on its threads.
 """
 
 from dotenv import load_dotenv
@@ -13,11 +15,7 @@ from streampay import create_app  # noqa: E402
 app = create_app()
 
 if __name__ == "__main__":
-    from flask_migrate import upgrade
+    from streampay.embedded import prepare_server
 
-    from streampay.jobs import start_embedded
-
-    with app.app_context():
-        upgrade()
-    start_embedded(app)
+    prepare_server(app)
     app.run(host=app.config["HOST"], port=app.config["PORT"], threaded=True)

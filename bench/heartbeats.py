@@ -212,7 +212,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def web_dyno(env: dict, port: int, log_path: Path):
     """gunicorn with the project's gunicorn.conf.py on loopback, in its own process group; stopped on the way out."""
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "bench.echo_app:app"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -944,7 +944,7 @@ def main(argv=None) -> int:
     try:
         import websockets  # noqa: F401
     except ImportError:
-        print("the client needs websockets: .venv/bin/pip install -r requirements.txt", file=sys.stderr)
+        print("the client needs websockets: .venv/bin/pip install -r requirements-dev.txt", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
@@ -961,7 +961,6 @@ def main(argv=None) -> int:
         "JWT_REFRESH_SECRET": refresh,
         "LOG_LEVEL": "WARNING",
         "EMBEDDED_WORKER": "false",
-        "WS_ECHO_ENABLED": "1",
         "HEARTBEAT_TIMEOUT_SECONDS": "3600",
         "STREAM_WINDOW_SECONDS": "3600",
         "MAX_SESSIONS_PER_VIEWER": "1",

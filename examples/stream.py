@@ -27,7 +27,8 @@ def api(path, body=None, token=None):
 def call(ws, event, **data):
     """Send one event and wait for its reply, printing any push that arrives first."""
     ws.send(json.dumps({"event": event, "id": event, "data": data}))
-    while (frame := json.loads(ws.receive(timeout=10) or "null")) and frame["event"] != event:
+    # The reply echoes the id (an `error` reply too); anything else is a push from the server.
+    while (frame := json.loads(ws.receive(timeout=10) or "null")) and frame.get("id") != event:
         print("push:", frame)
     if not frame:
         sys.exit(f"no reply to {event}")

@@ -4,6 +4,7 @@ import logging
 
 from alembic import context
 from flask import current_app
+from sqlalchemy.types import TypeDecorator
 
 logger = logging.getLogger("alembic.env")
 config = context.config
@@ -14,8 +15,19 @@ def _url() -> str:
     return target_db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
 
 
+def _render_item(type_, obj, _autogen_context):
+    # Migrations stand alone: an application column type is written as the SQLAlchemy type it stores as.
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        return f"sa.{obj.impl!r}"
+    return False
+
+
 def _options() -> dict:
-    return {"target_metadata": target_db.metadata, **current_app.extensions["migrate"].configure_args}
+    return {
+        "target_metadata": target_db.metadata,
+        "render_item": _render_item,
+        **current_app.extensions["migrate"].configure_args,
+    }
 
 
 def run_migrations_offline():

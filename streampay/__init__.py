@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import errors, logs
+from streampay import embedded, errors, logs
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -41,6 +41,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
+    if not app.config["REDIS_URL"]:
+        # The embedded default: a running server of this checkout lends its Redis, if there is one.
+        app.config["REDIS_URL"] = embedded.discover(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
     init_redis(app)
     limiter.init_app(app)
     cors.init_app(
@@ -52,6 +55,8 @@ def create_app(config: dict | None = None) -> Flask:
     api = _init_api(app)
     errors.init_app(app, api)
     _register_domains(app, api)
+    if embedded.started_by_flask_run():
+        embedded.prepare_server(app)
     return app
 
 
@@ -70,7 +75,8 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health
-    from streampay.auth import passwords, tokens
+    from streampay.analytics.routes import blp as analytics_blp
+    from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
     from streampay.content.routes import blp as content_blp
@@ -83,7 +89,9 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
+    from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
+    from streampay.web import pages as web
 
     prefix = app.config["API_PREFIX"]
     passwords.init_app(app)
@@ -97,8 +105,10 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
+    api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
     ws.init_app(app, prefix)
     users_cli.init_app(app)
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    web.init_app(app)

@@ -202,8 +202,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "PAYOUT_LEASE_SECONDS": _int("PAYOUT_LEASE_SECONDS", 120),
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
+        "ANALYTICS_FOLD_INTERVAL_SECONDS": _int("ANALYTICS_FOLD_INTERVAL_SECONDS", 60),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
-        "ESCROW_CONTRACT_ID": env.get("ESCROW_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
         "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
@@ -228,7 +228,6 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_SESSIONS_PER_VIEWER": _int("MAX_SESSIONS_PER_VIEWER", 3),
         "BALANCE_LOW_SECONDS": _int("BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 15),
-        "WS_ECHO_ENABLED": e.bool("WS_ECHO_ENABLED", False),
         "SOCK_SERVER_OPTIONS": {"ping_interval": _int("WS_PING_INTERVAL_SECONDS", 25)},
         # Admission: a web process holds at most this many player sockets and refuses more with 503 (Retry-After).
         "WS_MAX_SOCKETS_PER_WORKER": _int("WS_MAX_SOCKETS_PER_WORKER", 5000),
@@ -246,6 +245,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
         "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
+        # The reference web player and creator studio at /app/.
+        "WEB_PAGES_ENABLED": e.bool("WEB_PAGES_ENABLED", True),
     }
     _refuse_invalid(e)
     return cfg

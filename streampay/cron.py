@@ -42,3 +42,13 @@ cron.register(
     job_timeout=1800,
     name="stellar-reconcile",
 )
+
+from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
+
+cron.register(
+    fold_analytics,
+    "low",
+    interval=settings["ANALYTICS_FOLD_INTERVAL_SECONDS"],
+    job_timeout=900,
+    name="analytics-fold",
+)

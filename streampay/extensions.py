@@ -77,7 +77,10 @@ def init_redis(app: Flask) -> redis.Redis:
         client = redis.Redis(connection_pool=pool)
     else:
         # One in-process server per app, shared by the limiter, the queues and the services.
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        server = fakeredis.FakeServer()
+        client = fakeredis.FakeRedis(server=server)
+        # streampay.embedded serves it to the checkout's other processes when this one is the server.
+        app.extensions["streampay.fakeserver"] = server
     app.extensions["streampay.redis"] = client
     # flask-limiter stores its counters through the very same connection pool.
     app.config["RATELIMIT_STORAGE_URI"] = "redis://"

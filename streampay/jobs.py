@@ -51,15 +51,19 @@ class ThreadCron(CronScheduler):
 
 def start_embedded(app: Flask) -> None:
     """Run an RQ worker and the cron scheduler on daemon threads of this process."""
-    if app.config["REDIS_URL"] or app.extensions.get("streampay.embedded_worker"):
+    if app.config["REDIS_URL"] or not app.config["EMBEDDED_WORKER"] or app.extensions.get("streampay.embedded_worker"):
         return
     connection = app.extensions["streampay.redis"]
     app.extensions["streampay.embedded_worker"] = True
 
+    # A job started, done, kept: routine for this worker, so said only at DEBUG; failures still show.
+    chatter = "DEBUG" if app.config["LOG_LEVEL"] == "DEBUG" else "WARNING"
+    logging.getLogger("rq.cron").setLevel(chatter)
+
     def work():
         with app.app_context():
             ThreadWorker([Queue(n, connection=connection) for n in QUEUES], connection=connection).work(
-                logging_level=app.config["LOG_LEVEL"]
+                logging_level=chatter
             )
 
     def schedule():

@@ -1,4 +1,7 @@
-"""JSON-lines logs, each with the request id that is echoed in X-Request-ID."""
+"""Logs: JSON lines for machines, a readable line when a person watches a terminal; one access line a request.
+
+Each line carries the request id that is echoed in X-Request-ID.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+WERKZEUG_ACCESS = re.compile(r"^\S+ - - \[")
 access_log = logging.getLogger("streampay.access")
 
 
@@ -29,13 +33,37 @@ def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._streampay = True
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    if sys.stderr.isatty():
+        handler.setFormatter(ConsoleFormatter())
+    else:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
         )
-    )
     root.addHandler(handler)
+    # The development server's own line per request repeats streampay.access's; its banner stays.
+    logging.getLogger("werkzeug").addFilter(_not_werkzeug_access_line)
+
+
+def _not_werkzeug_access_line(record: logging.LogRecord) -> bool:
+    return not WERKZEUG_ACCESS.match(str(record.msg))
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One short line a person can read: time, level, where from, what happened."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = self.formatTime(record, "%H:%M:%S")
+        if record.name == access_log.name:
+            what = f"{record.status} {record.method} {record.path} {record.duration_ms} ms"
+        else:
+            what = f"{record.name}: {record.getMessage()}"
+        line = f"{when} {record.levelname:<7} {what}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def init_app(app: Flask) -> None:

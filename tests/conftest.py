@@ -6,12 +6,13 @@ Each test gets a fresh app; afterwards every table is emptied and Redis flushed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from streampay import create_app
 from streampay.config import database_url
@@ -122,3 +123,44 @@ def make_admin(app, runner):
         return reply.json
 
     return make
+
+
+# --- a database of the tests' own -------------------------------------------------------------------------------
+# The tests empty every table. Pointed at PostgreSQL by DATABASE_URL, they make a database of their own on that
+# server for the session (the processes they start inherit it) and drop it afterwards, so a development
+# database named by DATABASE_URL is never erased.
+
+
+def pytest_sessionstart(session):
+    given = os.environ.get("DATABASE_URL")
+    if not given or not database_url(os.environ, "").startswith("postgresql"):
+        return
+    server = make_url(database_url(os.environ, ""))
+    own = server.set(database=f"{server.database}_tests_{os.getpid()}"[-63:])
+    with _admin(server) as conn:
+        conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    session.config.stash[_GIVEN_DATABASE] = given
+    os.environ["DATABASE_URL"] = own.render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session):
+    given = session.config.stash.get(_GIVEN_DATABASE, None)
+    if given is None:
+        return
+    own = make_url(os.environ["DATABASE_URL"])
+    os.environ["DATABASE_URL"] = given
+    with _admin(own) as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)'))
+
+
+_GIVEN_DATABASE = pytest.StashKey[str]()
+
+
+@contextlib.contextmanager
+def _admin(server):
+    engine = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()

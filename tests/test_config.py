@@ -196,7 +196,7 @@ def test_whole_numbers_are_checked(name):
         load({name: "-1"})
 
 
-@pytest.mark.parametrize("name", ["RATELIMIT_ENABLED", "EMBEDDED_WORKER", "STELLAR_FEE_BUMP", "WS_ECHO_ENABLED"])
+@pytest.mark.parametrize("name", ["RATELIMIT_ENABLED", "EMBEDDED_WORKER", "STELLAR_FEE_BUMP"])
 def test_a_misspelt_switch_is_an_error_not_false(name):
     with pytest.raises(ConfigError, match=f"{name}='flase'"):
         load({name: "flase"})

@@ -1,4 +1,6 @@
-from tests.conftest import bearer, register
+from flask_migrate import upgrade
+
+from tests.conftest import bearer, make_app, register
 
 
 def test_healthz_is_alive(client):
@@ -7,10 +9,23 @@ def test_healthz_is_alive(client):
     assert reply.json == {"status": "ok"}
 
 
-def test_readyz_checks_database_and_redis(client):
+def test_readyz_checks_database_schema_and_redis(client):
     reply = client.get("/readyz")
     assert reply.status_code == 200
-    assert reply.json["checks"] == {"database": "ok", "redis": "ok"}
+    assert reply.json["checks"] == {"database": "ok", "schema": "ok", "redis": "ok"}
+
+
+def test_readyz_is_not_ready_on_a_schema_behind_the_migrations(tmp_path):
+    app = make_app("sqlite:///" + str(tmp_path / "unmigrated.sqlite3"))
+    reply = app.test_client().get("/readyz")
+    assert reply.status_code == 503, reply.json
+    assert reply.json["errors"]["checks"] == {"database": "ok", "schema": "behind", "redis": "ok"}
+    with app.app_context():
+        upgrade(revision="0001")
+    assert app.test_client().get("/readyz").json["errors"]["checks"]["schema"] == "behind"
+    with app.app_context():
+        upgrade()
+    assert app.test_client().get("/readyz").status_code == 200
 
 
 def test_request_id_is_echoed_or_made(client):

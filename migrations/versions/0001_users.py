@@ -8,7 +8,6 @@ Create Date: 2026-11-26 23:26:06.843319
 from alembic import op
 import sqlalchemy as sa
 
-import streampay.dbtypes
 
 
 # revision identifiers, used by Alembic.
@@ -29,9 +28,9 @@ def upgrade():
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('display_name', sa.String(length=64), nullable=True),
     sa.Column('bio', sa.String(length=500), nullable=True),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_login_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 23:31:55.175680
 from alembic import op
 import sqlalchemy as sa
 
-import streampay.dbtypes
 
 
 # revision identifiers, used by Alembic.
@@ -31,7 +30,7 @@ def upgrade():
     sa.Column('is_published', sa.Boolean(), nullable=False),
     sa.Column('status', sa.Enum('processing', 'ready', 'failed', name='content_status', native_enum=False, create_constraint=True, length=16), nullable=False),
     sa.Column('failure_reason', sa.String(length=500), nullable=True),
-    sa.Column('status_changed_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('original_filename', sa.String(length=255), nullable=False),
     sa.Column('media_type', sa.String(length=100), nullable=False),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
@@ -46,10 +45,10 @@ def upgrade():
     sa.Column('width', sa.Integer(), nullable=True),
     sa.Column('height', sa.Integer(), nullable=True),
     sa.Column('sha256', sa.String(length=64), nullable=True),
-    sa.Column('processed_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('deleted_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint('price_per_second > 0', name=op.f('ck_content_price_positive')),
     sa.ForeignKeyConstraint(['creator_id'], ['users.id'], name=op.f('fk_content_creator_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_content'))

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 23:38:47.335707
 from alembic import op
 import sqlalchemy as sa
 
-import streampay.dbtypes
 
 
 # revision identifiers, used by Alembic.
@@ -27,7 +26,7 @@ def upgrade():
     sa.Column('owner', sa.String(length=36), nullable=False),
     sa.Column('balance', sa.BigInteger(), nullable=False),
     sa.Column('held', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("kind <> 'creator_earnings' OR balance >= 0", name=op.f('ck_ledger_accounts_earnings_non_negative')),
     sa.CheckConstraint("kind <> 'viewer_wallet' OR (held >= 0 AND balance >= held)", name=op.f('ck_ledger_accounts_wallet_covered')),
     sa.CheckConstraint("kind = 'viewer_wallet' OR held = 0", name=op.f('ck_ledger_accounts_holds_only_on_wallets')),
@@ -42,7 +41,7 @@ def upgrade():
     sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_ledger_transactions_created_by_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_transactions')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_transactions_idempotency_key'))
@@ -52,7 +51,7 @@ def upgrade():
     sa.Column('transaction_id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount <> 0', name=op.f('ck_ledger_entries_amount_non_zero')),
     sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], name=op.f('fk_ledger_entries_account_id_ledger_accounts')),
     sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_ledger_entries_transaction_id_ledger_transactions')),
@@ -80,8 +79,8 @@ def upgrade():
     sa.Column('checkpoints', sa.Integer(), nullable=False),
     sa.Column('window_end_ms', sa.BigInteger(), nullable=False),
     sa.Column('held', sa.BigInteger(), nullable=False),
-    sa.Column('started_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['content_id'], ['content.id'], name=op.f('fk_streaming_sessions_content_id_content')),
     sa.ForeignKeyConstraint(['creator_id'], ['users.id'], name=op.f('fk_streaming_sessions_creator_id_users')),
     sa.ForeignKeyConstraint(['viewer_id'], ['users.id'], name=op.f('fk_streaming_sessions_viewer_id_users')),

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 23:56:06.387110
 from alembic import op
 import sqlalchemy as sa
 
-import streampay.dbtypes
 
 
 # revision identifiers, used by Alembic.
@@ -26,14 +25,14 @@ def upgrade():
     sa.Column('source_account', sa.String(length=56), nullable=False),
     sa.Column('tx_hash', sa.String(length=64), nullable=True),
     sa.Column('ledger', sa.Integer(), nullable=True),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status_changed_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_batches'))
     )
     op.create_table('stellar_cursors',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('value', sa.String(length=64), nullable=False),
-    sa.Column('updated_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_stellar_cursors'))
     )
     op.create_table('payout_attempts',
@@ -46,7 +45,7 @@ def upgrade():
     sa.Column('payout_ids', sa.JSON(), nullable=False),
     sa.Column('last_result', sa.String(length=200), nullable=True),
     sa.Column('submissions', sa.Integer(), nullable=False),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['payout_batches.id'], name=op.f('fk_payout_attempts_batch_id_payout_batches')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_attempts')),
     sa.UniqueConstraint('tx_hash', name=op.f('uq_payout_attempts_tx_hash'))
@@ -64,8 +63,8 @@ def upgrade():
     sa.Column('reason', sa.String(length=200), nullable=True),
     sa.Column('tx_hash', sa.String(length=64), nullable=True),
     sa.Column('ledger', sa.Integer(), nullable=True),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status_changed_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['payout_batches.id'], name=op.f('fk_payouts_batch_id_payout_batches')),
     sa.ForeignKeyConstraint(['creator_id'], ['users.id'], name=op.f('fk_payouts_creator_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts'))
@@ -84,15 +83,15 @@ def upgrade():
     sa.Column('muxed_id', sa.String(length=20), nullable=True),
     sa.Column('status', sa.Enum('credited', 'unmatched', 'assigned', name='deposit_status', native_enum=False, create_constraint=True, length=16), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=True),
-    sa.Column('created_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status_changed_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_stellar_deposits_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stellar_deposits')),
     sa.UniqueConstraint('operation_id', name=op.f('uq_stellar_deposits_operation_id'))
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('stellar_address', sa.String(length=56), nullable=True))
-        batch_op.add_column(sa.Column('stellar_verified_at', streampay.dbtypes.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('stellar_verified_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint(batch_op.f('uq_users_stellar_address'), ['stellar_address'])
 
     # ### end Alembic commands ###

@@ -75,7 +75,8 @@ def seed() -> None:
                 continue
             path = os.path.join(tmp, f"{category}.{'mp4' if kind == 'video' else 'mp3'}")
             if kind == "video":
-                samples.make_video(path, seconds=6, label=title[:20])
+                # Long enough for examples/stream.py's fifteen seconds: billing stops at the media's end.
+                samples.make_video(path, seconds=20, label=title[:20])
             else:
                 samples.make_audio(path, seconds=10)
             form = {

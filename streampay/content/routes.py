@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app, g, redirect, request, send_file
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 
-from streampay.auth.access import auth_required
 from streampay.content import service
+from streampay.content.delivery import send as _serve
 from streampay.content.jobs import enqueue_processing
 from streampay.content.schemas import (
     CatalogueQuerySchema,
@@ -17,9 +17,9 @@ from streampay.content.schemas import (
     UploadFileSchema,
     UploadFormSchema,
 )
-from streampay.content.storage import get_storage
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
+from streampay.users.access import auth_required
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
@@ -51,7 +51,9 @@ def anonymous_catalogue_from_cache():
     if cached is not None:
         built_under, pagination, body = cached.split(b"\n", 2)
         if built_under == generation:
-            return current_app.response_class(body, mimetype="application/json", headers={"X-Pagination": pagination})
+            return current_app.response_class(
+                body, mimetype="application/json", headers={"X-Pagination": pagination.decode()}
+            )
     g.anonymous_page = (key, generation)
     return None
 
@@ -108,18 +110,6 @@ class ContentItem(MethodView):
     def delete(self, content_id: uuid.UUID):
         """Remove from the catalogue (the creator or an admin). Its billing history stays."""
         service.delete(current_user, content_id)
-
-
-def _serve(backend: str, key: str, mimetype: str):
-    storage = get_storage(backend)
-    path = storage.local_path(key)
-    if path is not None:
-        # conditional=True answers Range requests: 206 with Content-Range, or 416.
-        return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
-    url = storage.url(key, expires=current_app.config["MEDIA_URL_TTL"])
-    if url is None:
-        raise NotFound("The file is not reachable from here.")
-    return redirect(url, code=302)
 
 
 @blp.route("/<uuid:content_id>/media")

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import boto3
 import requests
-from botocore.config import Config as BotoConfig
 from flask import current_app
 
 
@@ -65,6 +63,10 @@ class S3Storage:
     name = "s3"
 
     def __init__(self, bucket: str, **client_options):
+        # boto3 costs a quarter of a second to import: paid only where S3 is configured, not by every command.
+        import boto3
+        from botocore.config import Config as BotoConfig
+
         self.bucket = bucket
         self.client = boto3.client("s3", config=BotoConfig(retries={"max_attempts": 3}), **client_options)
 

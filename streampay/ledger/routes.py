@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import io
+
+import segno
+from flask import Response
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from streampay.auth.access import auth_required
+from streampay.errors import NotFound
 from streampay.extensions import db
 from streampay.ledger import service
 from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.users.access import auth_required
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
 
@@ -19,6 +24,9 @@ class DepositSchema(Schema):
     address = fields.String(allow_none=True, metadata={"description": "The custody account (G...)."})
     memo = fields.String(allow_none=True, metadata={"description": "Put this in the memo (type id) of a deposit."})
     muxed_address = fields.String(allow_none=True, metadata={"description": "Or pay this muxed (M...) address."})
+    payment_uri = fields.String(
+        allow_none=True, metadata={"description": "A SEP-7 web+stellar:pay URI of the deposit, for wallet apps."}
+    )
 
 
 class WalletSchema(Schema):
@@ -73,3 +81,19 @@ def ledger(pagination_parameters):
     db.session.commit()
     stmt = select(Entry).join(Transaction).where(Entry.account_id.in_(accounts)).order_by(Entry.id.desc())
     return page_of(stmt, pagination_parameters)
+
+
+@blp.route("/deposit/qr", methods=["GET"])
+@auth_required()
+@blp.response(200, description="An SVG QR code of the deposit's SEP-7 `web+stellar:pay` URI.")
+@blp.alt_response(404, description="No custody account is configured.")
+def deposit_qr():
+    """The deposit request (custody address, memo, asset) as a QR code that a wallet app scans."""
+    w = service.wallet(current_user.id)
+    db.session.commit()
+    uri = deposit_info(w.id)["payment_uri"]
+    if uri is None:
+        raise NotFound("Deposits are not configured (no custody account).")
+    svg = io.BytesIO()
+    segno.make(uri, error="m").save(svg, kind="svg", border=4, omitsize=True, title="Deposit QR code", svgclass=None)
+    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"})

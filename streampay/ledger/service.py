@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, Invalid
 from streampay.extensions import db
 from streampay.ledger.models import PER_USER, Account, AccountKind, Entry, Transaction
@@ -68,8 +70,12 @@ def post(
     created_by: uuid.UUID | None = None,
     details: dict | None = None,
     commit: bool = True,
+    at: datetime | None = None,
 ) -> Transaction:
-    """Write one balanced transaction. A replayed key returns the first one and changes nothing."""
+    """Write one balanced transaction. A replayed key returns the first one and changes nothing.
+
+    `at` dates it (a charge is dated by the server clock that billed it); otherwise now.
+    """
     existing = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
     if existing is not None:
         return existing
@@ -80,13 +86,22 @@ def post(
         raise TypeError("amounts are integer stroops")
     try:
         with db.session.begin_nested():
+            at = at or utcnow()
             txn = Transaction(
-                idempotency_key=idempotency_key, kind=kind, reason=reason, created_by=created_by, details=details or {}
+                idempotency_key=idempotency_key,
+                kind=kind,
+                reason=reason,
+                created_by=created_by,
+                details=details or {},
+                created_at=at,
             )
             db.session.add(txn)
             db.session.flush()
             db.session.add_all(
-                [Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount) for leg in legs]
+                [
+                    Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount, created_at=at)
+                    for leg in legs
+                ]
             )
             db.session.flush()
             # Atomic increments, so concurrent postings never lose an update, in one global order (so they never

@@ -31,6 +31,7 @@ class DepositStatus(enum.StrEnum):
 
 class Deposit(StateMachine, db.Model):
     __tablename__ = "stellar_deposits"
+    __table_args__ = (Index("ix_stellar_deposits_created", "created_at"),)
     TRANSITIONS = {
         DepositStatus.CREDITED: set(),
         DepositStatus.UNMATCHED: {DepositStatus.ASSIGNED},
@@ -69,7 +70,11 @@ class PayoutStatus(enum.StrEnum):
 
 class Payout(StateMachine, db.Model):
     __tablename__ = "payouts"
-    __table_args__ = (Index("ix_payouts_creator", "creator_id", "created_at"), Index("ix_payouts_batch", "batch_id"))
+    __table_args__ = (
+        Index("ix_payouts_creator", "creator_id", "created_at"),
+        Index("ix_payouts_batch", "batch_id"),
+        Index("ix_payouts_status_changed", "status", "status_changed_at"),
+    )
     TRANSITIONS = {
         PayoutStatus.IN_FLIGHT: {PayoutStatus.PAID, PayoutStatus.REFUSED, PayoutStatus.RETURNED},
         # An older envelope that still held a refused payment could, in principle, land: then it was paid.

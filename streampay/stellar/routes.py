@@ -6,13 +6,13 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
-from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.stellar import horizon, sep10, soroban
 from streampay.stellar.models import Payout
+from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.users.schemas import UserSchema
 
 blp = Blueprint("stellar", __name__, description="Address proof (SEP-10), wallet sign-in, accounts on the network.")

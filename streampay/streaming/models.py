@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
@@ -65,3 +65,26 @@ class StreamSession(StateMachine, db.Model):
     held: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Usage(db.Model):
+    """What a session did, appended as it happens: its start, each charge, its end.
+
+    An outbox the analytics rollups fold in and delete (streampay/analytics/fold.py). Rows are only
+    ever inserted here, so no two checkpoints share a row, and a heartbeat writes none.
+    """
+
+    __tablename__ = "streaming_usage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # Server-clock milliseconds: when the charge was posted (its ledger transaction's time) or the session began.
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    session_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    content_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    creator_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    viewer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)  # 1 on the session's start
+    watch_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # billed time this charge covers
+    gross: Mapped[int] = mapped_column(BigInteger, default=0)  # what the viewer paid
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)  # the platform's part of it
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)  # on the session's end: its whole billed time

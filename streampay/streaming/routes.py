@@ -4,16 +4,18 @@ import uuid
 
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import or_, select
 
-from streampay.auth.access import auth_required
+from streampay.content import delivery
 from streampay.errors import NotFound
 from streampay.extensions import db
 from streampay.ledger.models import Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.streaming import media_url
 from streampay.streaming.models import SessionStatus, StreamSession
+from streampay.users.access import auth_required
 
 blp = Blueprint("streaming", __name__, description="Your streaming sessions and what they cost.")
 payments_blp = Blueprint("payments", __name__, description="Charges you paid as a viewer and earned as a creator.")
@@ -94,3 +96,33 @@ def payments(pagination_parameters):
         txn.role = "viewer" if wallet.id in amounts else "creator"
         txn.amount = -amounts[wallet.id] if wallet.id in amounts else amounts[earnings.id]
     return rows
+
+
+class MediaUrlSchema(Schema):
+    url = fields.String(required=True, metadata={"description": "Same-origin path; put it in a <video> src."})
+    expires_at = fields.Integer(required=True, metadata={"description": "Epoch seconds; ask again after it."})
+
+
+class MediaTokenSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(max=512))
+
+
+@blp.route("/sessions/<uuid:session_id>/media-url", methods=["GET"])
+@auth_required()
+@blp.response(200, MediaUrlSchema)
+def session_media_url(session_id: uuid.UUID):
+    """A short-lived signed URL of this active session's media, for players that cannot send headers."""
+    return media_url.issue(session_id, current_user.id)
+
+
+@blp.route("/sessions/<uuid:session_id>/media", methods=["GET"])
+@blp.doc(security=[])
+@blp.arguments(MediaTokenSchema, location="query")
+@blp.response(200, description="The media bytes; Range requests answer 206.")
+@blp.alt_response(206, description="Partial content for a Range request.")
+@blp.alt_response(302, description="Redirect to the storage's own short-lived URL (S3, IPFS gateway).")
+@blp.alt_response(403, description="The URL is bad or expired, or its session has ended.")
+def session_media(query, session_id: uuid.UUID):
+    """The session's media bytes through a signed URL from `media-url`: only while the session is active."""
+    content = media_url.playable(session_id, query["token"])
+    return delivery.send(content.storage_backend, content.storage_key, content.media_type)

@@ -26,7 +26,7 @@ from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
 from streampay.streaming import meter
 from streampay.streaming.billing import charge_for, fee_for, ms_affordable
-from streampay.streaming.models import EndReason, SessionStatus, StreamSession
+from streampay.streaming.models import EndReason, SessionStatus, StreamSession, Usage
 from streampay.users.models import User
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
             f"The balance does not cover the first {_cfg('STREAM_MIN_SECONDS')} seconds of this content."
         )
     db.session.add(session)  # after the hold: one INSERT at the commit
+    db.session.add(_usage(session, now, sessions=1))
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
     meter.put(
@@ -168,11 +169,27 @@ def _bill(session: StreamSession, billed_ms: int) -> int:
     return charge
 
 
-def _post_charge(session: StreamSession, wallet, charge: int) -> None:
+def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
+    """A row of the usage outbox (appended, never updated) that the analytics rollups fold in."""
+    return Usage(
+        at_ms=at_ms,
+        session_id=session.id,
+        content_id=session.content_id,
+        creator_id=session.creator_id,
+        viewer_id=session.viewer_id,
+        **{"sessions": 0, "watch_ms": 0, "gross": 0, "fee": 0, **figures},
+    )
+
+
+def _post_charge(session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False) -> None:
     """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
     creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
     total_fee = fee_for(session.charged, session.fee_bps)
     fee, session.fee = total_fee - session.fee, total_fee
+    at_ms = clock.now_ms()
+    if charge > 0 or watched_ms > 0 or ended:
+        ended_ms = session.billed_ms if ended else None
+        db.session.add(_usage(session, at_ms, watch_ms=watched_ms, gross=charge, fee=fee, ended_ms=ended_ms))
     db.session.flush()  # the session's own row first, before the shared rows are locked
     if charge <= 0:
         return
@@ -184,6 +201,7 @@ def _post_charge(session: StreamSession, wallet, charge: int) -> None:
         ],
         idempotency_key=f"stream:{session.id}:{session.checkpoints}",
         kind="charge",
+        at=clock.as_datetime(at_ms),
         details={
             "session_id": str(session.id),
             "content_id": str(session.content_id),
@@ -213,11 +231,11 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
         window_end = None if session is None else session.window_end_ms
         db.session.rollback()
         return window_end
-    old_end = session.window_end_ms
+    old_end, billed_before = session.window_end_ms, session.billed_ms
     wallet = ledger.wallet(session.viewer_id, lock=True)
     charge = _bill(session, billed_ms)
     _extend(session, wallet, session.billed_ms, paying=charge)
-    _post_charge(session, wallet, charge)
+    _post_charge(session, wallet, charge, session.billed_ms - billed_before)
     live = _Live.of(session, wallet)
     db.session.commit()
     meter.put(
@@ -249,6 +267,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
         meter.drop(session_id)
         return closed
     wallet = ledger.wallet(session.viewer_id, lock=True)
+    billed_before = session.billed_ms
     charge = _bill(session, max(0, end_ms - session.started_ms))
     release = session.held + charge  # the whole hold: what the charge takes and the rest
     session.held = 0
@@ -257,7 +276,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
     session.ended_ms = session.started_ms + session.billed_ms
     session.ended_at = utcnow()
     ledger.hold(wallet, -release)
-    _post_charge(session, wallet, charge)
+    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     meter.drop(session_id)

@@ -25,6 +25,7 @@ from streampay.streaming import meter, service
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
 MAX_FRAME = 4096
+EARLY_PUSH_SECONDS = 10
 
 
 class StartSchema(Schema):
@@ -80,6 +81,8 @@ class Hub:
         self.players: dict[str, Player] = {}
         self.lock = threading.Lock()
         self.thread = None
+        self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
+        self.subscribed = threading.Event()
         self.sockets = 0  # admitted and not yet closed, in this process
 
     def admit(self) -> bool:
@@ -98,9 +101,18 @@ class Hub:
             return
         with self.lock:
             self.players[session_id] = player
+            early = self.early.pop(session_id, None)
+        self.listen()
+        if early is not None:
+            self._send(player, early[1])
+
+    def listen(self) -> None:
+        """Start the subscriber thread (once): a socket calls it on opening, before it can start a session."""
+        with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._listen, name="ws-hub", daemon=True)
                 self.thread.start()
+        self.subscribed.wait(EARLY_PUSH_SECONDS)  # at once, once the first subscription is made
 
     def forget(self, player: Player) -> None:
         with self.lock:
@@ -111,6 +123,7 @@ class Hub:
         with self.app.app_context():
             pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(meter.PUSH_CHANNEL)
+            self.subscribed.set()
             while True:
                 try:
                     message = pubsub.get_message(timeout=1.0)
@@ -128,11 +141,21 @@ class Hub:
             player = self.players.get(push["session_id"])
             if push["event"] == "streamEnded":
                 self.players.pop(push["session_id"], None)
+            elif player is None and push["event"] == "balanceLow":
+                # startStream publishes it before its reply, so before the socket watches the session:
+                # kept a little while for the watch that follows.
+                now = time.monotonic()
+                self.early = {k: v for k, v in self.early.items() if now - v[0] < EARLY_PUSH_SECONDS}
+                self.early[push["session_id"]] = (now, push)
         if player is not None:
-            try:
-                player.send(push["event"], push["data"])
-            except ConnectionClosed:
-                pass
+            self._send(player, push)
+
+    @staticmethod
+    def _send(player: Player, push: dict) -> None:
+        try:
+            player.send(push["event"], push["data"])
+        except ConnectionClosed:
+            pass
 
 
 def hub() -> Hub:
@@ -264,21 +287,12 @@ def authenticate_handshake():
 def stream_socket(ws):
     player = Player(ws)
     player.user, player.token_exp = g.get("ws_auth", (None, None))
+    hub().listen()
     try:
         while True:
             handle(player, ws.receive())
     finally:
         hub().forget(player)
-
-
-@sock.route("/streaming/echo", bp=ws_bp)
-def echo_socket(ws):
-    """A bare echo, the baseline of the heartbeat benchmark; off unless WS_ECHO_ENABLED."""
-    if not current_app.config["WS_ECHO_ENABLED"]:
-        ws.close(reason=1008, message="not enabled")
-        return
-    while True:
-        ws.send(ws.receive())
 
 
 def init_app(app: Flask, prefix: str) -> None:

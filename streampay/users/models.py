@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streampay.dbtypes import UTCDateTime, str_enum, utcnow
@@ -19,6 +19,7 @@ class Role(enum.StrEnum):
 
 class User(db.Model):
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_created", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254), unique=True)

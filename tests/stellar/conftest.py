@@ -54,7 +54,7 @@ def stellar_app(app_factory, horizon, custody):
                     STELLAR_PASSPHRASE=PASSPHRASE,
                     STELLAR_MASTER_SECRET_KEY=custody.secret,
                     STELLAR_FRIENDBOT_URL=f"{horizon.url}/friendbot",
-                    STELLAR_TIMEOUT=5,
+                    STELLAR_TIMEOUT=20,  # generous: a loaded CI box must not read slowness as an outage
                     PAYOUT_MIN_AMOUNT="1",
                     PAYOUT_TX_TIMEOUT=30,
                     RATELIMIT_ENABLED=False,
@@ -144,7 +144,7 @@ def cli_env(horizon, custody, db_url, tmp_path):
         "STELLAR_NETWORK": "testnet",
         "PAYOUT_MIN_AMOUNT": "1",
         "PAYOUT_TX_TIMEOUT": "30",
-        "STELLAR_TIMEOUT": "10",
+        "STELLAR_TIMEOUT": "20",
         "LOG_LEVEL": "WARNING",
         "FLASK_APP": "streampay:create_app",
     }

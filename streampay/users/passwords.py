@@ -17,8 +17,17 @@ def init_app(app: Flask) -> None:
         time_cost=app.config["PASSWORD_HASH_TIME_COST"], memory_cost=app.config["PASSWORD_HASH_MEMORY_KIB"]
     )
     app.extensions["streampay.hasher"] = hasher
-    # Compared against when the email is unknown, so a login takes as long either way.
-    app.extensions["streampay.dummy_hash"] = hasher.hash("not-a-real-password-0")
+
+
+def _dummy_hash() -> str:
+    """Compared against when the email is unknown, so a login takes as long either way.
+
+    Made at the first such login, not at start-up: every `flask` command would pay for it.
+    """
+    extensions = current_app.extensions
+    if "streampay.dummy_hash" not in extensions:
+        extensions["streampay.dummy_hash"] = _hasher().hash("not-a-real-password-0")
+    return extensions["streampay.dummy_hash"]
 
 
 def _hasher() -> PasswordHasher:
@@ -44,9 +53,7 @@ def hash_password(password: str) -> str:
 
 def verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher().verify(password_hash or current_app.extensions["streampay.dummy_hash"], password) and bool(
-            password_hash
-        )
+        return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -1,0 +1,57 @@
+"""Rollups: sums per scope (content, creator, platform) per UTC bucket at four grains.
+
+A quarter hour is the finest grain because every zone's midnight falls on one (Asia/Kolkata is
++05:30, Asia/Kathmandu +05:45), so any zone's days are whole sums of quarters; hours serve zones
+on whole-hour offsets, UTC days and months serve the middle of a long period. A period is read as
+quarters up to the first hour, hours up to the first day, days up to the first month, months, and
+back down at its end: a bounded number of rows whatever the history, never the charges.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from streampay.extensions import db
+
+
+class Rollup(db.Model):
+    __tablename__ = "analytics_rollups"
+    __table_args__ = (
+        Index("ix_analytics_rollups_owner", "scope", "owner", "grain", "bucket"),
+        Index("ix_analytics_rollups_grain", "scope", "grain", "bucket"),
+    )
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # content, creator, platform
+    scope_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the id, or "platform"
+    grain: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # see buckets.GRAINS
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # its UTC start, epoch seconds
+    owner: Mapped[str] = mapped_column(String(36), default="")  # a content row's creator
+    gross: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    watch_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ViewerBucket(db.Model):
+    """Who watched a scope in a bucket (quarters, days, months): unique viewers are exact, not estimated."""
+
+    __tablename__ = "analytics_viewers"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    viewer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class RetentionBucket(db.Model):
+    """Sessions of an item that ended in a bucket, by how far they got: step k billed at least k x 5 % of it."""
+
+    __tablename__ = "analytics_retention"
+
+    content_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0..20
+    sessions: Mapped[int] = mapped_column(Integer, default=0)

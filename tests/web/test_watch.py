@@ -1,0 +1,140 @@
+"""A viewer signs up, is credited by an operator, and watches: billed only while the video plays."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from tests.conftest import PASSWORD
+from tests.test_procfile import wait_for
+from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in
+
+pytestmark = IN_A_BROWSER
+
+STROOPS = 10_000_000
+
+
+def stroops(amount: str) -> int:
+    whole, _, frac = amount.partition(".")
+    return int(whole) * STROOPS + int((frac + "0000000")[:7])
+
+
+def shown(page, element_id: str) -> str:
+    return page.locator(f"#{element_id}").inner_text()
+
+
+def test_a_viewer_pays_for_what_plays_and_nothing_while_paused(page, site, clips):
+    creator = site.register("creator")
+    item = site.upload(creator, clips["long"], "Harbour at dusk")
+
+    # Sign up through the page, as a newcomer does; an operator credits the wallet with the CLI.
+    page.goto("/")
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_role("link", name="Create an account").click()
+    email = f"viewer-{time.time_ns()}@example.com"
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Username").fill(f"viewer{time.time_ns() % 10**9}")
+    page.get_by_label("Password").fill(PASSWORD)
+    screenshot(page, "sign-up")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/#/catalogue")
+    site.credit(email, "5")
+    viewer = {"access_token": page.evaluate("JSON.parse(localStorage['streampay.tokens']).access_token")}
+
+    # The catalogue: search finds the item; the watch page shows its price.
+    page.get_by_label("Search").fill("harbour")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**search=harbour**")
+    page.get_by_role("link", name="Harbour at dusk").wait_for()
+    screenshot(page, "catalogue")
+    page.get_by_role("link", name="Harbour at dusk").click()
+    page.wait_for_url(f"**/#/watch/{item['id']}")
+    expect(page.locator("#price")).to_have_text("0.0100000")
+    expect(page.locator("#balance")).to_have_text("5.0000000")
+
+    # Play: charged rises with each heartbeat.
+    play = page.get_by_role("button", name="Play")
+    play.click()
+    assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 10), shown(page, "stream-status")
+    first = stroops(shown(page, "charged"))
+    assert wait_for(lambda: stroops(shown(page, "charged")) > first, 5)
+    assert page.evaluate("document.getElementById('video').currentTime") > 0
+    screenshot(page, "watch")
+
+    # Pause for longer than the heartbeat timeout: the session stops and nothing more is charged.
+    page.get_by_role("button", name="Pause").click()
+    assert wait_for(lambda: site.sessions(viewer) and site.sessions(viewer)[0]["status"] == "ended", 5)
+    paused_at = site.wallet(viewer)["balance"]
+    [first_session] = site.sessions(viewer)
+    assert first_session["end_reason"] == "stopped"
+    # The page shows what the server settled for the session, to the stroop.
+    assert wait_for(lambda: shown(page, "charged") == first_session["charged"], 5), shown(page, "charged")
+    charged_at_pause = shown(page, "charged")
+    time.sleep(4.5)
+    assert site.wallet(viewer)["balance"] == paused_at
+    assert shown(page, "charged") == charged_at_pause
+    assert shown(page, "balance") == paused_at
+    assert "Nothing is charged" in shown(page, "stream-status")
+
+    # Resume where it stood: a new session, and the bill moves again.
+    position = page.evaluate("document.getElementById('video').currentTime")
+    page.get_by_role("button", name="Play").click()
+    assert wait_for(lambda: stroops(shown(page, "charged")) > stroops(charged_at_pause), 10)
+    assert page.evaluate("document.getElementById('video').currentTime") >= position
+
+    # To the end of the clip: the session ends and the page shows what the server settled.
+    assert wait_for(lambda: all(s["status"] == "ended" for s in site.sessions(viewer)), 20), site.sessions(viewer)
+    sessions = site.sessions(viewer)
+    assert len(sessions) == 2
+    billed = sum(stroops(s["charged"]) for s in sessions)
+    assert billed == sum(s["billed_ms"] for s in sessions) * 100  # 0.01 a second is 100 stroops a millisecond
+    wallet = site.wallet(viewer)
+    assert stroops(wallet["balance"]) == 5 * STROOPS - billed and wallet["held"] == "0.0000000"
+    assert wait_for(lambda: stroops(shown(page, "charged")) == billed, 5), (shown(page, "charged"), billed)
+    assert wait_for(lambda: shown(page, "balance") == wallet["balance"], 5)
+    # Played about 8 seconds in all, paused 4.5: billed for the playing only (plus each start's latency).
+    assert 7_000 <= sum(s["billed_ms"] for s in sessions) <= 11_000, sessions
+
+
+def test_a_clip_played_to_its_end_completes(page, site, clips):
+    creator, viewer = site.register("creator"), site.register()
+    item = site.upload(creator, clips["short"], "Sprint")
+    site.credit(viewer["email"], "1")
+    sign_in(page, viewer)
+    page.goto(f"/app/#/watch/{item['id']}")
+    # By keyboard: the page puts focus on its heading; the next Tab reaches Play, with a visible ring.
+    expect(page.get_by_role("heading", name="Sprint")).to_be_focused()
+    page.keyboard.press("Tab")
+    play = page.get_by_role("button", name="Play")
+    expect(play).to_be_focused()
+    assert play.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#stream-status")).to_have_attribute("data-reason", "completed", timeout=15_000)
+    expect(page.locator("#stream-status")).to_have_text("Finished: you watched to the end.")
+    [session] = site.sessions(viewer)
+    assert session["end_reason"] == "completed" and session["billed_ms"] == item["duration_ms"]
+    assert wait_for(lambda: shown(page, "charged") == session["charged"], 5), (shown(page, "charged"), session)
+    assert site.wallet(viewer)["balance"] == shown(page, "balance")
+
+
+def test_a_low_balance_shows_the_banner_then_ends_the_stream(page, site, clips):
+    creator, viewer = site.register("creator"), site.register()
+    item = site.upload(creator, clips["runway"], "Runway")
+    site.credit(viewer["email"], "0.0400000")  # 4 seconds at 0.01: under the server's 6 s warning from the start
+    sign_in(page, viewer)
+    page.goto(f"/app/#/watch/{item['id']}")
+    expect(page.locator("#balance-low")).to_be_hidden()
+    page.get_by_role("button", name="Play").click()
+    expect(page.locator("#balance-low")).to_be_visible()
+    expect(page.locator("#balance-low")).to_contain_text("Low balance")
+    screenshot(page, "watch-low-balance")
+    status = page.locator("#stream-status")
+    expect(status).to_have_attribute("data-reason", "insufficient_funds", timeout=15_000)
+    expect(status).to_contain_text("Your balance ran out")
+    [session] = site.sessions(viewer)
+    assert session["end_reason"] == "insufficient_funds" and session["charged"] == "0.0400000"
+    expect(page.locator("#balance")).to_have_text("0.0000000")
+    expect(page.get_by_role("button", name="Play")).to_be_visible()  # the video stopped with the money
+    assert site.wallet(viewer)["balance"] == "0.0000000"
