@@ -161,6 +161,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
         # The longest a heartbeat waits for the meter's Redis; past it the player gets an `error` (unavailable).
         "METER_TIMEOUT_MS": _int("METER_TIMEOUT_MS", 2000),
+        # Background loops (clock, worker, push listener) retry a lost Redis at most this many seconds apart.
+        "RECONNECT_MAX_SECONDS": _int("RECONNECT_MAX_SECONDS", 5),
         # Auth
         "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
         "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,

@@ -385,6 +385,21 @@ def stop(viewer: User, session_id: str) -> dict:
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
 
 
+@catalogue.playback_allowed.connect
+def has_active_session(content: Content, viewer: User, **_) -> bool:
+    """A viewer may play an item's bytes while one of their sessions on it is active."""
+    playing = db.session.scalar(
+        select(StreamSession.id)
+        .where(
+            StreamSession.viewer_id == viewer.id,
+            StreamSession.content_id == content.id,
+            StreamSession.status == SessionStatus.ACTIVE,
+        )
+        .limit(1)
+    )
+    return playing is not None
+
+
 @catalogue.withdrawn.connect
 def end_for_content(content_id: uuid.UUID, **_) -> int:
     """The item left play: its active sessions end now, billed to this moment (or the last heartbeat, if longer
