@@ -385,6 +385,18 @@ def stop(viewer: User, session_id: str) -> dict:
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
 
 
+@ledger.holds_claimed.connect
+def held_by_active_sessions(_sender=None, **_) -> dict:
+    """For `ledger check`: what each viewer's active sessions hold, by viewer id."""
+    return dict(
+        db.session.execute(
+            select(StreamSession.viewer_id, func.sum(StreamSession.held))
+            .where(StreamSession.status == SessionStatus.ACTIVE)
+            .group_by(StreamSession.viewer_id)
+        ).all()
+    )
+
+
 @catalogue.playback_allowed.connect
 def has_active_session(content: Content, viewer: User, **_) -> bool:
     """A viewer may play an item's bytes while one of their sessions on it is active."""

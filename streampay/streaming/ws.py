@@ -170,7 +170,7 @@ class Hub:
     def _send(player: Player, push: dict) -> None:
         try:
             player.send(push["event"], push["data"])
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):  # the socket closed as the push arrived
             pass
 
 
