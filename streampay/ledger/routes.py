@@ -10,15 +10,15 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from streampay.errors import Invalid, NotFound
+from streampay.errors import NotFound
 from streampay.extensions import db
+from streampay.idempotency import idempotent
 from streampay.ledger import service
 from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.users.access import auth_required
-from streampay.users.models import Role
-from streampay.users.service import get_user
+from streampay.users.models import Role, User
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
 
@@ -86,51 +86,6 @@ def ledger(pagination_parameters):
     return page_of(stmt, pagination_parameters)
 
 
-class AdjustmentSchema(Schema):
-    user_id = fields.UUID(required=True, metadata={"description": "Whose wallet."})
-    direction = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
-    amount = Amount(required=True, minimum=1)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-
-
-class AdjustmentResultSchema(Schema):
-    transaction_id = fields.Integer(required=True)
-    idempotency_key = fields.String(required=True)
-    user_id = fields.UUID(required=True)
-    amount = Amount(required=True, metadata={"description": "Signed: positive a credit, negative a debit."})
-    reason = fields.String(required=True)
-    balance = Amount(required=True, metadata={"description": "The wallet's balance now."})
-    created_at = fields.DateTime(required=True)
-
-
-@blp.route("/adjustments", methods=["POST"])
-@auth_required(Role.ADMIN)
-@blp.arguments(AdjustmentSchema)
-@blp.response(201, AdjustmentResultSchema)
-@blp.alt_response(409, description="Not enough available funds, or the Idempotency-Key was used for another posting.")
-def adjust(body):
-    """Credit or debit a viewer's wallet with a reason (admin; an audited posting).
-
-    Send `Idempotency-Key` to retry safely: the same key and body return the first posting; the same
-    key with another user, direction, amount or kind is a 409 and posts nothing.
-    """
-    user = get_user(body["user_id"])
-    sign = 1 if body["direction"] == "credit" else -1
-    key = request.headers.get("Idempotency-Key") or f"adjustment:{uuid.uuid4()}"
-    if len(key) > 200:
-        raise Invalid("An Idempotency-Key is at most 200 characters.", {"Idempotency-Key": ["Too long."]})
-    txn = service.adjust(user.id, sign * body["amount"], body["reason"], key, current_user.id)
-    return {
-        "transaction_id": txn.id,
-        "idempotency_key": key,
-        "user_id": user.id,
-        "amount": sign * body["amount"],
-        "reason": txn.reason,
-        "balance": service.wallet(user.id).balance,
-        "created_at": txn.created_at,
-    }
-
-
 @blp.route("/deposit/qr", methods=["GET"])
 @auth_required()
 @blp.response(200, description="An SVG QR code of the deposit's SEP-7 `web+stellar:pay` URI.")
@@ -145,3 +100,48 @@ def deposit_qr():
     svg = io.BytesIO()
     segno.make(uri, error="m").save(svg, kind="svg", border=4, omitsize=True, title="Deposit QR code", svgclass=None)
     return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"})
+
+
+class AdjustmentRequestSchema(Schema):
+    user_id = fields.UUID(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
+    amount = Amount(required=True, minimum=1)
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate.Regexp(r"^[^\x00]*$")])
+
+
+class AdjustmentSchema(Schema):
+    transaction_id = fields.Integer(required=True)
+    user_id = fields.UUID(required=True)
+    kind = fields.String(required=True)
+    amount = Amount(required=True)
+    balance = Amount(required=True, metadata={"description": "The wallet's balance after it."})
+
+
+@blp.route("/adjustments", methods=["POST"])
+@auth_required(Role.ADMIN)
+@idempotent
+@blp.arguments(AdjustmentRequestSchema)
+@blp.response(201, AdjustmentSchema)
+def adjust(body):
+    """Credit or debit a user's wallet, with a reason kept on the posting (admin). A debit never takes
+    more than is available: 409 `insufficient_funds`."""
+    user = db.session.get(User, body["user_id"])
+    if user is None:
+        raise NotFound("No such user.")
+    key = request.headers.get("Idempotency-Key")
+    amount = body["amount"] if body["kind"] == "credit" else -body["amount"]
+    txn = service.adjust(
+        user.id,
+        amount,
+        body["reason"],
+        f"adjustment:{current_user.id}:{key}" if key else f"adjustment:{uuid.uuid4()}",
+        created_by=current_user.id,
+    )
+    balance = service.wallet(user.id).balance
+    return {
+        "transaction_id": txn.id,
+        "user_id": user.id,
+        "kind": body["kind"],
+        "amount": body["amount"],
+        "balance": balance,
+    }

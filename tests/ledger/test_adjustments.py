@@ -22,7 +22,7 @@ def viewer(client):
 
 def adjust(client, admin, key: str | None = None, **body):
     headers = bearer(admin["access_token"]) | ({"Idempotency-Key": key} if key else {})
-    return client.post(ADJUST, json={"direction": "credit", "reason": "goodwill", **body}, headers=headers)
+    return client.post(ADJUST, json={"kind": "credit", "reason": "goodwill", **body}, headers=headers)
 
 
 def wallet(client, who) -> dict:
@@ -45,7 +45,7 @@ def test_a_replay_with_the_same_body_returns_the_first_posting(client, admin, vi
 
 @pytest.mark.parametrize(
     "change",
-    [{"amount": "6"}, {"direction": "debit", "amount": "1"}, {"user": "other"}],
+    [{"amount": "6"}, {"kind": "debit", "amount": "1"}, {"user": "other"}],
     ids=["amount", "direction", "user"],
 )
 def test_a_replay_with_another_body_is_a_conflict_and_posts_nothing(client, runner, admin, viewer, change):
@@ -55,8 +55,7 @@ def test_a_replay_with_another_body_is_a_conflict_and_posts_nothing(client, runn
     if body.pop("user", None):
         body["user_id"] = other["user"]["id"]
     reply = adjust(client, admin, "grant-2", **body)
-    assert reply.status_code == 409, reply.json
-    assert reply.json["code"] == 409 and "different posting" in reply.json["message"]
+    assert reply.status_code == 422 and reply.json["error"] == "idempotency_key_reused", reply.json
     assert wallet(client, viewer)["balance"] == "5.0000000" and wallet(client, other)["balance"] == "0.0000000"
     assert len(ledger_lines(client, viewer)) == 1 and ledger_lines(client, other) == []
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
@@ -115,14 +114,14 @@ def test_a_balance_past_64_bits_is_refused_and_not_called_insufficient_funds(cli
 
 def test_a_debit_past_the_balance_is_insufficient_funds(client, admin, viewer):
     assert adjust(client, admin, user_id=viewer["user"]["id"], amount="1").status_code == 201
-    reply = adjust(client, admin, user_id=viewer["user"]["id"], amount="2", direction="debit")
+    reply = adjust(client, admin, user_id=viewer["user"]["id"], amount="2", kind="debit")
     assert reply.status_code == 409 and "Not enough" in reply.json["message"], reply.json
 
 
 def test_adjustments_are_for_admins(client, viewer):
     reply = client.post(
         ADJUST,
-        json={"user_id": viewer["user"]["id"], "direction": "credit", "amount": "1", "reason": "me"},
+        json={"user_id": viewer["user"]["id"], "kind": "credit", "amount": "1", "reason": "me"},
         headers=bearer(viewer["access_token"]),
     )
     assert reply.status_code == 403

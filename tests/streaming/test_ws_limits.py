@@ -135,7 +135,7 @@ def test_a_small_compressed_frame_is_read(server, funded_viewer):
 def test_hostile_json_frames_get_an_error_and_the_socket_lives(players, movie, funded_viewer, raw):
     player = players(funded_viewer()["access_token"])
     reply = player.send_raw(raw)
-    assert reply["event"] == "error" and reply["data"]["code"] in ("invalid", "bad_request"), reply
+    assert reply["event"] == "error" and reply["data"]["code"] in ("validation_failed", "bad_request"), reply
     assert player.call("startStream", content_id=movie["id"])["event"] == "startStream"
 
 

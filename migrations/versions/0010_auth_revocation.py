@@ -1,7 +1,7 @@
 """sign-ins and spent refresh tokens: revocation in the database
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03 08:00:00
 
 Signing out revokes a sign-in (the family every token of one login descends from), and a spent
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
