@@ -69,7 +69,7 @@ DATA = {
     "streamEnded": _obj(
         {
             "session_id": {"type": "string"},
-            "reason": {"type": "string", "enum": [r.value for r in EndReason] + ["revoked"]},
+            "reason": {"type": "string", "enum": [r.value for r in EndReason]},
         }
     ),
     "balanceLow": _obj({"session_id": {"type": "string"}, "balance": AMOUNT, "runway_seconds": {"type": "integer"}}),
