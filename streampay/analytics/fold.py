@@ -21,7 +21,7 @@ from streampay.extensions import db
 from streampay.streaming.models import Usage
 
 BATCH = 20_000
-CHUNK = 1_000  # rows per INSERT statement
+CHUNK = 10_000  # rows per call; SQLAlchemy pages them into multi-row INSERTs
 VIEWER_GRAINS = (buckets.QUARTER, buckets.DAY, buckets.MONTH)
 STEPS = 20  # retention steps of 5 %
 PLATFORM = "platform"
@@ -33,7 +33,11 @@ def _insert(model):
 
 
 def _upsert_sums(sums: dict) -> None:
-    table = Rollup.__table__
+    stmt = _insert(Rollup)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "scope_id", "grain", "bucket"],
+        set_={c: Rollup.__table__.c[c] + stmt.excluded[c] for c in ("gross", "fee", "watch_ms", "sessions")},
+    )
     rows = [
         {
             "scope": scope,
@@ -48,35 +52,31 @@ def _upsert_sums(sums: dict) -> None:
         }
         for (scope, scope_id, grain, bucket, owner), v in sorted(sums.items())
     ]
-    for start in range(0, len(rows), CHUNK):
-        stmt = _insert(Rollup).values(rows[start : start + CHUNK])
-        db.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["scope", "scope_id", "grain", "bucket"],
-                set_={c: table.c[c] + stmt.excluded[c] for c in ("gross", "fee", "watch_ms", "sessions")},
-            )
-        )
+    _executemany(stmt, rows)
 
 
 def _insert_viewers(seen: set) -> None:
     rows = [{"scope": s, "scope_id": i, "grain": g, "bucket": b, "viewer_id": v} for s, i, g, b, v in sorted(seen)]
-    for start in range(0, len(rows), CHUNK):
-        db.session.execute(_insert(ViewerBucket).values(rows[start : start + CHUNK]).on_conflict_do_nothing())
+    _executemany(_insert(ViewerBucket).on_conflict_do_nothing(), rows)
 
 
 def _upsert_retention(counts: dict) -> None:
+    stmt = _insert(RetentionBucket)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["content_id", "grain", "bucket", "step"],
+        set_={"sessions": RetentionBucket.__table__.c.sessions + stmt.excluded.sessions},
+    )
     rows = [
         {"content_id": c, "grain": g, "bucket": b, "step": s, "sessions": n}
         for (c, g, b, s), n in sorted(counts.items())
     ]
+    _executemany(stmt, rows)
+
+
+def _executemany(stmt, rows: list[dict]) -> None:
+    """One statement, many rows: SQLAlchemy sends them as multi-row VALUES pages (insertmanyvalues)."""
     for start in range(0, len(rows), CHUNK):
-        stmt = _insert(RetentionBucket).values(rows[start : start + CHUNK])
-        db.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["content_id", "grain", "bucket", "step"],
-                set_={"sessions": RetentionBucket.__table__.c.sessions + stmt.excluded.sessions},
-            )
-        )
+        db.session.execute(stmt, rows[start : start + CHUNK])
 
 
 def _durations(content_ids: set) -> dict:
