@@ -75,7 +75,7 @@ def _init_api(app: Flask):
 def _register_domains(app: Flask, api) -> None:
     from streampay import health
     from streampay.analytics.routes import blp as analytics_blp
-    from streampay.auth import passwords, tokens
+    from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content import cli as content_cli
     from streampay.content.routes import blp as content_blp
@@ -88,6 +88,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
+    from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
 

@@ -158,6 +158,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "EMBEDDED_WORKER": e.bool("EMBEDDED_WORKER", True),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 100),
         "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
+        # Background loops (clock, worker, push listener) retry a lost Redis at most this many seconds apart.
+        "RECONNECT_MAX_SECONDS": _int("RECONNECT_MAX_SECONDS", 5),
         # Auth
         "JWT_SECRET_KEY": env.get("JWT_SECRET") or DEV_JWT_SECRET,
         "JWT_REFRESH_SECRET": env.get("JWT_REFRESH_SECRET") or DEV_JWT_REFRESH_SECRET,

@@ -1,4 +1,4 @@
-"""The periodic jobs table, read by `rq cron streampay.cron` (the clock dyno) and the embedded scheduler.
+"""The periodic jobs table, read by the clock dyno (`python clock.py`, RQ's CronScheduler) and the embedded scheduler.
 
 Exactly one process runs it: RQ's cron scheduler has no leader lock. Intervals come from the
 same settings as the app (streampay.config, see .env.example).

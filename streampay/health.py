@@ -11,9 +11,9 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from streampay.auth.access import PUBLIC
-from streampay.errors import error_body
+from streampay.errors import RETRY_AFTER_SECONDS, error_body
 from streampay.extensions import db, redis_client
+from streampay.users.access import PUBLIC
 
 log = logging.getLogger(__name__)
 blp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
@@ -58,8 +58,10 @@ def readyz():
         log.warning("readiness: the database schema is behind the migrations; run `flask db upgrade`")
     if set(checks.values()) != {"ok"}:
         # A Response of its own: the 200 schema would drop the error shape's fields.
-        reply = jsonify(error_body(503, "Service Unavailable", "Not ready.", {"checks": checks}))
+        down = ", ".join(name for name, state in checks.items() if state != "ok")
+        reply = jsonify(error_body(503, "Service Unavailable", f"Not ready: {down} unavailable.", {"checks": checks}))
         reply.status_code = 503
+        reply.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return reply
     return {"status": "ok", "checks": checks}
 

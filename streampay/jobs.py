@@ -1,18 +1,23 @@
 """Queue wiring, and the embedded worker and cron threads of the one-process default.
 
 Production runs the same job code in `worker.py` (an RQ HerokuWorker) and the periodic
-table of `streampay/cron.py` under `rq cron`. Jobs take ids, never objects, and each is
+table of `streampay/cron.py` on RQ's cron scheduler (`clock.py`). Jobs take ids, never objects, and each is
 safe to run twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
+import redis
 from flask import Flask, current_app
+from redis.backoff import EqualJitterBackoff
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
 
 from streampay.extensions import redis_client
@@ -44,7 +49,52 @@ class ThreadWorker(SimpleWorker):
         pass
 
 
-class ThreadCron(CronScheduler):
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
+def backoff(failures: int, max_seconds: float) -> float:
+    """Seconds a background loop waits after `failures` failed attempts in a row at a dependency that went away."""
+    # Doubling, with jitter so that processes do not come back in step; the exponent is bounded (floats overflow).
+    return EqualJitterBackoff(cap=max_seconds, base=min(0.25, max_seconds)).compute(min(failures, 30))
+
+
+class Clock(CronScheduler):
+    """RQ's cron scheduler that outlives Redis: while Redis is away it tries again with backoff, forever,
+    and schedules again as soon as it answers (a job that fell due meanwhile is enqueued at once).
+
+    RQ's own loop ends the process on the first lost connection, and nothing would reap sessions again.
+    """
+
+    max_wait = 5.0  # seconds between attempts while Redis is away, at most
+
+    def start(self):
+        self.log.info("CronScheduler %s: starting...", self.name)
+        self._install_signal_handlers()
+        failures = 0
+        try:
+            while True:
+                try:
+                    if self.enqueue_jobs():
+                        self.save()
+                    self.heartbeat()  # registers this scheduler again after a Redis wipe
+                    wait = self.calculate_sleep_interval()
+                    if failures:
+                        log.warning("clock: Redis answers again after %d failed attempts; scheduling", failures)
+                    failures = 0
+                except REDIS_DOWN as exc:
+                    failures += 1
+                    wait = backoff(failures, self.max_wait)
+                    log.warning("clock: Redis unreachable (%s); trying again in %.1f s", exc, wait)
+                if wait > 0:
+                    time.sleep(wait)
+        except (KeyboardInterrupt, StopRequested):
+            self.log.info("CronScheduler %s: stop requested", self.name)
+        finally:
+            with contextlib.suppress(*REDIS_DOWN):
+                self.register_death()
+
+
+class ThreadCron(Clock):
     def _install_signal_handlers(self):
         pass
 

@@ -132,4 +132,4 @@ def test_clock_starts_the_cron_scheduler():
         assert registered and proc.poll() is None, stop(proc)
     finally:
         stop(proc)
-    assert shlex.split(procfile()["clock"])[:3] == ["rq", "cron", "streampay.cron"]
+    assert shlex.split(procfile()["clock"]) == ["python", "clock.py"]

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from streampay import csvexport, money
 from streampay.analytics import flows, queries, schemas
 from streampay.analytics.queries import Period
-from streampay.auth.access import auth_required
 from streampay.content.models import Content
 from streampay.errors import Forbidden, Invalid, NotFound
 from streampay.extensions import db
+from streampay.users.access import auth_required
 from streampay.users.models import Role, User
 
 blp = Blueprint("analytics", __name__, description="What was earned, watched, paid out and deposited, by period.")

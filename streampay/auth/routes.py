@@ -4,7 +4,6 @@ from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from streampay.auth import service
-from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.auth.schemas import (
     AuthResultSchema,
     LoginSchema,
@@ -13,6 +12,7 @@ from streampay.auth.schemas import (
     TokenPairSchema,
 )
 from streampay.extensions import limiter
+from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.users.schemas import UserSchema
 
 blp = Blueprint("auth", __name__, description="Sign up, sign in, token rotation and sign out.")

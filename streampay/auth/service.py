@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from streampay.auth import passwords, tokens
+from streampay.auth import tokens
 from streampay.errors import Forbidden, Unauthorized
 from streampay.extensions import db
+from streampay.users import passwords
 from streampay.users import service as users
 from streampay.users.models import Role, User
 

@@ -7,7 +7,6 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 
-from streampay.auth.access import auth_required
 from streampay.content import service
 from streampay.content.delivery import send as _serve
 from streampay.content.jobs import enqueue_processing
@@ -20,6 +19,7 @@ from streampay.content.schemas import (
 )
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
+from streampay.users.access import auth_required
 from streampay.users.models import Role
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
@@ -51,7 +51,9 @@ def anonymous_catalogue_from_cache():
     if cached is not None:
         built_under, pagination, body = cached.split(b"\n", 2)
         if built_under == generation:
-            return current_app.response_class(body, mimetype="application/json", headers={"X-Pagination": pagination})
+            return current_app.response_class(
+                body, mimetype="application/json", headers={"X-Pagination": pagination.decode()}
+            )
     g.anonymous_page = (key, generation)
     return None
 

@@ -10,13 +10,13 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from streampay import csvexport, money
-from streampay.auth.access import auth_required
 from streampay.errors import NotFound
 from streampay.extensions import db
 from streampay.ledger import service
 from streampay.ledger.models import Account, Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
+from streampay.users.access import auth_required
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
 

@@ -7,13 +7,13 @@ from sqlalchemy import and_, or_, select
 from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
 from streampay import csvexport, money
-from streampay.auth.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.stellar import horizon, sep10, soroban
 from streampay.stellar.models import Payout
+from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
 from streampay.users.schemas import UserSchema
 
 blp = Blueprint("stellar", __name__, description="Address proof (SEP-10), wallet sign-in, accounts on the network.")

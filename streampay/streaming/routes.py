@@ -8,7 +8,6 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import or_, select
 
 from streampay import csvexport, money
-from streampay.auth.access import auth_required
 from streampay.content import delivery
 from streampay.errors import NotFound
 from streampay.extensions import db
@@ -17,6 +16,7 @@ from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.streaming import media_url
 from streampay.streaming.models import SessionStatus, StreamSession
+from streampay.users.access import auth_required
 
 blp = Blueprint("streaming", __name__, description="Your streaming sessions and what they cost.")
 payments_blp = Blueprint("payments", __name__, description="Charges you paid as a viewer and earned as a creator.")

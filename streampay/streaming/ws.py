@@ -7,6 +7,7 @@ session, and reach the socket through this process's hub.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -17,8 +18,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 
 from streampay.auth.tokens import user_from_token
-from streampay.errors import DomainError, Unauthorized, error_body
+from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, error_body, unavailable_body
 from streampay.extensions import db, redis_client, sock
+from streampay.jobs import backoff
 from streampay.money import Amount
 from streampay.streaming import meter, service
 
@@ -108,21 +110,35 @@ class Hub:
                 del self.players[sid]
 
     def _listen(self) -> None:
+        """Subscribe and deliver, forever: a lost Redis is subscribed to again with backoff, however long it is away."""
+        failures, max_wait = 0, self.app.config["RECONNECT_MAX_SECONDS"]
         with self.app.app_context():
-            pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(meter.PUSH_CHANNEL)
-            self.subscribed.set()
             while True:
+                pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
                 try:
-                    message = pubsub.get_message(timeout=1.0)
-                except Exception:
-                    log.exception("push listener lost Redis; resubscribing")
-                    time.sleep(1)
-                    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(meter.PUSH_CHANNEL)
-                    continue
-                if message and message.get("type") == "message":
-                    self._deliver(json.loads(message["data"]))
+                    self.subscribed.set()
+                    if failures:
+                        log.warning("push listener: subscribed again after %d failed attempts", failures)
+                    failures = 0
+                    while True:
+                        message = pubsub.get_message(timeout=1.0)
+                        if message and message.get("type") == "message":
+                            self._deliver_raw(message["data"])
+                except Exception as exc:  # noqa: BLE001 (whatever broke the subscription, subscribe again)
+                    failures += 1
+                    wait = backoff(failures, max_wait)
+                    log.warning("push listener lost Redis (%s); subscribing again in %.1f s", exc, wait)
+                    time.sleep(wait)
+                finally:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+
+    def _deliver_raw(self, data: bytes) -> None:
+        try:
+            self._deliver(json.loads(data))
+        except Exception:  # one bad push must not cost the subscription
+            log.exception("push listener: a push could not be delivered")
 
     def _deliver(self, push: dict) -> None:
         with self.lock:
@@ -222,6 +238,10 @@ def handle(player: Player, raw) -> None:
         )
     except ConnectionClosed:
         raise
+    except DEPENDENCY_DOWN as exc:
+        with contextlib.suppress(Exception):  # the connection may be the very thing that died
+            db.session.rollback()
+        player.send("error", {"code": "unavailable", "message": unavailable_body(exc)["message"]}, frame_id)
     except Exception:
         log.exception("websocket frame failed")
         db.session.rollback()

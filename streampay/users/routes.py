@@ -6,9 +6,9 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
 
-from streampay.auth.access import auth_required
 from streampay.pagination import page_of
 from streampay.users import service
+from streampay.users.access import auth_required
 from streampay.users.models import Role
 from streampay.users.schemas import AdminUserUpdateSchema, ProfileUpdateSchema, UserQuerySchema, UserSchema
 

@@ -6,10 +6,10 @@ from marshmallow import ValidationError
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from streampay.auth import passwords
 from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, Invalid, NotFound
 from streampay.extensions import db
+from streampay.users import passwords
 from streampay.users.models import Role, User
 from streampay.users.schemas import EMAIL, USERNAME
 

@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from playwright.sync_api import sync_playwright
+from rq import Queue
+from rq.job import JobStatus
 from stellar_sdk import Keypair, TransactionEnvelope
 
 from streampay.content import samples
@@ -100,13 +103,20 @@ class Site:
         self.call("POST", "/api/v1/stellar/auth/verify", creator["access_token"], json=signed)
         return keypair
 
+    def fold_analytics(self) -> None:
+        """What the clock does every ANALYTICS_FOLD_INTERVAL_SECONDS: the fold job, on the worker."""
+        connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+        job = Queue("low", connection=connection).enqueue("streampay.analytics.jobs.fold")
+        assert wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED), 30)
+        assert job.get_status() == JobStatus.FINISHED, job.latest_result()
+
     def run_payouts(self) -> None:
         """What the clock does every PAYOUT_INTERVAL_SECONDS: `flask payouts run`."""
         result = self.runner.invoke(args=["payouts", "run"])
         assert result.exit_code == 0, result.output
 
-    def upload(self, creator: dict, path: str, title: str) -> dict:
-        form = {"title": title, "price_per_second": PRICE, "category": "demo", "description": f"{title}, made by PyAV."}
+    def upload(self, creator: dict, path: str, title: str, category: str = "demo") -> dict:
+        form = {"title": title, "price_per_second": PRICE, "category": category, "description": f"{title}, by PyAV."}
         with open(path, "rb") as media:
             item = self.call("POST", "/api/v1/content/", creator["access_token"], data=form, files={"file": media})
         return self.wait_ready(creator, item["id"])

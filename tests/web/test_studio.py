@@ -73,9 +73,13 @@ def test_a_creator_uploads_sees_it_ready_sets_the_price_and_sees_earnings(page, 
     [session] = site.sessions(viewer)
     earned = site.wallet(creator)["earnings"]
     assert earned != "0.0000000"
+    site.fold_analytics()
     page.reload()
     expect(page.get_by_text(f"Not yet paid out: {earned}")).to_be_visible()
-    expect(page.get_by_role("img", name="Earnings by day (net of fees)")).to_be_visible()
+    earnings = page.get_by_role("img", name="Earnings by day (net of fees)")
+    expect(earnings).to_be_visible()
+    expect(earnings.locator("desc")).to_contain_text(earned)  # today's bar is what the viewer's session earned
+    expect(page.get_by_text("analytics are not served here")).to_have_count(0)
     expect(page.get_by_role("heading", name="Payouts")).to_be_visible()
     expect(page.get_by_text("No payouts yet")).to_be_visible()
 
@@ -89,5 +93,8 @@ def test_a_creator_uploads_sees_it_ready_sets_the_price_and_sees_earnings(page, 
     expect(payouts).to_contain_text(payout["tx_hash"])
     expect(payouts).to_contain_text(earned)
     page.get_by_role("row").filter(has_text="Morning sprint").get_by_role("button", name="Retention").click()
-    expect(page.locator("#retention")).not_to_contain_text("Choose")
+    retention = page.get_by_role("img", name="Retention: Morning sprint")
+    expect(retention).to_be_visible()
+    expect(page.locator("#retention")).to_contain_text("1 session in the last 30 days")
+    expect(retention.locator("desc")).to_contain_text("0% of the way: 100% still watching")
     screenshot(page, "studio")

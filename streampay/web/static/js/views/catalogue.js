@@ -22,9 +22,10 @@ function card(item) {
 export async function render(main, queryString = "") {
   const params = new URLSearchParams(queryString);
   const page = Math.max(1, parseInt(params.get("page") || "1", 10));
+  const pageSize = Math.min(100, Math.max(1, parseInt(params.get("page_size") || String(PAGE_SIZE), 10)));
   const form = h("form", { class: "filters", role: "search" },
     field("Search", { name: "search", type: "search", value: params.get("search") || "" }),
-    field("Category", { name: "category", value: params.get("category") || "", pattern: "[a-z0-9][a-z0-9-]*" }),
+    field("Category", { name: "category", value: params.get("category") || "", pattern: "[a-z0-9][a-z0-9\\-]*" }),
     h("p", { class: "field" }, h("label", { for: "f-sort" }, "Sort"),
       h("select", { id: "f-sort", name: "sort" },
         SORTS.map(([value, label]) => h("option", { value, selected: params.get("sort") === value }, label)))),
@@ -32,6 +33,7 @@ export async function render(main, queryString = "") {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const next = new URLSearchParams([...new FormData(form)].filter(([, v]) => v !== ""));
+    if (params.get("page_size")) next.set("page_size", params.get("page_size"));
     location.hash = `#/catalogue?${next}`;
   });
   const status = h("p", { class: "status", role: "status" }, "Loading…");
@@ -40,7 +42,7 @@ export async function render(main, queryString = "") {
   main.append(h("h1", {}, "Catalogue"), form, status, list, pager);
 
   try {
-    const query = { page, page_size: PAGE_SIZE, sort: params.get("sort") || "newest",
+    const query = { page, page_size: pageSize, sort: params.get("sort") || "newest",
       search: params.get("search") || "", category: params.get("category") || "" };
     const { items, pagination } = await api("/content", { query });
     status.textContent = pagination.total ? `${pagination.total} item${pagination.total === 1 ? "" : "s"}` : "Nothing matches.";

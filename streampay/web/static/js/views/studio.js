@@ -15,7 +15,7 @@ function uploadForm(onUploaded) {
     field("Media file", { name: "file", type: "file", required: true, accept: "video/*,audio/*" }),
     field("Title", { name: "title", required: true, maxlength: 200 }),
     field("Description", { name: "description", tag: "textarea", rows: 3, maxlength: 5000 }),
-    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9-]*" }, "Lowercase letters, digits and '-'."),
+    field("Category", { name: "category", value: "general", pattern: "[a-z0-9][a-z0-9\\-]*" }, "Lowercase letters, digits and '-'."),
     field("Tags", { name: "tags" }, "Comma-separated, up to 10."),
     field("Price per second", { name: "price_per_second", required: true, inputmode: "decimal", value: "0.0100000" },
       "In the platform's asset, up to 7 decimal places."),
@@ -161,7 +161,7 @@ function timeZone() {
 function payoutsTable(payouts) {
   if (!payouts.length) return h("p", {}, "No payouts yet. They are sent when your earnings reach the threshold and your address is verified.");
   return h("table", { class: "payouts" },
-    h("caption", {}, "Payouts"),
+    h("caption", { class: "visually-hidden" }, "Payouts"),
     h("thead", {}, h("tr", {}, ["Date", "Amount", "Status", "Transaction"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, payouts.map((p) => h("tr", {},
       h("td", {}, new Date(p.created_at).toLocaleString()),

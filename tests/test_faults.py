@@ -1,0 +1,230 @@
+"""The platform heals by itself: Redis killed and restarted empty, PostgreSQL connections killed or cut.
+
+Real processes only: a redis-server of the test's own on a free port (kill -9, then started again with
+nothing in it), the Procfile's lines as subprocesses, PostgreSQL backends of the test's own database
+terminated with pg_terminate_backend. Intervals are short (settings in the dynos' environment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import redis
+from rq.registry import FinishedJobRegistry
+
+from streampay.content import samples
+from streampay.sandbox.faults import Dyno, RedisServer, free_port, wait_for
+from streampay.streaming.meter import PUSH_CHANNEL
+from tests.conftest import bearer, register
+from tests.content.conftest import ready_item
+from tests.streaming.conftest import Player, serve
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL") and shutil.which("redis-server")),
+    reason="faults are injected into a real PostgreSQL and a redis-server of the test's own",
+)
+PRICE = "0.0100000"  # 100,000 stroops a second
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One for the session, so it is up before each test's app and after its clean-up (which flushes it)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory) -> str:
+    """Ten minutes of tiny video: no stream here reaches the end of its media."""
+    path = str(tmp_path_factory.mktemp("long") / "long.mp4")
+    return samples.make_video(path, seconds=600, size=(64, 36), fps=1, with_audio=False)
+
+
+@pytest.fixture
+def media_root(tmp_path) -> str:
+    root = tmp_path / "media"
+    root.mkdir()
+    return str(root)
+
+
+@pytest.fixture
+def app(app_factory, redis_server, media_root):
+    app = app_factory(REDIS_URL=redis_server.url(), MEDIA_ROOT=media_root, RATELIMIT_ENABLED=False)
+    yield app
+    if not redis_server.answers():  # the clean-up flushes it
+        redis_server.start()
+
+
+@pytest.fixture
+def movie(app, client, long_video) -> dict:
+    return ready_item(app, client, register(client, role="creator"), long_video, price_per_second=PRICE)
+
+
+@pytest.fixture
+def viewer(client, runner):
+    def make(amount: str = "1") -> dict:
+        who = register(client)
+        result = runner.invoke(args=["wallet", "credit", who["user"]["email"], amount, "--reason", "test"])
+        assert result.exit_code == 0, result.output
+        return who
+
+    return make
+
+
+@pytest.fixture
+def dyno_env(redis_server, media_root):
+    def env(**extra) -> dict:
+        return {
+            "REDIS_URL": redis_server.url(),
+            "MEDIA_ROOT": media_root,
+            "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": "false",
+            "RECONNECT_MAX_SECONDS": "1",
+            **{k: str(v) for k, v in extra.items()},
+        }
+
+    return env
+
+
+def http(url: str, token: str | None = None) -> tuple[int, dict, dict]:
+    """GET: status, JSON body, headers (errors too)."""
+    request = urllib.request.Request(url, headers=bearer(token) if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 (loopback)
+            return reply.status, json.loads(reply.read()), dict(reply.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), dict(err.headers)
+
+
+@contextlib.contextmanager
+def web(env: dict, workers: int = 1):
+    """The web line on a free port, ready; yields its base URL."""
+    port = free_port()
+    dyno = Dyno("web", PORT=str(port), WEB_CONCURRENCY=str(workers), WEB_CONNECTIONS="100", **env).start()
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        with contextlib.suppress(OSError):
+            return http(f"{base}/readyz")[0] == 200
+        return not dyno.alive()
+
+    try:
+        assert wait_for(ready, 60) and dyno.alive(), dyno.log()
+        yield base
+    finally:
+        log = dyno.stop()
+    assert "Traceback" not in log, log
+
+
+def reaps_finished(connection) -> int:
+    with contextlib.suppress(redis.ConnectionError):
+        return len(FinishedJobRegistry("high", connection=connection).get_job_ids())
+    return 0
+
+
+def test_clock_and_worker_reap_again_within_an_interval_of_redis_returning(app, redis_server, dyno_env):
+    interval = 2
+    env = dyno_env(REAPER_INTERVAL_SECONDS=interval)
+    connection = redis.Redis.from_url(redis_server.url())
+    with Dyno("clock", **env) as clock, Dyno("worker", **env) as worker:
+        assert wait_for(lambda: reaps_finished(connection), 30), clock.log() + worker.log()
+        redis_server.kill()
+        time.sleep(3 * interval)  # several reaps missed; both loops are backing off
+        assert clock.alive() and worker.alive(), clock.log() + worker.log()
+        redis_server.start()  # empty: no queue, no schedule, no registries
+        back = time.monotonic()
+        # One interval, and what a loaded shared box adds to a fork and a job.
+        assert wait_for(lambda: reaps_finished(connection), interval + 4), clock.log() + worker.log()
+        print(f"reaper ran {time.monotonic() - back:.1f} s after Redis came back")
+        assert clock.alive() and worker.alive()
+        redis_server.kill()  # and once more, longer than the backoff's cap many times over
+        time.sleep(4)
+        redis_server.start()
+        assert wait_for(lambda: reaps_finished(connection), interval + 4), clock.log() + worker.log()
+    assert "Traceback" not in clock.log()
+
+
+def test_every_web_process_delivers_pushes_again_after_an_outage(app, client, redis_server, dyno_env, movie, viewer):
+    env = dyno_env(STREAM_WINDOW_SECONDS=3, CHECKPOINT_LEAD_SECONDS=2, BALANCE_LOW_SECONDS=99)
+    viewers = [viewer("1") for _ in range(6)]
+    connection = redis.Redis.from_url(redis_server.url())
+
+    def subscribers() -> int:
+        with contextlib.suppress(redis.ConnectionError):
+            return connection.pubsub_numsub(PUSH_CHANNEL)[0][1]
+        return 0
+
+    with web(env, workers=2) as base, serve(app) as here:
+        url = base.replace("http", "ws")
+        players = [Player(url, v["access_token"]) for v in viewers]
+        try:
+            for player in players:  # each worker that holds a player subscribes
+                session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+                assert player.call("stopStream", session_id=session_id)["event"] == "stopStream"
+                assert player.wait_push("streamEnded", timeout=10)["data"]["session_id"] == session_id
+            listening = wait_for(subscribers, 10)
+            assert listening, "no push listener subscribed"
+
+            redis_server.kill()
+            time.sleep(3)  # the listeners fail and back off
+            redis_server.start()
+            assert wait_for(lambda: subscribers() == listening, 15), (subscribers(), listening)
+
+            # After the outage, balanceLow (a checkpoint on the player's own worker) and streamEnded (a stop
+            # through another process) reach every player, whichever worker holds its socket.
+            sessions = [p.call("startStream", content_id=movie["id"])["data"]["session_id"] for p in players]
+            time.sleep(1.2)
+            for player, session_id in zip(players, sessions, strict=True):
+                assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+                assert player.wait_push("balanceLow", timeout=10)["data"]["session_id"] == session_id
+            for v, session_id in zip(viewers, sessions, strict=True):
+                elsewhere = Player(here, v["access_token"])
+                assert elsewhere.call("stopStream", session_id=session_id)["event"] == "stopStream"
+                elsewhere.close()
+            for player, session_id in zip(players, sessions, strict=True):
+                pushed = player.wait_push("streamEnded", timeout=10)
+                assert pushed["data"] == {"session_id": session_id, "reason": "stopped"}
+        finally:
+            for player in players:
+                player.close()
+
+
+def test_while_redis_is_down_requests_get_503_and_heartbeats_unavailable(
+    app, client, redis_server, dyno_env, movie, viewer
+):
+    who = viewer("10")
+    token = who["access_token"]
+    item = f"/api/v1/content/{movie['id']}"
+    with web(dyno_env()) as base:
+        player = Player(base.replace("http", "ws"), token)
+        try:
+            session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+            redis_server.kill()
+
+            status, body, headers = http(base + item, token)
+            assert status == 503, body
+            assert body["code"] == 503 and body["status"] == "Service Unavailable" and body["message"], body
+            assert int(headers["Retry-After"]) > 0
+            status, body, headers = http(base + "/readyz")
+            checks = body["errors"]["checks"]
+            assert status == 503 and checks["redis"] == "unavailable" and checks["database"] == "ok", body
+            assert "redis" in body["message"] and int(headers["Retry-After"]) > 0
+            beat = player.call("heartbeat", session_id=session_id)
+            assert beat["event"] == "error" and beat["data"]["code"] == "unavailable", beat
+            started = player.call("startStream", content_id=movie["id"])
+            assert started["event"] == "error" and started["data"]["code"] == "unavailable", started
+
+            redis_server.start()
+            assert http(base + item, token)[0] == 200  # the very first request after it returns
+            assert http(base + "/readyz")[0] == 200
+            again = player.call("startStream", content_id=movie["id"])
+            assert again["event"] == "startStream", again
+        finally:
+            player.close()
