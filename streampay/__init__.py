@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import embedded, errors, logs
+from streampay import embedded, errors, logs, metrics
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     logs.init_app(app)
+    metrics.init_app(app)
     if app.config["SENTRY_DSN"]:
         import sentry_sdk
 
@@ -74,6 +75,7 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health
+    from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
@@ -110,4 +112,5 @@ def _register_domains(app: Flask, api) -> None:
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    analytics_metrics.init_app(app)
     web.init_app(app)

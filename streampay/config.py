@@ -146,6 +146,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "LOG_LEVEL": (e.str("LOG_LEVEL", "INFO", validate=_one_of(LOG_LEVELS)) or "").upper(),
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {

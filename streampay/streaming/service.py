@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, select
 
-from streampay import clock, money
+from streampay import clock, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
 from streampay.dbtypes import utcnow
@@ -121,6 +121,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     db.session.add(_usage(session, now, sessions=1))
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
+    metrics.SESSIONS_STARTED.inc()
     meter.put(
         live.session_id,
         viewer=str(viewer.id),
@@ -238,6 +239,7 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
     _post_charge(session, wallet, charge, session.billed_ms - billed_before)
     live = _Live.of(session, wallet)
     db.session.commit()
+    metrics.settled(charge)
     meter.put(
         session_id,
         window_end=live.window_end,
@@ -279,6 +281,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
+    metrics.settled(charge, ended=reason.value)
     meter.drop(session_id)
     publish(session_id, "streamEnded", {"session_id": session_id, "reason": reason.value})
     return closed
