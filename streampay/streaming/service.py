@@ -24,7 +24,7 @@ from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
-from streampay.streaming import meter
+from streampay.streaming import events, meter
 from streampay.streaming.billing import charge_for, fee_for, ms_affordable
 from streampay.streaming.models import EndReason, SessionStatus, StreamSession, Usage
 from streampay.users.models import User
@@ -279,6 +279,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
     session.ended_at = utcnow()
     ledger.hold(wallet, -release)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
+    events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     metrics.settled(charge, ended=reason.value)
@@ -326,6 +327,8 @@ def _maybe_warn_low(live: _Live) -> None:
                 "balanceLow",
                 {"session_id": live.session_id, "balance": money.format(live.balance), "runway_seconds": live.runway},
             )
+            events.balance_low(state["viewer"], live.session_id, live.balance, live.runway)
+            db.session.commit()
 
 
 def _session_key(session_id: str) -> str:
@@ -386,6 +389,33 @@ def stop(viewer: User, session_id: str) -> dict:
     within = now - live["last_hb"] <= _timeout_ms()
     closed = end(session_id, now if within else live["last_hb"], EndReason.STOPPED if within else EndReason.TIMEOUT)
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
+
+
+@ledger.holds_claimed.connect
+def held_by_active_sessions(_sender=None, **_) -> dict:
+    """For `ledger check`: what each viewer's active sessions hold, by viewer id."""
+    return dict(
+        db.session.execute(
+            select(StreamSession.viewer_id, func.sum(StreamSession.held))
+            .where(StreamSession.status == SessionStatus.ACTIVE)
+            .group_by(StreamSession.viewer_id)
+        ).all()
+    )
+
+
+@catalogue.playback_allowed.connect
+def has_active_session(content: Content, viewer: User, **_) -> bool:
+    """A viewer may play an item's bytes while one of their sessions on it is active."""
+    playing = db.session.scalar(
+        select(StreamSession.id)
+        .where(
+            StreamSession.viewer_id == viewer.id,
+            StreamSession.content_id == content.id,
+            StreamSession.status == SessionStatus.ACTIVE,
+        )
+        .limit(1)
+    )
+    return playing is not None
 
 
 @catalogue.withdrawn.connect
