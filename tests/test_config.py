@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -329,3 +331,12 @@ def test_production_from_the_environment_starts(clean_env):
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://postgres:pw@db.internal:5432/streampay"
     assert app.config["REDIS_URL"] == "redis://redis.internal:6379/0"
     assert app.config["JWT_SECRET_KEY"] == SECRET
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "streampay" / "config.py").read_text()
+    read = set(re.findall(r"""(?:env\.get|e\.\w+|_int)\(\s*["']([A-Z][A-Z_0-9]+)["']""", source))
+    listed = (root / ".env.example").read_text()
+    missing = sorted(name for name in read if not re.search(rf"^#?.*\b{name}\b", listed, re.M))
+    assert read and not missing, f".env.example does not mention {missing}"

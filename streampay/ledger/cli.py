@@ -78,7 +78,7 @@ def violations() -> list[str]:
         .having(func.sum(Entry.amount) != 0)
     ).all()
     problems += [f"transaction {t} sums to {s}" for t, s in unbalanced]
-    sums = dict(db.session.execute(select(Entry.account_id, func.sum(Entry.amount)).group_by(Entry.account_id)).all())
+    sums = service.balance_sums()
     held_by_viewer = dict(
         db.session.execute(
             select(StreamSession.viewer_id, func.sum(StreamSession.held))
