@@ -152,6 +152,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
             "pool_pre_ping": True,
             "pool_size": _int("DB_POOL_SIZE", 5),
             "max_overflow": _int("DB_MAX_OVERFLOW", 10),
+            # An unreachable server fails a connection in seconds (a 503), not after the kernel gives up.
+            "connect_args": {"connect_timeout": _int("DB_CONNECT_TIMEOUT", 5)},
         },
         # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
         "REDIS_URL": redis_url(env),
