@@ -442,6 +442,33 @@ def stop(viewer: User, session_id: str) -> dict:
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
 
 
+@ledger.holds_claimed.connect
+def held_by_active_sessions(_sender=None, **_) -> dict:
+    """For `ledger check`: what each viewer's active sessions hold, by viewer id."""
+    return dict(
+        db.session.execute(
+            select(StreamSession.viewer_id, func.sum(StreamSession.held))
+            .where(StreamSession.status == SessionStatus.ACTIVE)
+            .group_by(StreamSession.viewer_id)
+        ).all()
+    )
+
+
+@catalogue.playback_allowed.connect
+def has_active_session(content: Content, viewer: User, **_) -> bool:
+    """A viewer may play an item's bytes while one of their sessions on it is active."""
+    playing = db.session.scalar(
+        select(StreamSession.id)
+        .where(
+            StreamSession.viewer_id == viewer.id,
+            StreamSession.content_id == content.id,
+            StreamSession.status == SessionStatus.ACTIVE,
+        )
+        .limit(1)
+    )
+    return playing is not None
+
+
 @catalogue.withdrawn.connect
 def end_for_content(content_id: uuid.UUID, **_) -> int:
     """The item left play: its active sessions end now, billed to this moment (or the last heartbeat, if longer

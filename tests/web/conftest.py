@@ -12,10 +12,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 import requests
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 from rq import Queue
 from rq.job import JobStatus
@@ -198,6 +200,12 @@ def page(browser, site, request):
     context = browser.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # With the network cable pulled: anything a page asks of another host fails the test.
+    outside = []
+    context.route(
+        lambda url: urlsplit(url).hostname not in ("127.0.0.1", "localhost"),
+        lambda r: outside.append(r.request.url) or r.abort(),
+    )
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Chromium logs every 4xx a page fetches as an error; those the pages expect are checked by the tests.
@@ -212,6 +220,7 @@ def page(browser, site, request):
         print(f"screenshot of the failure: {shot}")
     context.close()
     assert not errors, errors
+    assert not outside, f"the pages reached outside the server: {outside}"
 
 
 def sign_in(page, who: dict) -> None:
@@ -223,5 +232,9 @@ def sign_in(page, who: dict) -> None:
 
 
 def screenshot(page, name: str) -> None:
+    """The page as a reader of docs/web.md sees it, after an accessibility audit of it (axe-core, WCAG 2 A/AA)."""
+    audit = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}})
+    problems = [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in audit.response["violations"]]
+    assert not problems, f"{name}: {problems}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

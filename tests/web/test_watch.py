@@ -138,3 +138,23 @@ def test_a_low_balance_shows_the_banner_then_ends_the_stream(page, site, clips):
     expect(page.locator("#balance")).to_have_text("0.0000000")
     expect(page.get_by_role("button", name="Play")).to_be_visible()  # the video stopped with the money
     assert site.wallet(viewer)["balance"] == "0.0000000"
+
+
+def test_hiding_the_tab_pauses_and_stops_the_bill(page, site, clips):
+    creator, viewer = site.register("creator"), site.register()
+    item = site.upload(creator, clips["runway"], "Hidden")
+    site.credit(viewer["email"], "1")
+    sign_in(page, viewer)
+    page.goto(f"/app/#/watch/{item['id']}")
+    page.get_by_role("button", name="Play").click()
+    assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 10)
+    # What the browser does when the viewer switches tabs.
+    page.evaluate("""() => {
+        Object.defineProperty(document, "hidden", { value: true, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    expect(page.get_by_role("button", name="Play")).to_be_visible()
+    assert wait_for(lambda: site.sessions(viewer)[0]["status"] == "ended", 5)
+    [session] = site.sessions(viewer)
+    assert session["end_reason"] == "stopped"
+    expect(page.locator("#charged")).to_have_text(session["charged"])
