@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
         options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
+        options.pop("pool_timeout", None)
         options.pop("connect_args", None)  # libpq's
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     settings.refuse_unsafe(app.config)

@@ -152,6 +152,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
             "pool_pre_ping": True,
             "pool_size": _int("DB_POOL_SIZE", 5),
             "max_overflow": _int("DB_MAX_OVERFLOW", 10),
+            "pool_timeout": _int("DB_POOL_TIMEOUT", 5),
             # An unreachable server fails a connection in seconds (a 503), not after the kernel gives up.
             "connect_args": {"connect_timeout": _int("DB_CONNECT_TIMEOUT", 5)},
         },
@@ -160,6 +161,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "EMBEDDED_WORKER": e.bool("EMBEDDED_WORKER", True),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 100),
         "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
+        # The longest a heartbeat waits for the meter's Redis; past it the player gets an `error` (unavailable).
+        "METER_TIMEOUT_MS": _int("METER_TIMEOUT_MS", 2000),
         # Background loops (clock, worker, push listener) retry a lost Redis at most this many seconds apart.
         "RECONNECT_MAX_SECONDS": _int("RECONNECT_MAX_SECONDS", 5),
         # Auth
@@ -230,6 +233,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "BALANCE_LOW_SECONDS": _int("BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 15),
         "SOCK_SERVER_OPTIONS": {"ping_interval": _int("WS_PING_INTERVAL_SECONDS", 25)},
+        # Admission: a web process holds at most this many player sockets and refuses more with 503 (Retry-After).
+        "WS_MAX_SOCKETS_PER_WORKER": _int("WS_MAX_SOCKETS_PER_WORKER", 5000),
+        "WS_RETRY_AFTER_SECONDS": _int("WS_RETRY_AFTER_SECONDS", 5),
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",

@@ -25,7 +25,7 @@ def _process_connection() -> tuple[SharedConnection, Callable[[list, list], obje
     """The app's shared connection, made on first use in each process, and the heartbeat script on it."""
     found = current_app.extensions.get("streampay.meter")
     if found is None:
-        conn = SharedConnection(redis_client(), current_app.config["REDIS_POOL_TIMEOUT"])
+        conn = SharedConnection(redis_client(), current_app.config["METER_TIMEOUT_MS"] / 1000)
         found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
     return found
 

@@ -85,6 +85,18 @@ class Hub:
         self.thread = None
         self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
         self.subscribed = threading.Event()
+        self.sockets = 0  # admitted and not yet closed, in this process
+
+    def admit(self) -> bool:
+        with self.lock:
+            if self.sockets >= self.app.config["WS_MAX_SOCKETS_PER_WORKER"]:
+                return False
+            self.sockets += 1
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            self.sockets -= 1
 
     def watch(self, session_id: str, player: Player) -> None:
         if self.players.get(session_id) is player:  # every heartbeat after the first: already watched
@@ -158,7 +170,7 @@ class Hub:
     def _send(player: Player, push: dict) -> None:
         try:
             player.send(push["event"], push["data"])
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):  # the socket closed as the push arrived
             pass
 
 
@@ -249,6 +261,26 @@ def handle(player: Player, raw) -> None:
     finally:
         if db.session.registry.has():  # a heartbeat never opened one: nothing to give back
             db.session.remove()
+
+
+@ws_bp.before_request
+def admit_socket():
+    """Past WS_MAX_SOCKETS_PER_WORKER sockets, this process refuses new ones with a 503 before the upgrade (and
+    before the token is even read), so the sockets it holds keep their latency; the slot is freed when the socket's
+    request ends."""
+    if request.endpoint != "streaming_ws.stream_socket":
+        return None
+    if not hub().admit():
+        body = error_body(503, "Service Unavailable", "This server holds all the players it can; retry shortly.")
+        return body, 503, {"Retry-After": str(current_app.config["WS_RETRY_AFTER_SECONDS"])}
+    g.ws_admitted = True
+    return None
+
+
+@ws_bp.teardown_request
+def release_socket(_exc=None):
+    if g.pop("ws_admitted", False):
+        hub().release()
 
 
 @ws_bp.before_request

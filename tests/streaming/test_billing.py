@@ -284,7 +284,7 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
     app_factory, media_root, media_files, clock
 ):
     # The app of this test alone: a meter call waits at most a second for Redis.
-    settings = {"REDIS_POOL_TIMEOUT": 1, "HEARTBEAT_TIMEOUT_SECONDS": 15, "RATELIMIT_ENABLED": False}
+    settings = {"METER_TIMEOUT_MS": 1000, "HEARTBEAT_TIMEOUT_SECONDS": 15, "RATELIMIT_ENABLED": False}
     app = app_factory(MEDIA_ROOT=media_root, **settings)
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
