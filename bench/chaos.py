@@ -56,10 +56,10 @@ from heartbeats import scratch_database, seed  # noqa: E402
 from streampay.sandbox.faults import Dyno, RedisServer, free_port, terminate_backends, wait_for  # noqa: E402
 
 DB_NAME = "streampay_bench_chaos"
-BEAT = 2.0  # seconds between a viewer's heartbeats
+BEAT = 5.0  # seconds between a viewer's heartbeats (HEARTBEAT_INTERVAL_SECONDS's default)
 SETTINGS = {
-    "HEARTBEAT_TIMEOUT_SECONDS": "6",
-    "REAPER_INTERVAL_SECONDS": "3",
+    "HEARTBEAT_TIMEOUT_SECONDS": "15",
+    "REAPER_INTERVAL_SECONDS": "5",
     "STREAM_WINDOW_SECONDS": "15",
     "CHECKPOINT_LEAD_SECONDS": "5",
     "RECONNECT_MAX_SECONDS": "1",
@@ -68,7 +68,7 @@ SETTINGS = {
     "RATELIMIT_ENABLED": "false",
     "LOG_LEVEL": "WARNING",
 }
-GRACE = 6.0  # seconds after a fault that still count as its outage (reconnects, backoff, a new worker's boot)
+GRACE = 10.0  # seconds after a fault that still count as its outage (reconnects, backoff, a new worker's boot)
 
 
 def now_ms() -> int:
@@ -154,7 +154,8 @@ def wallet_status(base: str, token: str) -> int:
 async def reader(base: str, token: str, until: float, rec: Record) -> None:
     await asyncio.sleep(random.random() * 10)
     while time.monotonic() < until:
-        rec.http.append((now_ms(), await asyncio.to_thread(wallet_status, base, token)))
+        status = await asyncio.to_thread(wallet_status, base, token)
+        rec.http.append((now_ms(), status))  # when it answered: a request sent before an outage may end in it
         await asyncio.sleep(10)
 
 
@@ -266,7 +267,8 @@ def money(admin_url: str) -> dict:
             cur.execute("SELECT coalesce(end_reason, status), count(*) FROM streaming_sessions GROUP BY 1 ORDER BY 1")
             reasons = dict(cur.fetchall())
             cur.execute(
-                "SELECT (extract(epoch FROM ended_at) * 1000)::bigint FROM streaming_sessions WHERE end_reason = 'timeout'"
+                "SELECT (extract(epoch FROM ended_at) * 1000)::bigint FROM streaming_sessions"
+                " WHERE end_reason = 'timeout'"
             )
             timeouts = sorted(at for (at,) in cur.fetchall())
             cur.execute("SELECT count(*) FROM streaming_sessions WHERE status = 'active'")
@@ -312,9 +314,9 @@ def report(args, rec: Record, faults: Faults, m: dict, ledger_rc: int, settled_a
         "  sessions ended by timeout, by 5 s of the run: " + ", ".join(f"{k}s: {v}" for k, v in sorted(buckets.items()))
     )
     for fault in faults.done:
-        print(f"  fault at {(fault.start_ms - began) / 1000:.0f} s: {fault.name}")
+        print(f"  fault at {(fault.start_ms - began) / 1000:.0f} s ({fault.start_ms}): {fault.name}")
     for at, what in fives + internal:
-        print(f"  outside an outage: {what} at {time.strftime('%H:%M:%S', time.localtime(at / 1000))}.{at % 1000:03d}")
+        print(f"  outside an outage: {what} at {at}")
     figures = {
         "viewers": args.viewers,
         "seconds": args.seconds,
