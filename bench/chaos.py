@@ -239,13 +239,13 @@ def money(admin_url: str) -> dict:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*), coalesce(sum(charged), 0) FROM streaming_sessions")
-            sessions, charged = cur.fetchone()
+            sessions, charged = (int(x) for x in cur.fetchone())  # sum() of bigints is a numeric
             cur.execute(
                 """SELECT a.kind, coalesce(sum(e.amount), 0) FROM ledger_entries e
                    JOIN ledger_transactions t ON t.id = e.transaction_id JOIN ledger_accounts a ON a.id = e.account_id
                    WHERE t.kind = 'charge' GROUP BY a.kind"""
             )
-            legs = dict(cur.fetchall())
+            legs = {kind: int(total) for kind, total in cur.fetchall()}
             cur.execute(
                 """SELECT count(*) FROM (
                      SELECT s.id FROM streaming_sessions s
