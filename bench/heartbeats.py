@@ -716,14 +716,14 @@ def _finish_profile(spy) -> Path | None:
 # Where a gevent worker's one thread can be while it is not running Python of its own: blocked in a call that does
 # not yield (every other socket of the worker waits), or in the loop's poll (idle, or between callbacks).
 BLOCKED_IN = {
-    "PostgreSQL (blocking: the whole worker waits)": (
+    "inside a PostgreSQL call (the whole worker waits, unless the wait callback yields)": (
         "do_execute (",
         "do_commit (",
         "do_rollback (",
         "do_ping (",
         "connect (psycopg2",
     ),
-    "Redis socket read (blocking)": ("_read_from_socket (",),
+    "inside a Redis socket read": ("_read_from_socket (",),
 }
 
 
@@ -738,7 +738,9 @@ def profile_summary(path: Path, top: int = 12) -> list[str]:
         n = int(count)
         samples += n
         leaf = frames[-1]
-        blocked = next((name for name, marks in BLOCKED_IN.items() if leaf.startswith(marks)), None)
+        name, _, where_from = leaf.partition(" (")
+        function = f"{name.rsplit('.', 1)[-1]} ({where_from}"  # "DefaultDialect.do_execute (" is "do_execute ("
+        blocked = next((name for name, marks in BLOCKED_IN.items() if function.startswith(marks)), None)
         if blocked:
             where[blocked] += n
             continue

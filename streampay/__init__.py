@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import embedded, errors, logs
+from streampay import embedded, errors, logs, openapi
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     api = _init_api(app)
     errors.init_app(app, api)
     _register_domains(app, api)
+    openapi.document_errors(api)
     if embedded.started_by_flask_run():
         embedded.prepare_server(app)
     return app
@@ -74,7 +75,7 @@ def _init_api(app: Flask):
 
 
 def _register_domains(app: Flask, api) -> None:
-    from streampay import health
+    from streampay import health, mail
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
@@ -85,13 +86,14 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.stellar import cli as stellar_cli
     from streampay.stellar.routes import blp as stellar_blp
     from streampay.stellar.routes import payouts_blp
-    from streampay.streaming import ws
+    from streampay.streaming import asyncapi, ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
+    from streampay.webhooks.routes import blp as webhooks_blp
 
     prefix = app.config["API_PREFIX"]
     passwords.init_app(app)
@@ -105,9 +107,12 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
+    api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
     api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
     ws.init_app(app, prefix)
+    app.register_blueprint(asyncapi.blp)
     users_cli.init_app(app)
+    mail.init_app(app)
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)

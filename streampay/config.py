@@ -220,6 +220,19 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SMTP_USER": env.get("SMTP_USER") or None,
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
+        "SMTP_STARTTLS": e.bool("SMTP_STARTTLS", _int("SMTP_PORT", 587) == 587),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 10),
+        # Webhooks: per-attempt timeout, retry schedule (about a day), when a failing endpoint is switched off.
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_RETRY_SCHEDULE": [
+            int(parse_duration(x).total_seconds())
+            for x in (e.str("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h") or "").split(",")
+            if x.strip()
+        ],
+        "WEBHOOK_DISABLE_AFTER_FAILURES": _int("WEBHOOK_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": e.bool("WEBHOOK_ALLOW_PRIVATE_URLS", app_env not in PRODUCTION_NAMES),
+        "EVENT_SWEEP_INTERVAL_SECONDS": _int("EVENT_SWEEP_INTERVAL_SECONDS", 60),
+        "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
         # Money and metering
         "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),
         "STREAM_WINDOW_SECONDS": _int("STREAM_WINDOW_SECONDS", 60),

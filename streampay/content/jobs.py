@@ -13,8 +13,10 @@ from streampay import jobs
 from streampay.content import service
 from streampay.content.media import MediaRejected, probe, sha256_of
 from streampay.content.models import Content, ContentStatus
+from streampay.content.schemas import ContentSchema
 from streampay.content.storage import get_storage
 from streampay.dbtypes import utcnow
+from streampay.events import outbox
 from streampay.extensions import db
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def process_media(content_id: str) -> str:
                 facts = probe(path, current_app.config["MAX_MEDIA_SECONDS"] * 1000)
             except MediaRejected as exc:
                 content.move_to(ContentStatus.FAILED, str(exc))
+                outbox.emit("content.failed", ContentSchema().dump(content), content.creator_id)
                 db.session.commit()
                 service.changed(content)
                 service.withdrawn.send(content.id)
@@ -59,6 +62,7 @@ def process_media(content_id: str) -> str:
         content.sha256 = checksum
         content.processed_at = utcnow()
         content.move_to(ContentStatus.READY)
+        outbox.emit("content.ready", ContentSchema().dump(content), content.creator_id)
         db.session.commit()
         service.changed(content)
         return "ready"

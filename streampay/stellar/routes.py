@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask import current_app
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -8,11 +9,15 @@ from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
+from streampay.idempotency import idempotent
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.stellar import horizon, sep10, soroban
+from streampay.stellar import payouts as payout_engine
 from streampay.stellar.models import Payout
+from streampay.stellar.schemas import PayoutSchema
 from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
+from streampay.users.models import Role
 from streampay.users.schemas import UserSchema
 
 blp = Blueprint("stellar", __name__, description="Address proof (SEP-10), wallet sign-in, accounts on the network.")
@@ -91,26 +96,6 @@ class StreamContractSchema(Schema):
     contract_id = fields.String(required=True)
 
 
-class PayoutSchema(Schema):
-    id = fields.UUID(required=True)
-    amount = Amount(required=True)
-    status = fields.Function(lambda p: p.status.value, required=True)
-    destination = fields.String(required=True)
-    tx_hash = fields.String(allow_none=True)
-    ledger = fields.Integer(allow_none=True)
-    reason = fields.String(allow_none=True)
-    refusal = fields.Function(
-        lambda p: p.refusal.value if p.refusal else None,
-        allow_none=True,
-        metadata={
-            "description": "Whose problem a network refusal was: `recipient` (fix the address, then prove it "
-            "again) or `batch` (paid again at the next run).",
-            "enum": ["recipient", "batch", None],
-        },
-    )
-    created_at = fields.DateTime(required=True)
-
-
 @blp.route("/auth/challenge", methods=["POST"])
 @blp.doc(**PUBLIC)
 @limiter.limit(auth_rate_limit)
@@ -184,3 +169,25 @@ def payouts(pagination_parameters):
     """Your payouts, newest first: amount, status, transaction hash and ledger."""
     stmt = select(Payout).where(Payout.creator_id == current_user.id).order_by(Payout.created_at.desc(), Payout.id)
     return page_of(stmt, pagination_parameters)
+
+
+class PayoutRunSchema(Schema):
+    in_flight = fields.Integer(required=True)
+    paid = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+    returned = fields.Integer(required=True)
+    open_batches = fields.Integer(required=True)
+    at = fields.String(required=True)
+    held_by_another_run = fields.List(fields.Integer(), required=True)
+
+
+@payouts_blp.route("/runs", methods=["POST"])
+@auth_required(Role.ADMIN)
+@idempotent
+@payouts_blp.response(200, PayoutRunSchema)
+def run_payouts():
+    """Run payouts now (admin), as the clock does: settle open batches, then pay every creator who is due.
+    Counts are of all payouts by status."""
+    if not current_app.config.get("STELLAR_MASTER_SECRET_KEY"):
+        raise Conflict("Payouts need STELLAR_MASTER_SECRET_KEY (the custody account).")
+    return payout_engine.run()

@@ -24,7 +24,7 @@ from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
-from streampay.streaming import meter
+from streampay.streaming import events, meter
 from streampay.streaming.billing import charge_for, fee_for, ms_affordable
 from streampay.streaming.models import EndReason, SessionStatus, StreamSession, Usage
 from streampay.users.models import User
@@ -277,6 +277,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
     session.ended_at = utcnow()
     ledger.hold(wallet, -release)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
+    events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     meter.drop(session_id)
@@ -323,6 +324,8 @@ def _maybe_warn_low(live: _Live) -> None:
                 "balanceLow",
                 {"session_id": live.session_id, "balance": money.format(live.balance), "runway_seconds": live.runway},
             )
+            events.balance_low(state["viewer"], live.session_id, live.balance, live.runway)
+            db.session.commit()
 
 
 def _session_key(session_id: str) -> str:
