@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
         options.pop("pool_timeout", None)
+        options.pop("connect_args", None)  # libpq's
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     settings.refuse_unsafe(app.config)
     os.makedirs(app.instance_path, exist_ok=True)

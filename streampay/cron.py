@@ -67,3 +67,13 @@ cron.register(
     job_timeout=900,
     name="analytics-fold",
 )
+
+from streampay.content.jobs import requeue_stuck_media  # noqa: E402
+
+cron.register(
+    requeue_stuck_media,
+    "low",
+    interval=settings["MEDIA_SWEEP_INTERVAL_SECONDS"],
+    job_timeout=300,
+    name="content-media-sweep",
+)
