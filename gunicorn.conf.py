@@ -72,3 +72,27 @@ def on_starting(server):
         )
     os.environ["REDIS_URL"] = url
     server.log.info("using the embedded Redis of the running `python wsgi.py` at %s", url)
+
+
+# /metrics adds up every worker's samples (prometheus-client's multiprocess mode): the workers write them to
+# files in one directory, made empty when the server starts, and a dead worker's live gauges are dropped.
+def _metrics_directory() -> None:
+    import glob
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"streampay-metrics-{os.getpid()}"
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):  # a previous server's samples
+        os.remove(stale)
+
+
+_metrics_directory()
+
+
+def child_exit(server, worker):
+    from streampay.metrics import worker_exited
+
+    worker_exited(worker.pid)

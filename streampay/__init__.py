@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from streampay import apidocs, embedded, errors, inputs, logs, openapi, security
+from streampay import apidocs, embedded, errors, inputs, logs, metrics, openapi, security
 from streampay import config as settings
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
@@ -26,11 +26,13 @@ def create_app(config: dict | None = None) -> Flask:
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
         options.pop("pool_timeout", None)
+        options.pop("connect_args", None)  # libpq's
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     settings.refuse_unsafe(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
     logs.init_app(app)
+    metrics.init_app(app)
     if app.config["SENTRY_DSN"]:
         import sentry_sdk
 
@@ -79,6 +81,7 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
+    from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
@@ -119,4 +122,5 @@ def _register_domains(app: Flask, api) -> None:
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    analytics_metrics.init_app(app)
     web.init_app(app)

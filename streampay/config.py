@@ -151,6 +151,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "LOG_LEVEL": (e.str("LOG_LEVEL", "INFO", validate=_one_of(LOG_LEVELS)) or "").upper(),
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {
@@ -158,6 +159,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
             "pool_size": _int("DB_POOL_SIZE", 5),
             "max_overflow": _int("DB_MAX_OVERFLOW", 10),
             "pool_timeout": _int("DB_POOL_TIMEOUT", 5),
+            # An unreachable server fails a connection in seconds (a 503), not after the kernel gives up.
+            "connect_args": {"connect_timeout": _int("DB_CONNECT_TIMEOUT", 5)},
         },
         # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
         "REDIS_URL": redis_url(env),
@@ -267,6 +270,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
         "MAX_MEDIA_SECONDS": _int("MAX_MEDIA_SECONDS", 6 * 3600),
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
+        # How often the clock queues again media stuck in `processing` past MEDIA_JOB_TIMEOUT (its job lost).
+        "MEDIA_SWEEP_INTERVAL_SECONDS": _int("MEDIA_SWEEP_INTERVAL_SECONDS", 300),
         "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
         # Hostile input and security headers

@@ -68,6 +68,16 @@ cron.register(
     name="analytics-fold",
 )
 
+from streampay.content.jobs import requeue_stuck_media  # noqa: E402
+
+cron.register(
+    requeue_stuck_media,
+    "low",
+    interval=settings["MEDIA_SWEEP_INTERVAL_SECONDS"],
+    job_timeout=300,
+    name="content-media-sweep",
+)
+
 from streampay.auth.jobs import prune_tokens  # noqa: E402
 
 cron.register(prune_tokens, "low", interval=3600, job_timeout=600, name="auth-prune-tokens")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import uuid
+from datetime import timedelta
 
 from flask import current_app
 from rq import Retry
+from rq.job import JobStatus
+from sqlalchemy import select
 
 from streampay import jobs
 from streampay.content import service
@@ -31,6 +34,36 @@ def enqueue_processing(content: Content) -> None:
         job_timeout=current_app.config["MEDIA_JOB_TIMEOUT"],
         retry=Retry(max=3, interval=[10, 60, 300]),
     )
+
+
+# A job in one of these is still on its way; any other (finished, failed, stopped, or none at all) is not.
+_PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def requeue_stuck_media() -> int:
+    """Queue again the items `processing` for longer than MEDIA_JOB_TIMEOUT whose job is nowhere: lost with a Redis
+    restart, or its worker killed. Periodic (the cron table); returns how many it queued."""
+    try:
+        cutoff = utcnow() - timedelta(seconds=current_app.config["MEDIA_JOB_TIMEOUT"])
+        stuck = db.session.scalars(
+            select(Content)
+            .where(
+                Content.status == ContentStatus.PROCESSING,
+                Content.status_changed_at < cutoff,
+                Content.deleted_at.is_(None),
+            )
+            .limit(500)
+        ).all()
+        queued = 0
+        for content in stuck:
+            job = jobs.queue().fetch_job(f"process-media-{content.id}")
+            if job is None or job.get_status(refresh=False) not in _PENDING:
+                log.warning("media stuck in processing: queued again", extra={"content_id": str(content.id)})
+                enqueue_processing(content)
+                queued += 1
+        return queued
+    finally:
+        db.session.remove()
 
 
 def process_media(content_id: str) -> str:

@@ -10,11 +10,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from streampay import csvexport, money
 from streampay.errors import NotFound
 from streampay.extensions import db
 from streampay.idempotency import idempotent
 from streampay.ledger import service
-from streampay.ledger.models import Entry, Transaction
+from streampay.ledger.models import Account, Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.users.access import auth_required
@@ -74,12 +75,37 @@ def wallet():
     }
 
 
+def _ledger_csv():
+    accounts = [service.wallet(current_user.id).id, service.earnings(current_user.id).id]
+    db.session.commit()
+
+    def page(after):
+        stmt = (
+            select(Entry.id, Entry.created_at, Entry.transaction_id, Account.kind, Transaction.kind, Entry.amount)
+            .add_columns(Transaction.reason)
+            .join(Transaction, Transaction.id == Entry.transaction_id)
+            .join(Account, Account.id == Entry.account_id)
+            .where(Entry.account_id.in_(accounts))
+            .order_by(Entry.id.desc())
+        )
+        return stmt if after is None else stmt.where(Entry.id < after)
+
+    rows = (
+        (i, at, txn, account.value, kind, money.format(amount), reason)
+        for i, at, txn, account, kind, amount, reason in csvexport.keyset(page, lambda row: row[0])
+    )
+    header = ["id", "created_at", "transaction_id", "account", "kind", "amount", "reason"]
+    return csvexport.stream("ledger.csv", header, rows)
+
+
 @blp.route("/ledger", methods=["GET"])
 @auth_required()
 @blp.response(200, EntrySchema(many=True))
+@blp.doc(**csvexport.doc(EntrySchema(many=True)))
+@csvexport.offered(_ledger_csv)
 @blp.paginate()
 def ledger(pagination_parameters):
-    """Your wallet's and earnings' entries, newest first."""
+    """Your wallet's and earnings' entries, newest first (CSV: `format=csv` or `Accept: text/csv`)."""
     accounts = [service.wallet(current_user.id).id, service.earnings(current_user.id).id]
     db.session.commit()
     stmt = select(Entry).join(Transaction).where(Entry.account_id.in_(accounts)).order_by(Entry.id.desc())

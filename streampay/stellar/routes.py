@@ -6,9 +6,10 @@ from flask import current_app
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
+from streampay import csvexport, money
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
 from streampay.idempotency import idempotent
@@ -168,9 +169,36 @@ def contract_stream(body):
     return soroban.stream_invocation(current_user.stellar_address, str(body["content_id"]), body["rate"])
 
 
+def _payouts_csv():
+    creator_id = current_user.id
+
+    def page(after):
+        stmt = (
+            select(Payout.created_at, Payout.id, Payout.amount, Payout.status, Payout.destination, Payout.tx_hash)
+            .add_columns(Payout.ledger, Payout.status_changed_at, Payout.reason)
+            .where(Payout.creator_id == creator_id)
+            .order_by(Payout.created_at.desc(), Payout.id.desc())
+        )
+        if after is None:
+            return stmt
+        at, pid = after
+        return stmt.where(or_(Payout.created_at < at, and_(Payout.created_at == at, Payout.id < pid)))
+
+    rows = (
+        (pid, at, money.format(amount), status.value, destination, tx_hash, ledger, changed, reason)
+        for at, pid, amount, status, destination, tx_hash, ledger, changed, reason in csvexport.keyset(
+            page, lambda row: (row[0], row[1])
+        )
+    )
+    header = ["id", "created_at", "amount", "status", "destination", "tx_hash", "ledger", "status_changed_at", "reason"]
+    return csvexport.stream("payouts.csv", header, rows)
+
+
 @payouts_blp.route("", methods=["GET"])
 @auth_required()
 @payouts_blp.response(200, PayoutSchema(many=True))
+@payouts_blp.doc(**csvexport.doc(PayoutSchema(many=True)))
+@csvexport.offered(_payouts_csv)
 @payouts_blp.paginate()
 def payouts(pagination_parameters):
     """Your payouts, newest first: amount, status, transaction hash and ledger."""

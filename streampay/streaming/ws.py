@@ -17,8 +17,9 @@ from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 
+from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
-from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, error_body, unavailable_body
+from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, dependency_of, error_body, unavailable_body
 from streampay.extensions import db, redis_client, sock
 from streampay.inputs import NotJSON
 from streampay.inputs import loads as load_json
@@ -279,7 +280,8 @@ def _session_id(data) -> str:
 
 def on_heartbeat(player: Player, data: dict) -> dict:
     session_id = _session_id(data)
-    reply, ended = service.heartbeat(player.user, session_id)
+    with metrics.HEARTBEATS.time():
+        reply, ended = service.heartbeat(player.user, session_id)
     if ended is None:
         # After a reconnect, the session's pushes follow the player to this socket.
         hub().watch(session_id.lower(), player)
@@ -327,6 +329,7 @@ def handle(player: Player, raw) -> None:
     except DEPENDENCY_DOWN as exc:
         with contextlib.suppress(Exception):  # the connection may be the very thing that died
             db.session.rollback()
+        metrics.dependency_down(dependency_of(exc))
         player.send("error", {"code": "unavailable", "message": unavailable_body(exc)["message"]}, frame_id)
     except Exception:
         log.exception("websocket frame failed")
@@ -383,10 +386,12 @@ def stream_socket(ws):
     hub().listen()
     if g.get("ws_auth"):
         player.signed_in(*g.ws_auth)
+    metrics.WEBSOCKETS.inc()
     try:
         while True:
             handle(player, ws.receive())
     finally:
+        metrics.WEBSOCKETS.dec()
         hub().forget(player)
 
 
