@@ -3,13 +3,22 @@
 The web dyno holds thousands of WebSockets: gevent workers give each socket a greenlet, not an
 OS thread, so a worker process holds WEB_CONNECTIONS sockets on one core.
 
-PostgreSQL calls are left blocking (no psycogreen): a transaction runs start to commit without
-yielding, so it never sits on a pooled connection or a row lock while thousands of other
-greenlets take their turn. The web dyno's transactions are a few milliseconds by design, and no
-code path waits on Redis or a socket while it holds a row lock.
+PostgreSQL calls yield to the other greenlets while they wait (psycogreen's wait callback): a
+blocking call would stop every socket of the worker for as long as PostgreSQL takes to answer,
+and on a busy host that is what made held sockets miss their heartbeats while others opened or
+stopped. A transaction may now pause between its statements, so its row locks are held across
+other greenlets' turns: transactions stay a few statements long, and no code path waits on Redis
+or a socket while it holds a row lock. Past WS_MAX_SOCKETS_PER_WORKER a worker refuses new
+sockets with 503 before the upgrade, below WEB_CONNECTIONS, so a full worker still answers.
 """
 
 import os
+
+# A web worker's database work: a few transactions at once (the pool), never the whole worker. Settlements all
+# update the same shared rows (a creator's earnings, the platform's fees), and a transaction that yields between
+# its statements holds those row locks across other greenlets' turns: many at once would queue on each other.
+os.environ.setdefault("DB_POOL_SIZE", "2")
+os.environ.setdefault("DB_MAX_OVERFLOW", "0")
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 worker_class = "gevent"
@@ -24,6 +33,12 @@ accesslog = None  # the app writes JSON access lines itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker):
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
 
 
 def post_worker_init(worker):
@@ -52,3 +67,27 @@ def on_starting(server):
         )
     os.environ["REDIS_URL"] = url
     server.log.info("using the embedded Redis of the running `python wsgi.py` at %s", url)
+
+
+# /metrics adds up every worker's samples (prometheus-client's multiprocess mode): the workers write them to
+# files in one directory, made empty when the server starts, and a dead worker's live gauges are dropped.
+def _metrics_directory() -> None:
+    import glob
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"streampay-metrics-{os.getpid()}"
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):  # a previous server's samples
+        os.remove(stale)
+
+
+_metrics_directory()
+
+
+def child_exit(server, worker):
+    from streampay.metrics import worker_exited
+
+    worker_exited(worker.pid)

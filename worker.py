@@ -39,7 +39,8 @@ def main(names: list[str]) -> None:
             with contextlib.suppress(*REDIS_DOWN):
                 worker = HerokuWorker([queue(n) for n in names or QUEUES], connection=queue().connection)
                 worker.max_connection_wait_time = max_wait  # RQ's own wait while it dequeues (60 s by default)
-                worker.work(logging_level=app.config["LOG_LEVEL"])
+                # with_scheduler: rq's Retry with a delay (webhooks, media) needs a scheduler to queue jobs again.
+                worker.work(logging_level=app.config["LOG_LEVEL"], with_scheduler=True)
             if worker is not None and worker._shutdown_requested_date is not None:  # SIGTERM or SIGINT: a real stop
                 return
             failures = 1 if time.monotonic() - began > 60 else failures + 1

@@ -1,6 +1,6 @@
 """What a metered heartbeat costs the real web dyno, against a bare WebSocket echo.
 
-    .venv/bin/python bench/heartbeats.py [--players 10000] [--seconds 60] [--interval 5]
+    .venv/bin/python bench/heartbeats.py [--players 10000] [--seconds 60] [--interval 5] [--background-cores 0.5]
 
 It creates a scratch database (streampay_bench_hb) and uses Redis DB 14, applies the migrations, inserts a creator,
 one ready item at 0.0000100 per second and --players viewers, each credited 10 units through the ledger, mints their
@@ -25,9 +25,14 @@ window's start to 11 s after its end, since PostgreSQL reports a backend's work 
 meanwhile, and autovacuum is off on the scratch tables, so only the app's own work counts). The load generator (asyncio
 client processes, their collector tuned as gunicorn's workers are so that their own pauses do not read as the
 server's latency) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
-printed too, so a saturated client shows. --logs keeps gunicorn's logs; --profile runs py-spy (--gil) on one worker
-during each window, which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an
-error or --time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
+printed too, so a saturated client shows. --background-cores X burns X cores of CPU in other processes for the
+whole run (a shared dyno host), and their CPU over the window is printed. A socket the dyno refuses at the
+handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the admission cap per worker; --sockets-per-worker sets it) is
+counted as refused, not as a failure: the goal is that every other player is held at p99 < 100 ms, with no
+timeout and no `internal` reply. --logs keeps gunicorn's logs; --profile runs py-spy on one worker during each
+window (every sample, waits included, so a worker blocked in a call that does not yield shows), which costs CPU and
+skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or --time-limit: clients, gunicorn,
+the database (dropped) and the Redis DB (flushed).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the streampay package is here
 ECHO, WS = "/api/v1/streaming/echo", "/api/v1/streaming/ws"
 PRICE, CREDIT = 100, 10 * 10_000_000  # stroops: 0.0000100 per second, 10 units per viewer
-GOAL_SESSIONS, GOAL_P99_MS, GOAL_RATIO = 10_000, 50.0, 1.3
+GOAL_SESSIONS, GOAL_P99_MS, GOAL_RATIO = 10_000, 100.0, 1.3
 PHASES = (("echo", "A: echo"), ("heartbeat", "B: heartbeat"))
 # PostgreSQL 15 flushes a backend's statistics to pg_stat_database up to 10 s after the work (PGSTAT_IDLE_INTERVAL):
 # the window starts this long after the last startStream, and its PostgreSQL reading is taken this long after its end.
@@ -126,6 +131,7 @@ def seed(players: int) -> tuple[str, list[str]]:
     from streampay.content.models import Content, ContentStatus
     from streampay.extensions import db
     from streampay.ledger import service as ledger
+    from streampay.ledger.models import AccountKind
     from streampay.users.models import Role, User
 
     app = create_app()
@@ -175,10 +181,15 @@ def seed(players: int) -> tuple[str, list[str]]:
         )
         db.session.commit()
         began = time.monotonic()
-        for n, viewer in enumerate(viewers, 1):
-            ledger.adjust(viewer["id"], CREDIT, "heartbeat benchmark", f"bench:credit:{viewer['id']}")
-            if n % 2000 == 0:
-                print(f"  credited {n}/{players} viewers ({time.monotonic() - began:.0f} s)", flush=True)
+        source = ledger.platform(AccountKind.ADJUSTMENTS)
+        for start in range(0, players, 500):  # one balanced posting credits 500 wallets
+            chunk = viewers[start : start + 500]
+            legs = [ledger.Leg(ledger.wallet(v["id"]), CREDIT) for v in chunk]
+            legs.append(ledger.Leg(source, -CREDIT * len(chunk)))
+            ledger.post(legs, f"bench:credit:{start}", "adjustment", reason="heartbeat benchmark")
+            done = start + len(chunk)
+            if done % 2000 == 0:
+                print(f"  credited {done}/{players} viewers ({time.monotonic() - began:.0f} s)", flush=True)
         expires = timedelta(hours=6)  # outlives any run: an expired token would fail every frame
         tokens = [
             create_access_token(identity=str(v["id"]), additional_claims={"fam": "bench"}, expires_delta=expires)
@@ -321,17 +332,19 @@ class Snapshot:
     at: float
     server_cpu: float
     client_cpu: float
+    background_cpu: float
     busy: float
     pg: dict
     workers: dict  # pid -> {"VmRSS": KiB, "Threads": n, "fds": n}
 
 
-def snapshot(master: int, clients: list[int], pg, db_name: str) -> Snapshot:
+def snapshot(master: int, clients: list[int], pg, db_name: str, burners: list) -> Snapshot:
     workers = workers_of(master)
     return Snapshot(
         at=time.monotonic(),
         server_cpu=cpu_seconds([master, *workers]),
         client_cpu=cpu_seconds(clients),
+        background_cpu=cpu_seconds([b.pid for b in burners]),
         busy=machine_busy(),
         pg=pg_counts(pg, db_name),
         workers={w: {**_status(w), "fds": _fds(w)} for w in workers},
@@ -344,6 +357,7 @@ def snapshot(master: int, clients: list[int], pg, db_name: str) -> Snapshot:
 @dataclass
 class Tally:
     opened: int = 0
+    refused: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -380,7 +394,7 @@ def _checked(reply: dict, event: str) -> dict:
 
 async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate, window, stop, tally: Tally, progress):
     from websockets.asyncio.client import connect
-    from websockets.exceptions import WebSocketException
+    from websockets.exceptions import InvalidStatus, WebSocketException
 
     errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
     interval, timeout = cfg["interval"], cfg["ack_timeout"]
@@ -401,6 +415,12 @@ async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate
                 reply = await _call(ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * timeout)
                 session_id = _checked(reply, "startStream")["session_id"]
         tally.opened += 1
+    except InvalidStatus as exc:
+        if exc.response.status_code == 503:  # refused before the upgrade: the dyno is full, by design
+            tally.refused += 1
+        else:
+            tally.failures[f"open: HTTP {exc.response.status_code}"] += 1
+        return
     except errors as exc:
         tally.failures[f"open: {_failure(exc)}"] += 1
         if ws is not None:
@@ -475,7 +495,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
         tally.failures["open: not open by the deadline"] += len(opening)
         for index in list(opening):
             tasks[index].cancel()
-    pipe.send(("ready", tally.opened, dict(tally.failures)))
+    pipe.send(("ready", tally.opened, tally.refused, dict(tally.failures)))
     while (message := await inbox.get())[0] != "stop":
         window[:3] = message[1:]  # ("window", start, end, end of the PostgreSQL reading) in time.time()
     window[3] = message[1]  # ("stop", when the first player stops)
@@ -508,6 +528,39 @@ def _expect(pipes: list, kind: str, timeout: float) -> list:
     return out
 
 
+# --- background load: a shared host's other tenants ----------------------------------------------------------------
+
+
+def _burn(share: float, stop_at: float) -> None:
+    """Spend `share` of every 10 ms of wall time on the CPU (process time, so a busy machine still gets the full
+    share asked of it when it can), asleep for the rest, until `stop_at`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    period = 0.01
+    while time.time() < stop_at:
+        began, spent = time.monotonic(), time.process_time()
+        while time.process_time() - spent < share * period:
+            pass
+        time.sleep(max(0.0, period - (time.monotonic() - began)))
+
+
+@contextlib.contextmanager
+def background_load(cores: float, seconds: float):
+    """ceil(cores) processes burning `cores` cores between them; stopped on the way out."""
+    procs = []
+    if cores > 0:
+        n = math.ceil(cores)
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_burn, args=(cores / n, time.time() + seconds), daemon=True) for _ in range(n)]
+        for proc in procs:
+            proc.start()
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.join()
+
+
 # --- one phase ------------------------------------------------------------------------------------------------------
 
 
@@ -517,6 +570,7 @@ class Phase:
     players: int
     seconds: float = 0.0
     opened: int = 0
+    refused: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -569,25 +623,30 @@ def client_processes(name: str, args, port: int, tokens: list, content_id: str):
                 proc.join()
 
 
-def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, workdir: Path) -> Phase:
+def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, workdir: Path, burners: list) -> Phase:
     port, result, ramp_seconds = free_port(), Phase(name, args.players), args.players / args.ramp
     with web_dyno(env, port, workdir / f"gunicorn-{name}.log") as dyno:
         result.idle = idle_workers(dyno.pid, args.workers)
+        spy = _start_profile(args, name, dyno.pid, workdir)
         with client_processes(name, args, port, tokens, content_id) as (procs, pipes):
             opening = Counter()
-            for opened, failures in _expect(pipes, "ready", ramp_seconds + 3 * args.ack_timeout + 90):
+            for opened, refused, failures in _expect(pipes, "ready", ramp_seconds + 3 * args.ack_timeout + 90):
                 result.opened += opened
+                result.refused += refused
                 opening.update(failures)
-            print(f"    {result.opened}/{args.players} open ({dict(opening) or 'no failures'})", flush=True)
+            print(
+                f"    {result.opened}/{args.players} open, {result.refused} refused with 503 at the handshake "
+                f"({dict(opening) or 'no failures'})",
+                flush=True,
+            )
             start = time.time() + max(PG_STATS_LAG, args.interval)  # steady heartbeats only from here on
             end = start + args.seconds
             for pipe in pipes:
                 pipe.send(("window", start, end, end + PG_STATS_LAG))
-            spy = _start_profile(args, name, dyno.pid, workdir)
             time.sleep(max(0.0, start - time.time()))
-            result.before = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name)
+            result.before = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name, burners)
             time.sleep(max(0.0, end - time.time()))
-            result.after = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name)
+            result.after = snapshot(dyno.pid, [p.pid for p in procs], pg, args.db_name, burners)
             result.profile = _finish_profile(spy) if spy else None
             result.seconds = result.after.at - result.before.at
             result.respawned = set(result.after.workers) != set(result.idle)
@@ -628,14 +687,16 @@ def log_problems(path: Path) -> Counter:
 
 
 def _start_profile(args, name: str, master: int, workdir: Path):
-    """From the last open to the window's end, stopped by SIGINT: steady frames only."""
+    """From the first open to the window's end, stopped by SIGINT: opens, starts and steady frames."""
     if not args.profile:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = args.profile / f"{name}.txt"
     args.profile.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(workers_of(master)[0]), "--duration", "3600", "--rate", "50"]
-    cmd += ["--gil", "--format", "raw", "--nonblocking", "--output", str(out)]  # --gil: only the thread running
+    # --idle: every sample of the worker's one thread, also while it waits, so a worker stopped in a blocking call
+    # (a database round trip that does not yield to the other greenlets) shows, beside the loop's own idle time.
+    cmd += ["--idle", "--format", "raw", "--nonblocking", "--output", str(out)]
     log = open(workdir / f"py-spy-{name}.log", "wb")  # closed by _finish_profile
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), out, log
 
@@ -652,24 +713,51 @@ def _finish_profile(spy) -> Path | None:
     return out if out.exists() else None
 
 
+# Where a gevent worker's one thread can be while it is not running Python of its own: blocked in a call that does
+# not yield (every other socket of the worker waits), or in the loop's poll (idle, or between callbacks).
+BLOCKED_IN = {
+    "inside a PostgreSQL call (the whole worker waits, unless the wait callback yields)": (
+        "do_execute (",
+        "do_commit (",
+        "do_rollback (",
+        "do_ping (",
+        "connect (psycopg2",
+    ),
+    "inside a Redis socket read": ("_read_from_socket (",),
+}
+
+
 def profile_summary(path: Path, top: int = 12) -> list[str]:
-    """The busiest functions of a py-spy raw profile, own time and with callees; threads caught waiting left out."""
-    own, total, samples = Counter(), Counter(), 0
-    waits = ("Condition.wait (", "Event.wait (", "EpollSelector.select (", "_worker (concurrent")
+    """Where one worker's thread was: blocked (and in what), in the event loop, or running; then the busiest
+    functions of the samples that ran Python, own time and with callees."""
+    own, total, where, samples = Counter(), Counter(), Counter(), 0
+    loop = ("Hub.run (", "EpollSelector.select (", "GeventSelector.select (")
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = [f.split(":")[0] + ")" if ":" in f else f for f in stack.split(";")]  # drop line numbers
-        if frames[-1].startswith(waits):
+        n = int(count)
+        samples += n
+        leaf = frames[-1]
+        name, _, where_from = leaf.partition(" (")
+        function = f"{name.rsplit('.', 1)[-1]} ({where_from}"  # "DefaultDialect.do_execute (" is "do_execute ("
+        blocked = next((name for name, marks in BLOCKED_IN.items() if function.startswith(marks)), None)
+        if blocked:
+            where[blocked] += n
             continue
-        samples += int(count)
-        own[frames[-1]] += int(count)
+        if leaf.startswith(loop):
+            where["the event loop (polling, idle or between callbacks)"] += n
+            continue
+        where["running Python"] += n
+        own[leaf] += n
         for f in set(frames):
-            total[f] += int(count)
+            total[f] += n
     if not samples:
         return ["  no samples"]
-    lines = [f"  {samples} samples; own time:"]
+    lines = [f"  {samples} samples of the worker's thread; where it was:"]
+    lines += [f"    {n / samples:6.1%}  {what}" for what, n in where.most_common()]
+    lines += ["  running Python, own time:"]
     lines += [f"    {n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
-    lines += ["  with callees:"]
+    lines += ["  running Python, with callees:"]
     lines += [f"    {n / samples:6.1%}  {f}" for f, n in total.most_common(2 * top)]
     return lines
 
@@ -691,6 +779,7 @@ def figures(p: Phase) -> dict:
     return {
         "sessions_held": p.held,
         "players": p.players,
+        "refused": p.refused,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
         "p99_ms": _pct(p.latencies, 0.99),
@@ -698,6 +787,7 @@ def figures(p: Phase) -> dict:
         "cpu_us_per_message": cpu / p.acked * 1e6 if p.acked else math.nan,
         "server_cores": cpu / p.seconds,
         "client_cores": (a.client_cpu - b.client_cpu) / p.seconds,
+        "background_cores": (a.background_cpu - b.background_cpu) / p.seconds,
         "machine_cores": (a.busy - b.busy) / p.seconds,
         "rss_kib_per_session": (rss_end - rss_idle) / p.held if p.held else math.nan,
         "worker_rss_mib": rss_end / 1024,
@@ -717,6 +807,7 @@ def figures(p: Phase) -> dict:
 
 ROWS = (
     ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
+    ("refused with 503 (handshake)", lambda f: str(f["refused"])),
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
@@ -730,6 +821,7 @@ ROWS = (
     ("PG commits per message", lambda f: f"{f['pg_commits_per_message']:.4f} ({f['pg_commits']})"),
     ("PG rows written per message", lambda f: f"{f['pg_rows_per_message']:.4f} ({f['pg_rows']})"),
     ("client cores / machine cores", lambda f: f"{f['client_cores']:.2f} / {f['machine_cores']:.2f}"),
+    ("background cores (burned)", lambda f: f"{f['background_cores']:.2f}"),
     ("client send lag p99 ms", lambda f: f"{f['client_lag_p99_ms']:.1f}"),
     ("unanswered in window", lambda f: str(f["unanswered"])),
 )
@@ -752,13 +844,19 @@ def report(phases: list[Phase], args) -> dict:
             )
     if beat:
         n = args.players
+        bad = sum(v for k, v in beat["failures"].items() if "Timeout" in k or "internal" in k)
         checks = [
             (
-                f"{n} sessions at p99 < {GOAL_P99_MS:.0f} ms",
-                n >= GOAL_SESSIONS and beat["sessions_held"] == n and beat["p99_ms"] < GOAL_P99_MS,
-                f"{beat['sessions_held']} held, p99 {beat['p99_ms']:.1f} ms"
-                + ("" if n >= GOAL_SESSIONS else f"; the goal is {GOAL_SESSIONS} sessions"),
+                f"every player held or refused at the handshake, held at p99 < {GOAL_P99_MS:.0f} ms",
+                beat["sessions_held"] + beat["refused"] == n and beat["p99_ms"] < GOAL_P99_MS,
+                f"{beat['sessions_held']} held, {beat['refused']} refused, p99 {beat['p99_ms']:.1f} ms",
             ),
+            (
+                f"{min(n, GOAL_SESSIONS)} held",
+                beat["sessions_held"] >= min(n, GOAL_SESSIONS),
+                f"{beat['sessions_held']}" + ("" if n >= GOAL_SESSIONS else f"; the goal is {GOAL_SESSIONS}"),
+            ),
+            ("0 timeouts, 0 internal", bad == 0, f"{bad}"),
             (f"CPU per heartbeat <= {GOAL_RATIO}x echo", ratio <= GOAL_RATIO, f"{ratio:.2f}x"),
             (
                 "0 PostgreSQL writes per heartbeat",
@@ -794,6 +892,10 @@ def parse_args(argv=None):
     parser.add_argument("--ramp", type=float, default=100, help="sockets opened (and later stopped) per second (100)")
     parser.add_argument("--in-flight", type=int, default=50, help="opens in flight per client process (50)")
     parser.add_argument("--ack-timeout", type=float, default=10, help="seconds to wait for a reply (10)")
+    parser.add_argument("--background-cores", type=float, default=0, help="cores of CPU burned beside the run (0)")
+    parser.add_argument(
+        "--sockets-per-worker", type=int, help="WS_MAX_SOCKETS_PER_WORKER, the admission cap (the app's default)"
+    )
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate, as browsers do")
     parser.add_argument("--only", choices=[p for p, _ in PHASES], help="run one phase")
     parser.add_argument("--logs", type=Path, help="keep gunicorn's logs here (default: a temporary directory)")
@@ -867,6 +969,8 @@ def main(argv=None) -> int:
         "WEB_CONCURRENCY": str(args.workers),
         "WEB_CONNECTIONS": str(args.connections),
     }
+    if args.sockets_per_worker is not None:
+        env["WS_MAX_SOCKETS_PER_WORKER"] = str(args.sockets_per_worker)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_REFRESH_SECRET")})
     os.environ.update({"LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "false"})
     print(
@@ -879,6 +983,7 @@ def main(argv=None) -> int:
         f"load: {args.client_procs} asyncio processes (websockets, permessage-deflate "
         f"{'off' if args.no_deflate else 'offered, as browsers do'}), opening {args.ramp:g}/s, sharing the machine's "
         f"{os.cpu_count()} cores with gunicorn, PostgreSQL and Redis\n"
+        f"background: {args.background_cores:g} cores burned by other processes for the whole run\n"
         f"database {args.db_name}, Redis {args.redis}, time limit {args.time_limit:.0f} s",
         flush=True,
     )
@@ -899,11 +1004,12 @@ def main(argv=None) -> int:
                 print(f"seeded {args.players} credited viewers in {time.monotonic() - began:.0f} s", flush=True)
                 pg = _admin(args.pg)
                 try:
-                    for name, title in PHASES:
-                        if args.only and name != args.only:
-                            continue
-                        print(f"  {title} ...", flush=True)
-                        phases.append(run_phase(name, args, env, tokens, content_id, pg, workdir))
+                    with background_load(args.background_cores, args.time_limit) as burners:
+                        for name, title in PHASES:
+                            if args.only and name != args.only:
+                                continue
+                            print(f"  {title} ...", flush=True)
+                            phases.append(run_phase(name, args, env, tokens, content_id, pg, workdir, burners))
                 finally:
                     pg.close()
                 out = report(phases, args)

@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import config as settings
-from streampay import embedded, errors, logs
+from streampay import embedded, errors, logs, metrics, openapi
 from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -25,11 +25,14 @@ def create_app(config: dict | None = None) -> Flask:
         options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
         options.pop("pool_size", None)
         options.pop("max_overflow", None)
+        options.pop("pool_timeout", None)
+        options.pop("connect_args", None)  # libpq's
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     settings.refuse_unsafe(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
     logs.init_app(app)
+    metrics.init_app(app)
     if app.config["SENTRY_DSN"]:
         import sentry_sdk
 
@@ -54,6 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     api = _init_api(app)
     errors.init_app(app, api)
     _register_domains(app, api)
+    openapi.document_errors(api)
     if embedded.started_by_flask_run():
         embedded.prepare_server(app)
     return app
@@ -73,7 +77,8 @@ def _init_api(app: Flask):
 
 
 def _register_domains(app: Flask, api) -> None:
-    from streampay import health
+    from streampay import health, mail
+    from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
@@ -84,13 +89,14 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.stellar import cli as stellar_cli
     from streampay.stellar.routes import blp as stellar_blp
     from streampay.stellar.routes import payouts_blp
-    from streampay.streaming import ws
+    from streampay.streaming import asyncapi, ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
     from streampay.users import cli as users_cli
     from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
+    from streampay.webhooks.routes import blp as webhooks_blp
 
     prefix = app.config["API_PREFIX"]
     passwords.init_app(app)
@@ -104,10 +110,14 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payments_blp, url_prefix=f"{prefix}/payments")
     api.register_blueprint(stellar_blp, url_prefix=f"{prefix}/stellar")
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
+    api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
     api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
     ws.init_app(app, prefix)
+    app.register_blueprint(asyncapi.blp)
     users_cli.init_app(app)
+    mail.init_app(app)
     content_cli.init_app(app)
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
+    analytics_metrics.init_app(app)
     web.init_app(app)

@@ -146,18 +146,24 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "LOG_LEVEL": (e.str("LOG_LEVEL", "INFO", validate=_one_of(LOG_LEVELS)) or "").upper(),
         "SENTRY_DSN": env.get("SENTRY_DSN") or None,
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_size": _int("DB_POOL_SIZE", 5),
             "max_overflow": _int("DB_MAX_OVERFLOW", 10),
+            "pool_timeout": _int("DB_POOL_TIMEOUT", 5),
+            # An unreachable server fails a connection in seconds (a 503), not after the kernel gives up.
+            "connect_args": {"connect_timeout": _int("DB_CONNECT_TIMEOUT", 5)},
         },
         # Redis: None runs an in-process fakeredis shared by the app, the limiter and the queue.
         "REDIS_URL": redis_url(env),
         "EMBEDDED_WORKER": e.bool("EMBEDDED_WORKER", True),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 100),
         "REDIS_POOL_TIMEOUT": _int("REDIS_POOL_TIMEOUT", 10),
+        # The longest a heartbeat waits for the meter's Redis; past it the player gets an `error` (unavailable).
+        "METER_TIMEOUT_MS": _int("METER_TIMEOUT_MS", 2000),
         # Background loops (clock, worker, push listener) retry a lost Redis at most this many seconds apart.
         "RECONNECT_MAX_SECONDS": _int("RECONNECT_MAX_SECONDS", 5),
         # Auth
@@ -217,6 +223,19 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SMTP_USER": env.get("SMTP_USER") or None,
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
         "SMTP_FROM": env.get("SMTP_FROM") or "StreamPay <no-reply@localhost>",
+        "SMTP_STARTTLS": e.bool("SMTP_STARTTLS", _int("SMTP_PORT", 587) == 587),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 10),
+        # Webhooks: per-attempt timeout, retry schedule (about a day), when a failing endpoint is switched off.
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_RETRY_SCHEDULE": [
+            int(parse_duration(x).total_seconds())
+            for x in (e.str("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h") or "").split(",")
+            if x.strip()
+        ],
+        "WEBHOOK_DISABLE_AFTER_FAILURES": _int("WEBHOOK_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": e.bool("WEBHOOK_ALLOW_PRIVATE_URLS", app_env not in PRODUCTION_NAMES),
+        "EVENT_SWEEP_INTERVAL_SECONDS": _int("EVENT_SWEEP_INTERVAL_SECONDS", 60),
+        "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
         # Money and metering
         "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),
         "STREAM_WINDOW_SECONDS": _int("STREAM_WINDOW_SECONDS", 60),
@@ -228,6 +247,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "BALANCE_LOW_SECONDS": _int("BALANCE_LOW_SECONDS", 60),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 15),
         "SOCK_SERVER_OPTIONS": {"ping_interval": _int("WS_PING_INTERVAL_SECONDS", 25)},
+        # Admission: a web process holds at most this many player sockets and refuses more with 503 (Retry-After).
+        "WS_MAX_SOCKETS_PER_WORKER": _int("WS_MAX_SOCKETS_PER_WORKER", 5000),
+        "WS_RETRY_AFTER_SECONDS": _int("WS_RETRY_AFTER_SECONDS", 5),
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",
@@ -239,6 +261,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
         "MAX_MEDIA_SECONDS": _int("MAX_MEDIA_SECONDS", 6 * 3600),
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
+        # How often the clock queues again media stuck in `processing` past MEDIA_JOB_TIMEOUT (its job lost).
+        "MEDIA_SWEEP_INTERVAL_SECONDS": _int("MEDIA_SWEEP_INTERVAL_SECONDS", 300),
         "MEDIA_URL_TTL": _int("MEDIA_URL_TTL", 300),
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or None,
         # The reference web player and creator studio at /app/.

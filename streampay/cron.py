@@ -43,6 +43,21 @@ cron.register(
     name="stellar-reconcile",
 )
 
+from streampay.webhooks.delivery import dispatch  # noqa: E402
+
+# The outbox sweep: events whose after-commit dispatch was lost (Redis away, a CLI with no worker).
+cron.register(
+    dispatch,
+    "default",
+    interval=settings["EVENT_SWEEP_INTERVAL_SECONDS"],
+    job_timeout=300,
+    name="events-dispatch",
+)
+
+from streampay.idempotency import prune  # noqa: E402
+
+cron.register(prune, "low", interval=3600, job_timeout=300, name="idempotency-keys-prune")
+
 from streampay.analytics.jobs import fold as fold_analytics  # noqa: E402
 
 cron.register(
@@ -51,4 +66,14 @@ cron.register(
     interval=settings["ANALYTICS_FOLD_INTERVAL_SECONDS"],
     job_timeout=900,
     name="analytics-fold",
+)
+
+from streampay.content.jobs import requeue_stuck_media  # noqa: E402
+
+cron.register(
+    requeue_stuck_media,
+    "low",
+    interval=settings["MEDIA_SWEEP_INTERVAL_SECONDS"],
+    job_timeout=300,
+    name="content-media-sweep",
 )

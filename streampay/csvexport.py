@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
+from functools import wraps
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
+from sqlalchemy import Select
+
+from streampay.extensions import db
 
 MIMETYPE = "text/csv"
 ROWS_PER_CHUNK = 500
+PAGE = 1_000
 
 
 def doc(schema) -> dict:
@@ -35,6 +40,19 @@ def wanted() -> bool:
     if request.args.get("format") == "csv":
         return True
     return request.accept_mimetypes.best_match(["application/json", MIMETYPE]) == MIMETYPE
+
+
+def offered(export: Callable[[], Response]):
+    """Above `@blp.paginate()`: a CSV request is answered by `export()` (every row, streamed), others by the view."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            return export() if wanted() else view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def _cell(value):
@@ -67,3 +85,19 @@ def stream(filename: str, header: list[str], rows: Iterable[Iterable]) -> Respon
         mimetype=MIMETYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def keyset(page_after: Callable[[object | None], Select], key: Callable[[object], object]) -> Iterator:
+    """Rows a page at a time by key (`page_after(None)` the first page, `page_after(key(last row))` the next).
+
+    Each page is read in a transaction of its own, ended before its rows are written out: a slow
+    download never keeps a database connection in a transaction (the web dyno's rule under gevent).
+    """
+    after, size = None, current_app.config.get("CSV_PAGE_ROWS", PAGE)
+    while True:
+        rows = db.session.execute(page_after(after).limit(size)).all()
+        db.session.commit()
+        yield from rows
+        if len(rows) < size:
+            return
+        after = key(rows[-1])

@@ -1,4 +1,7 @@
-"""The one JSON error shape: {"code", "status", "message", "errors"?}, for every failure."""
+"""The one JSON error shape: {"code", "status", "error", "message", "errors"?}, for every failure.
+
+`error` is the stable string a program switches on, shared with the WebSocket's `error.code`.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,27 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 log = logging.getLogger(__name__)
 
 
-def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
-    body = {"code": code, "status": status, "message": message}
+# The error string of an HTTP status, where no rule named a more precise one.
+ERROR_STRINGS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media",
+    416: "range_not_satisfiable",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+def error_body(code: int, status: str, message: str, errors: dict | None = None, error: str | None = None) -> dict:
+    body = {"code": code, "status": status, "error": error or ERROR_STRINGS.get(code, "error"), "message": message}
     if errors:
         body["errors"] = _string_keys(errors)
     return body
@@ -45,6 +67,14 @@ class ErrorSchema(Schema):
 
     code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
     status = fields.String(required=True, metadata={"description": "The HTTP status phrase."})
+    error = fields.String(
+        required=True,
+        metadata={
+            "description": "What went wrong, for a program: a stable string such as `insufficient_funds`, "
+            "`session_not_active` or `validation_failed` (the list: docs/api.md).",
+            "example": "validation_failed",
+        },
+    )
     message = fields.String(required=True, metadata={"description": "What went wrong, for a person."})
     errors = fields.Dict(metadata={"description": "What was wrong, by location and field."})
 
@@ -79,7 +109,7 @@ class DomainError(Exception):
 
 
 class Invalid(DomainError):
-    status, code = 422, "invalid"
+    status, code = 422, "validation_failed"
 
 
 class Unauthorized(DomainError):
@@ -134,7 +164,7 @@ def init_app(app: Flask, api: Api) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
-        return error_body(exc.status, HTTPStatus(exc.status).phrase, exc.message, exc.errors), exc.status
+        return error_body(exc.status, HTTPStatus(exc.status).phrase, exc.message, exc.errors, exc.code), exc.status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -18,6 +18,7 @@ from redis.backoff import EqualJitterBackoff
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
+from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
 from streampay.extensions import redis_client
@@ -47,6 +48,28 @@ class ThreadWorker(SimpleWorker):
 
     def _install_signal_handlers(self):
         pass
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args, **kwargs):
+        self.scheduler = ThreadScheduler(self.queues, connection=self.connection, logging_level=logging_level)
+        self.scheduler.acquire_locks(auto_start=not burst)
+        if burst and self.scheduler.acquired_locks:
+            try:
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+
+
+class ThreadScheduler(RQScheduler):
+    """rq's scheduler (retries with a delay, jobs queued for later) on a thread instead of a forked process."""
+
+    def _install_signal_handlers(self):
+        pass
+
+    def start(self):
+        self._status = self.Status.STARTED
+        self._process = threading.Thread(target=self.work, name="rq-scheduler", daemon=True)
+        self._process.start()
+        return self._process
 
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -113,7 +136,7 @@ def start_embedded(app: Flask) -> None:
     def work():
         with app.app_context():
             ThreadWorker([Queue(n, connection=connection) for n in QUEUES], connection=connection).work(
-                logging_level=chatter
+                logging_level=chatter, with_scheduler=True
             )
 
     def schedule():

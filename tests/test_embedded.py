@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_procfile import free_port, stop, wait_for
+from tests.test_procfile import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -60,27 +62,40 @@ def server(env: dict, *command: str):
     """A server of the checkout on a free port, once its /readyz answers 200; yields the port and its log."""
     port = free_port()
     args = [a.replace("{port}", str(port)) for a in command]
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log = []
+    # Its output goes to a file: a pipe nobody reads while it runs would fill and stall it.
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**env, "PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log = []
 
-    def ready():
+        def ready():
+            try:
+                return proc.poll() is not None or get(port, "/readyz")[0] == 200
+            except OSError:
+                return False
+
+        def finish() -> str:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            output.seek(0)
+            return output.read().decode(errors="replace")
+
         try:
-            return proc.poll() is not None or get(port, "/readyz")[0] == 200
-        except OSError:
-            return False
-
-    try:
-        assert wait_for(ready, 60) and proc.poll() is None, stop(proc)
-        yield port, log
-    finally:
-        log.append(stop(proc))
+            assert wait_for(ready, 60) and proc.poll() is None, finish()
+            yield port, log
+        finally:
+            log.append(finish())
 
 
 def flask(env: dict, *args: str) -> str:
@@ -90,7 +105,8 @@ def flask(env: dict, *args: str) -> str:
 
 
 def test_the_cli_beside_a_running_server_acts_in_it_at_once(checkout_env):
-    with server(checkout_env, "python", "wsgi.py") as (port, log):
+    # At DEBUG the embedded worker logs each job it runs (routine lines are quiet at INFO).
+    with server({**checkout_env, "LOG_LEVEL": "DEBUG"}, "python", "wsgi.py") as (port, log):
         record = json.loads((Path(checkout_env["INSTANCE_PATH"]) / "redis.json").read_text())
         assert record["url"].startswith("redis://127.0.0.1:")
         assert get(port, "/api/v1/content/")[1] == []  # cached in the server's Redis for anonymous readers

@@ -15,8 +15,9 @@ def error_of(reply, code: int) -> dict:
     assert reply.status_code == code, reply.get_data(as_text=True)
     assert reply.content_type == "application/json"
     body = reply.json
-    assert {"code", "status", "message"} <= set(body) <= {"code", "status", "message", "errors"}
+    assert {"code", "status", "error", "message"} <= set(body) <= {"code", "status", "error", "message", "errors"}
     assert body["code"] == code
+    assert isinstance(body["error"], str) and body["error"].isidentifier()  # a string a program switches on
     assert body["status"] == HTTPStatus(code).phrase
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body.get("errors", {}), dict)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,12 +19,13 @@ import urllib.request
 import pytest
 import redis
 from rq.registry import FinishedJobRegistry
+from sqlalchemy import make_url
 
 from streampay.content import samples
-from streampay.sandbox.faults import Dyno, RedisServer, free_port, wait_for
+from streampay.sandbox.faults import Dyno, RedisServer, TcpCut, free_port, wait_for
 from streampay.streaming.meter import PUSH_CHANNEL
 from tests.conftest import bearer, register
-from tests.content.conftest import ready_item
+from tests.content.conftest import ready_item, upload
 from tests.streaming.conftest import Player, serve
 
 pytestmark = pytest.mark.skipif(
@@ -228,3 +230,162 @@ def test_while_redis_is_down_requests_get_503_and_heartbeats_unavailable(
             assert again["event"] == "startStream", again
         finally:
             player.close()
+
+
+def session_row(session_id: str) -> dict:
+    with psql() as cur:
+        cur.execute(
+            "SELECT status, end_reason, billed_ms, charged, checkpoints FROM streaming_sessions WHERE id = %s",
+            (session_id,),
+        )
+        status, reason, billed_ms, charged, checkpoints = cur.fetchone()
+    return {"status": status, "reason": reason, "billed_ms": billed_ms, "charged": charged, "checkpoints": checkpoints}
+
+
+@contextlib.contextmanager
+def psql(database: str | None = None):
+    """A cursor on the tests' own database (or another on its server), autocommit."""
+    import psycopg2
+
+    url = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql")
+    if database:
+        url = url.set(database=database)
+    conn = psycopg2.connect(url.render_as_string(hide_password=False))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+def test_a_redis_restart_without_persistence_loses_no_active_session(
+    app, client, runner, redis_server, dyno_env, movie, viewer
+):
+    env = dyno_env(
+        STREAM_WINDOW_SECONDS=3, CHECKPOINT_LEAD_SECONDS=2, HEARTBEAT_TIMEOUT_SECONDS=2, REAPER_INTERVAL_SECONDS=1
+    )
+    watcher, leaver = viewer("10"), viewer("10")
+    with web(env) as base, Dyno("clock", **env) as clock, Dyno("worker", **env) as worker:
+        url = base.replace("http", "ws")
+        playing, gone = Player(url, watcher["access_token"]), Player(url, leaver["access_token"])
+        try:
+            began = time.monotonic()
+            sessions = [p.call("startStream", content_id=movie["id"])["data"]["session_id"] for p in (playing, gone)]
+            time.sleep(1.2)
+            for player, session_id in zip((playing, gone), sessions, strict=True):  # each settles a checkpoint
+                assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+            settled = [session_row(s) for s in sessions]
+            assert all(row["checkpoints"] >= 1 and row["billed_ms"] >= 1000 for row in settled), settled
+            time.sleep(0.5)
+
+            redis_server.restart()  # kill -9, back at once with nothing in it
+            wiped = time.monotonic()
+            # The player that beats again goes on from its last checkpoint; the other is rebuilt by the reaper and
+            # closed a timeout later, billed nothing past its checkpoint.
+            for _ in range(4):
+                beat = playing.call("heartbeat", session_id=sessions[0])
+                assert beat["event"] == "heartbeat", beat
+                time.sleep(0.8)
+            assert beat["data"]["billed_seconds"] >= settled[0]["billed_ms"] // 1000 + 2
+            stopped = playing.call("stopStream", session_id=sessions[0])
+            assert stopped["event"] == "stopStream", stopped
+            played = time.monotonic() - began
+
+            def reaped():
+                row = session_row(sessions[1])
+                return row if row["status"] == "ended" else None
+
+            closed = wait_for(reaped, 20)
+            assert closed, (session_row(sessions[1]), clock.log(), worker.log())
+        finally:
+            playing.close()
+            gone.close()
+
+    kept = session_row(sessions[0])
+    assert kept["status"] == "ended" and kept["reason"] == "stopped", kept
+    # Billed: the checkpoint, then from the rebuild on; the play between the checkpoint and the wipe is not.
+    assert settled[0]["billed_ms"] < kept["billed_ms"] <= (settled[0]["billed_ms"] + (played - (wiped - began)) * 1000)
+    assert kept["charged"] == kept["billed_ms"] * 100
+    assert closed["reason"] == "timeout" and closed["billed_ms"] == settled[1]["billed_ms"], (closed, settled[1])
+    check = runner.invoke(args=["ledger", "check"])
+    assert check.exit_code == 0, check.output
+
+
+def test_media_stuck_in_processing_after_its_job_was_lost_is_queued_again(
+    app, client, redis_server, dyno_env, long_video
+):
+    creator = register(client, role="creator")
+    reply = upload(client, creator, long_video, price_per_second=PRICE)
+    assert reply.status_code == 201, reply.json
+    redis_server.restart()  # its processing job goes with the queue
+
+    env = dyno_env(MEDIA_JOB_TIMEOUT=2, MEDIA_SWEEP_INTERVAL_SECONDS=1)
+    item = f"/api/v1/content/{reply.json['id']}"
+    with Dyno("clock", **env) as clock, Dyno("worker", **env) as worker:
+        ready = wait_for(
+            lambda: client.get(item, headers=bearer(creator["access_token"])).json["status"] == "ready", 30
+        )
+        assert ready, clock.log() + worker.log()
+
+
+def test_a_postgresql_connection_killed_mid_request_is_a_503_and_the_pool_recovers(app, client, dyno_env, viewer):
+    token = viewer("1")["access_token"]
+    database = make_url(os.environ["DATABASE_URL"]).database
+    with web(dyno_env()) as base:
+        assert http(f"{base}/api/v1/auth/profile", token)[0] == 200  # the pool holds a connection
+        with psql() as blocker:
+            blocker.execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            answers = []
+            asking = threading.Thread(target=lambda: answers.append(http(f"{base}/api/v1/auth/profile", token)))
+            asking.start()
+            with psql("postgres") as admin:
+
+                def waiting() -> bool:
+                    admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                        (database,),
+                    )
+                    return admin.fetchone()[0] > 0
+
+                assert wait_for(waiting, 10), "the request never reached PostgreSQL"
+                admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = %s AND wait_event_type = 'Lock'",
+                    (database,),
+                )
+                assert admin.fetchone()[0] >= 1
+            blocker.execute("ROLLBACK")
+            asking.join(20)
+        status, body, headers = answers[0]
+        assert status == 503 and body["code"] == 503 and body["errors"] == {"dependency": "database"}, body
+        assert int(headers["Retry-After"]) > 0
+        assert http(f"{base}/api/v1/auth/profile", token)[0] == 200  # the pool recovered
+
+
+def test_while_postgresql_is_unreachable_requests_get_503_and_it_recovers(app, client, dyno_env, movie, viewer):
+    token = viewer("10")["access_token"]
+    server = make_url(os.environ["DATABASE_URL"])
+    with TcpCut((server.host, server.port or 5432)) as cut:
+        env = dyno_env(DATABASE_URL=cut.url_for(os.environ["DATABASE_URL"]))
+        with web(env) as base:
+            player = Player(base.replace("http", "ws"), token)
+            try:
+                session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+                cut.cut()
+                status, body, headers = http(f"{base}/api/v1/auth/profile", token)
+                assert status == 503 and body["errors"] == {"dependency": "database"}, body
+                assert int(headers["Retry-After"]) > 0
+                status, body, _ = http(f"{base}/readyz")
+                assert status == 503 and body["errors"]["checks"]["database"] == "unavailable", body
+                # A heartbeat needs only Redis: it still bills. What needs the database says so.
+                assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+                started = player.call("startStream", content_id=movie["id"])
+                assert started["event"] == "error" and started["data"]["code"] == "unavailable", started
+
+                cut.mend()
+                assert http(f"{base}/api/v1/auth/profile", token)[0] == 200  # the first request after it returns
+                assert http(f"{base}/readyz")[0] == 200
+                assert player.call("stopStream", session_id=session_id)["event"] == "stopStream"
+            finally:
+                player.close()

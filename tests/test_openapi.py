@@ -9,7 +9,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from stellar_sdk import Keypair, Network
 
 from streampay.sandbox.horizon import HorizonStandin
@@ -48,11 +52,37 @@ def test_document_is_served_with_bearer_scheme(client):
     assert doc["security"] == [{"bearerAuth": []}]
     # Every error reply is documented as the one shape, so the fuzz run below holds each one to it.
     error = doc["components"]["schemas"]["Error"]
-    assert set(error["required"]) == {"code", "status", "message"}
-    assert set(error["properties"]) == {"code", "status", "message", "errors"}
-    assert doc["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"
-    }
+    assert set(error["required"]) == {"code", "status", "error", "message"}
+    assert set(error["properties"]) == {"code", "status", "error", "message", "errors"}
+    for name, response in doc["components"]["responses"].items():
+        if name.startswith("ERROR_"):
+            assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+            assert "X-Request-ID" in response["headers"]
+    assert "Retry-After" in doc["components"]["responses"]["ERROR_429"]["headers"]
+
+
+def test_every_operation_lists_its_error_statuses(client):
+    for path, item in client.get(DOC).json["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            statuses = set(operation["responses"])
+            assert "default" not in statuses, (method, path)
+            assert path == "/healthz" or "503" in statuses, (method, path)
+            if operation.get("security") != []:
+                assert "401" in statuses, (method, path)
+            if "{" in path:
+                assert "404" in statuses, (method, path)
+
+
+def test_the_upload_form_is_documented(client):
+    doc = client.get(DOC).json
+    body = doc["paths"]["/api/v1/content/"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    upload = doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert {"file", "title", "price_per_second", "description", "category", "tags", "is_published"} <= set(
+        upload["properties"]
+    )
+    assert upload["properties"]["file"]["format"] == "binary"
 
 
 @pytest.mark.parametrize(("path", "method"), PUBLIC)
@@ -170,7 +200,7 @@ def test_api_keeps_to_its_document(case, fuzz):
         headers=fuzz.headers_for(case),
         # Not response_headers_conformance: X-Pagination is JSON (flask-smorest's convention), which that
         # check reads as OpenAPI's comma-separated "simple" style and so always fails.
-        checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance],
     )
     mode = case.meta.generation.mode if case.meta is not None else None
     if mode is not None and mode.is_positive and (case.method, case.path) in READS:

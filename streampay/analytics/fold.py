@@ -12,10 +12,8 @@ import uuid
 from collections import defaultdict
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from streampay.analytics import buckets
-from streampay.analytics.models import RetentionBucket, Rollup, ViewerBucket
 from streampay.content.models import Content
 from streampay.extensions import db
 from streampay.streaming.models import Usage
@@ -27,56 +25,43 @@ STEPS = 20  # retention steps of 5 %
 PLATFORM = "platform"
 
 
-def _insert(model):
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
+ADD_SUMS = ", ".join(f"{c} = analytics_rollups.{c} + excluded.{c}" for c in ("gross", "fee", "watch_ms", "sessions"))
+UPSERTS = {
+    # table, columns, what a conflict does: the same SQL on PostgreSQL and SQLite
+    "sums": (
+        "analytics_rollups",
+        ("scope", "scope_id", "grain", "bucket", "owner", "gross", "fee", "watch_ms", "sessions"),
+        f"ON CONFLICT (scope, scope_id, grain, bucket) DO UPDATE SET {ADD_SUMS}",
+    ),
+    "viewers": (
+        "analytics_viewers",
+        ("scope", "scope_id", "grain", "bucket", "viewer_id"),
+        "ON CONFLICT DO NOTHING",
+    ),
+    "retention": (
+        "analytics_retention",
+        ("content_id", "grain", "bucket", "step", "sessions"),
+        "ON CONFLICT (content_id, grain, bucket, step) DO UPDATE SET sessions = analytics_retention.sessions"
+        " + excluded.sessions",
+    ),
+}
 
 
-def _upsert_sums(sums: dict) -> None:
-    table = Rollup.__table__
-    rows = [
-        {
-            "scope": scope,
-            "scope_id": scope_id,
-            "grain": grain,
-            "bucket": bucket,
-            "owner": owner,
-            "gross": v[0],
-            "fee": v[1],
-            "watch_ms": v[2],
-            "sessions": v[3],
-        }
-        for (scope, scope_id, grain, bucket, owner), v in sorted(sums.items())
-    ]
-    for start in range(0, len(rows), CHUNK):
-        stmt = _insert(Rollup).values(rows[start : start + CHUNK])
-        db.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["scope", "scope_id", "grain", "bucket"],
-                set_={c: table.c[c] + stmt.excluded[c] for c in ("gross", "fee", "watch_ms", "sessions")},
-            )
-        )
+def _upsert(kind: str, rows: list[tuple]) -> None:
+    """Many rows a statement: psycopg2's execute_values on PostgreSQL (SQLAlchemy's executemany sent a
+    statement per row for INSERT ... ON CONFLICT: 150 s for 20,000 usage rows), executemany on SQLite."""
+    table, columns, conflict = UPSERTS[kind]
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+    try:
+        if db.engine.dialect.name == "postgresql":
+            from psycopg2.extras import execute_values
 
-
-def _insert_viewers(seen: set) -> None:
-    rows = [{"scope": s, "scope_id": i, "grain": g, "bucket": b, "viewer_id": v} for s, i, g, b, v in sorted(seen)]
-    for start in range(0, len(rows), CHUNK):
-        db.session.execute(_insert(ViewerBucket).values(rows[start : start + CHUNK]).on_conflict_do_nothing())
-
-
-def _upsert_retention(counts: dict) -> None:
-    rows = [
-        {"content_id": c, "grain": g, "bucket": b, "step": s, "sessions": n}
-        for (c, g, b, s), n in sorted(counts.items())
-    ]
-    for start in range(0, len(rows), CHUNK):
-        stmt = _insert(RetentionBucket).values(rows[start : start + CHUNK])
-        db.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["content_id", "grain", "bucket", "step"],
-                set_={"sessions": RetentionBucket.__table__.c.sessions + stmt.excluded.sessions},
-            )
-        )
+            execute_values(cursor, f"{head} %s {conflict}", rows, page_size=CHUNK)
+        else:
+            cursor.executemany(f"{head} ({', '.join('?' * len(columns))}) {conflict}", rows)
+    finally:
+        cursor.close()
 
 
 def _durations(content_ids: set) -> dict:
@@ -141,9 +126,9 @@ def fold_batch(limit: int = BATCH) -> int:
         step = step_of(billed_ms, durations.get(content))
         for grain in VIEWER_GRAINS:
             retention[(content, grain, buckets.floor(t, grain), step)] += 1
-    _upsert_sums(sums)
-    _insert_viewers(seen)
-    _upsert_retention(retention)
+    _upsert("sums", [(*key, *v) for key, v in sorted(sums.items())])
+    _upsert("viewers", sorted(seen))
+    _upsert("retention", [(*key, n) for key, n in sorted(retention.items())])
     db.session.commit()
     return len(batch)
 

@@ -16,9 +16,11 @@ from streampay.content.schemas import (
     ContentUpdateSchema,
     UploadFileSchema,
     UploadFormSchema,
+    UploadSchema,
 )
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
+from streampay.idempotency import idempotent
 from streampay.users.access import auth_required
 from streampay.users.models import Role
 
@@ -80,6 +82,8 @@ class Catalogue(MethodView):
         return _json(body)
 
     @auth_required(Role.CREATOR, Role.ADMIN)
+    @idempotent
+    @blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadSchema}}})
     @blp.arguments(UploadFormSchema, location="form")
     @blp.arguments(UploadFileSchema, location="files")
     @blp.response(201, ContentSchema)

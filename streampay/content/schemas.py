@@ -72,6 +72,10 @@ class UploadFileSchema(Schema):
     file = Upload(required=True, metadata={"description": "The audio or video file."})
 
 
+class UploadSchema(UploadFormSchema, UploadFileSchema):
+    """The upload's multipart body as the document states it: the form fields and the file together."""
+
+
 class ContentUpdateSchema(Schema):
     title = Text(validate=validate.Length(min=1, max=200))
     description = Text(validate=validate.Length(max=5000))

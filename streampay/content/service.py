@@ -29,6 +29,9 @@ _dump = ContentSchema()
 # Sent with the content id after the commit that took an item out of play (deleted, unpublished, failed):
 # whoever plays it (the streaming sessions, a layer above) listens, so this module never calls up to them.
 withdrawn = Namespace().signal("content-withdrawn")
+# Who else may play an item is for the layer that knows (streaming: an active session); its receiver answers
+# True or False, so content never imports it.
+playback_allowed = Namespace().signal("content-playback-allowed")
 EXTENSIONS = {
     "video/mp4": "mp4",
     "video/quicktime": "mov",
@@ -268,21 +271,10 @@ def anonymous_page_key(query_string: bytes) -> str:
 
 
 def load_for_playback(content_id, user: User) -> Content:
-    """The bytes go to the item's creator, admins, and viewers with an active session on it."""
-    from streampay.streaming.models import SessionStatus, StreamSession
-
+    """The bytes go to the item's creator, admins, and whoever a `playback_allowed` receiver lets play it."""
     content = load(content_id, user)
     if user.role == Role.ADMIN or content.creator_id == user.id:
         return content
-    playing = db.session.scalar(
-        select(StreamSession.id)
-        .where(
-            StreamSession.viewer_id == user.id,
-            StreamSession.content_id == content.id,
-            StreamSession.status == SessionStatus.ACTIVE,
-        )
-        .limit(1)
-    )
-    if playing is None:
+    if not any(allowed for _, allowed in playback_allowed.send(content, viewer=user)):
         raise Forbidden("Start a stream of this content to play it.")
     return content

@@ -12,7 +12,6 @@ from streampay.errors import DomainError
 from streampay.extensions import db
 from streampay.ledger import service
 from streampay.ledger.models import Account, AccountKind, Entry, Transaction
-from streampay.streaming.models import SessionStatus, StreamSession
 from streampay.users.models import User
 
 wallet_cli = AppGroup("wallet", help="Operator credits and debits of a viewer's wallet (audited postings).")
@@ -79,13 +78,7 @@ def violations() -> list[str]:
     ).all()
     problems += [f"transaction {t} sums to {s}" for t, s in unbalanced]
     sums = service.balance_sums()
-    held_by_viewer = dict(
-        db.session.execute(
-            select(StreamSession.viewer_id, func.sum(StreamSession.held))
-            .where(StreamSession.status == SessionStatus.ACTIVE)
-            .group_by(StreamSession.viewer_id)
-        ).all()
-    )
+    held_by_viewer = service.claimed_holds()
     for acct in db.session.scalars(select(Account)):
         if acct.balance != sums.get(acct.id, 0):
             problems.append(f"account {acct.id} ({acct.kind}) balance {acct.balance} != entries {sums.get(acct.id, 0)}")

@@ -1,21 +1,25 @@
 from __future__ import annotations
 
 import io
+import uuid
 
 import segno
-from flask import Response
+from flask import Response, request
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from streampay import csvexport, money
 from streampay.errors import NotFound
 from streampay.extensions import db
+from streampay.idempotency import idempotent
 from streampay.ledger import service
-from streampay.ledger.models import Entry, Transaction
+from streampay.ledger.models import Account, Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.users.access import auth_required
+from streampay.users.models import Role, User
 
 blp = Blueprint("wallet", __name__, description="Your balance, what is held for running streams, and your ledger.")
 
@@ -71,12 +75,37 @@ def wallet():
     }
 
 
+def _ledger_csv():
+    accounts = [service.wallet(current_user.id).id, service.earnings(current_user.id).id]
+    db.session.commit()
+
+    def page(after):
+        stmt = (
+            select(Entry.id, Entry.created_at, Entry.transaction_id, Account.kind, Transaction.kind, Entry.amount)
+            .add_columns(Transaction.reason)
+            .join(Transaction, Transaction.id == Entry.transaction_id)
+            .join(Account, Account.id == Entry.account_id)
+            .where(Entry.account_id.in_(accounts))
+            .order_by(Entry.id.desc())
+        )
+        return stmt if after is None else stmt.where(Entry.id < after)
+
+    rows = (
+        (i, at, txn, account.value, kind, money.format(amount), reason)
+        for i, at, txn, account, kind, amount, reason in csvexport.keyset(page, lambda row: row[0])
+    )
+    header = ["id", "created_at", "transaction_id", "account", "kind", "amount", "reason"]
+    return csvexport.stream("ledger.csv", header, rows)
+
+
 @blp.route("/ledger", methods=["GET"])
 @auth_required()
 @blp.response(200, EntrySchema(many=True))
+@blp.doc(**csvexport.doc(EntrySchema(many=True)))
+@csvexport.offered(_ledger_csv)
 @blp.paginate()
 def ledger(pagination_parameters):
-    """Your wallet's and earnings' entries, newest first."""
+    """Your wallet's and earnings' entries, newest first (CSV: `format=csv` or `Accept: text/csv`)."""
     accounts = [service.wallet(current_user.id).id, service.earnings(current_user.id).id]
     db.session.commit()
     stmt = select(Entry).join(Transaction).where(Entry.account_id.in_(accounts)).order_by(Entry.id.desc())
@@ -97,3 +126,48 @@ def deposit_qr():
     svg = io.BytesIO()
     segno.make(uri, error="m").save(svg, kind="svg", border=4, omitsize=True, title="Deposit QR code", svgclass=None)
     return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"})
+
+
+class AdjustmentRequestSchema(Schema):
+    user_id = fields.UUID(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
+    amount = Amount(required=True, minimum=1)
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate.Regexp(r"^[^\x00]*$")])
+
+
+class AdjustmentSchema(Schema):
+    transaction_id = fields.Integer(required=True)
+    user_id = fields.UUID(required=True)
+    kind = fields.String(required=True)
+    amount = Amount(required=True)
+    balance = Amount(required=True, metadata={"description": "The wallet's balance after it."})
+
+
+@blp.route("/adjustments", methods=["POST"])
+@auth_required(Role.ADMIN)
+@idempotent
+@blp.arguments(AdjustmentRequestSchema)
+@blp.response(201, AdjustmentSchema)
+def adjust(body):
+    """Credit or debit a user's wallet, with a reason kept on the posting (admin). A debit never takes
+    more than is available: 409 `insufficient_funds`."""
+    user = db.session.get(User, body["user_id"])
+    if user is None:
+        raise NotFound("No such user.")
+    key = request.headers.get("Idempotency-Key")
+    amount = body["amount"] if body["kind"] == "credit" else -body["amount"]
+    txn = service.adjust(
+        user.id,
+        amount,
+        body["reason"],
+        f"adjustment:{current_user.id}:{key}" if key else f"adjustment:{uuid.uuid4()}",
+        created_by=current_user.id,
+    )
+    balance = service.wallet(user.id).balance
+    return {
+        "transaction_id": txn.id,
+        "user_id": user.id,
+        "kind": body["kind"],
+        "amount": body["amount"],
+        "balance": balance,
+    }

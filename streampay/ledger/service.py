@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from blinker import Namespace
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -178,6 +179,20 @@ def adjust(
         reason=reason.strip(),
         created_by=created_by,
     )
+
+
+# `ledger check` asks who holds money in viewers' wallets and why: each receiver (streaming: its active
+# sessions) answers {viewer id: amount held}, so the ledger checks holds without importing its callers.
+holds_claimed = Namespace().signal("ledger-holds-claimed")
+
+
+def claimed_holds() -> dict:
+    """What the layers above say they hold, by viewer id, summed over every receiver of holds_claimed."""
+    total: dict = {}
+    for _, claims in holds_claimed.send():
+        for viewer_id, amount in (claims or {}).items():
+            total[viewer_id] = total.get(viewer_id, 0) + (amount or 0)
+    return total
 
 
 def balance_sums() -> dict:

@@ -179,7 +179,10 @@ class TcpCut:
 
 
 def terminate_backends(admin_url: str, database: str, where: str = "true") -> int:
-    """pg_terminate_backend on the other connections to `database` (only ever the caller's own); how many."""
+    """pg_terminate_backend on the other connections to `database` (only ever the caller's own); how many.
+
+    `admin_url`: a libpq URL of the server (postgresql://user@host:port/postgres).
+    """
     import psycopg2
 
     conn = psycopg2.connect(admin_url)

@@ -17,7 +17,7 @@ from streampay.errors import Conflict, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import Account, AccountKind
-from streampay.stellar import horizon
+from streampay.stellar import events, horizon
 from streampay.stellar.models import Cursor, Deposit, DepositStatus
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def _credit(record: dict) -> Deposit:
         user_id=owner,
     )
     db.session.add(deposit)
+    events.deposit_seen(deposit)
     target = ledger.wallet(owner) if owner else ledger.platform(AccountKind.UNMATCHED_DEPOSITS)
     ledger.post(
         [ledger.Leg(target, amount), ledger.Leg(ledger.platform(AccountKind.CUSTODY), -amount)],
@@ -126,6 +127,7 @@ def assign(operation_id: str, user_id: uuid.UUID) -> Deposit:
         raise Conflict(f"That deposit is {deposit.status.value}, not unmatched.")
     deposit.move_to(DepositStatus.ASSIGNED)
     deposit.user_id = user_id
+    events.deposit_seen(deposit)
     ledger.post(
         [
             ledger.Leg(ledger.platform(AccountKind.UNMATCHED_DEPOSITS), -deposit.amount),

@@ -1,18 +1,24 @@
 from __future__ import annotations
 
+from flask import current_app
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
+from streampay import csvexport, money
 from streampay.errors import Conflict, NotFound
 from streampay.extensions import limiter
+from streampay.idempotency import idempotent
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.stellar import horizon, sep10, soroban
+from streampay.stellar import payouts as payout_engine
 from streampay.stellar.models import Payout
+from streampay.stellar.schemas import PayoutSchema
 from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
+from streampay.users.models import Role
 from streampay.users.schemas import UserSchema
 
 blp = Blueprint("stellar", __name__, description="Address proof (SEP-10), wallet sign-in, accounts on the network.")
@@ -91,26 +97,6 @@ class StreamContractSchema(Schema):
     contract_id = fields.String(required=True)
 
 
-class PayoutSchema(Schema):
-    id = fields.UUID(required=True)
-    amount = Amount(required=True)
-    status = fields.Function(lambda p: p.status.value, required=True)
-    destination = fields.String(required=True)
-    tx_hash = fields.String(allow_none=True)
-    ledger = fields.Integer(allow_none=True)
-    reason = fields.String(allow_none=True)
-    refusal = fields.Function(
-        lambda p: p.refusal.value if p.refusal else None,
-        allow_none=True,
-        metadata={
-            "description": "Whose problem a network refusal was: `recipient` (fix the address, then prove it "
-            "again) or `batch` (paid again at the next run).",
-            "enum": ["recipient", "batch", None],
-        },
-    )
-    created_at = fields.DateTime(required=True)
-
-
 @blp.route("/auth/challenge", methods=["POST"])
 @blp.doc(**PUBLIC)
 @limiter.limit(auth_rate_limit)
@@ -176,11 +162,60 @@ def contract_stream(body):
     return soroban.stream_invocation(current_user.stellar_address, str(body["content_id"]), body["rate"])
 
 
+def _payouts_csv():
+    creator_id = current_user.id
+
+    def page(after):
+        stmt = (
+            select(Payout.created_at, Payout.id, Payout.amount, Payout.status, Payout.destination, Payout.tx_hash)
+            .add_columns(Payout.ledger, Payout.status_changed_at, Payout.reason)
+            .where(Payout.creator_id == creator_id)
+            .order_by(Payout.created_at.desc(), Payout.id.desc())
+        )
+        if after is None:
+            return stmt
+        at, pid = after
+        return stmt.where(or_(Payout.created_at < at, and_(Payout.created_at == at, Payout.id < pid)))
+
+    rows = (
+        (pid, at, money.format(amount), status.value, destination, tx_hash, ledger, changed, reason)
+        for at, pid, amount, status, destination, tx_hash, ledger, changed, reason in csvexport.keyset(
+            page, lambda row: (row[0], row[1])
+        )
+    )
+    header = ["id", "created_at", "amount", "status", "destination", "tx_hash", "ledger", "status_changed_at", "reason"]
+    return csvexport.stream("payouts.csv", header, rows)
+
+
 @payouts_blp.route("", methods=["GET"])
 @auth_required()
 @payouts_blp.response(200, PayoutSchema(many=True))
+@payouts_blp.doc(**csvexport.doc(PayoutSchema(many=True)))
+@csvexport.offered(_payouts_csv)
 @payouts_blp.paginate()
 def payouts(pagination_parameters):
     """Your payouts, newest first: amount, status, transaction hash and ledger."""
     stmt = select(Payout).where(Payout.creator_id == current_user.id).order_by(Payout.created_at.desc(), Payout.id)
     return page_of(stmt, pagination_parameters)
+
+
+class PayoutRunSchema(Schema):
+    in_flight = fields.Integer(required=True)
+    paid = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+    returned = fields.Integer(required=True)
+    open_batches = fields.Integer(required=True)
+    at = fields.String(required=True)
+    held_by_another_run = fields.List(fields.Integer(), required=True)
+
+
+@payouts_blp.route("/runs", methods=["POST"])
+@auth_required(Role.ADMIN)
+@idempotent
+@payouts_blp.response(200, PayoutRunSchema)
+def run_payouts():
+    """Run payouts now (admin), as the clock does: settle open batches, then pay every creator who is due.
+    Counts are of all payouts by status."""
+    if not current_app.config.get("STELLAR_MASTER_SECRET_KEY"):
+        raise Conflict("Payouts need STELLAR_MASTER_SECRET_KEY (the custody account).")
+    return payout_engine.run()

@@ -31,7 +31,7 @@ from streampay.dbtypes import utcnow
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
-from streampay.stellar import envelopes, horizon, outcomes
+from streampay.stellar import envelopes, events, horizon, outcomes
 from streampay.stellar.models import BatchStatus, Payout, PayoutAttempt, PayoutBatch, PayoutStatus, Refusal
 
 log = logging.getLogger(__name__)
@@ -320,6 +320,7 @@ def _confirm(batch: PayoutBatch, attempt: AttemptView, ledger_seq: int | None) -
             payout.move_to(PayoutStatus.PAID)
             payout.tx_hash, payout.ledger, payout.reason, payout.refusal = attempt.tx_hash, ledger_seq, None, None
             paid.append(payout)
+            events.payout_paid(payout)
         else:
             _return(payout, payout.reason or "not in the transaction that landed")
     if paid:
@@ -345,6 +346,7 @@ def _return(payout: Payout, reason: str) -> None:
         payout.move_to(PayoutStatus.REFUSED)
     payout.move_to(PayoutStatus.RETURNED)
     payout.reason = reason[:200]
+    events.payout_refused(payout)
     ledger.post(
         [
             ledger.Leg(ledger.platform(AccountKind.PAYOUTS_IN_FLIGHT), -payout.amount),

@@ -25,7 +25,7 @@ def _process_connection() -> tuple[SharedConnection, Callable[[list, list], obje
     """The app's shared connection, made on first use in each process, and the heartbeat script on it."""
     found = current_app.extensions.get("streampay.meter")
     if found is None:
-        conn = SharedConnection(redis_client(), current_app.config["REDIS_POOL_TIMEOUT"])
+        conn = SharedConnection(redis_client(), current_app.config["METER_TIMEOUT_MS"] / 1000)
         found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
     return found
 
@@ -70,6 +70,24 @@ def beat(session_id: str, viewer_id: str, now: int, timeout_ms: int) -> dict | N
     if not values:
         return None
     return dict(zip(BEAT_FIELDS, map(int, values), strict=True))
+
+
+# Put back a meter Redis lost, unless one is there already: whoever rebuilds first, every caller reads the same one.
+_REVIVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def revive(session_id: str, **values) -> bool:
+    """Create the session's meter with `values` if it has none; True if this call created it."""
+    script = current_app.extensions.get("streampay.meter.revive")
+    if script is None:
+        script = current_app.extensions["streampay.meter.revive"] = shared().script(_REVIVE)
+    fields = [str(part) for pair in values.items() for part in pair]
+    return bool(script([_key(session_id), ACTIVE], [values["last_hb"], session_id, *fields]))
 
 
 def drop(session_id: str) -> None:

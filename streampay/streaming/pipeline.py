@@ -3,10 +3,12 @@
 A caller that finds the connection free makes the round trip itself: it sends its commands and
 reads the replies, with no other thread or greenlet involved, which is what a quiet process does
 on every call. A caller that finds a round trip in flight queues its commands and waits; when the
-round trip ends, its caller hands the connection to the first one waiting, which sends everything
-queued meanwhile in one write and reads the replies back in order. So the busier the process, the
-more calls share a write: a heartbeat costs its command and its reply, not a pool checkout and a
-round trip of its own, and thousands of sockets never wait for one of the pool's connections.
+round trip ends, its caller sends everything queued meanwhile in one write and hands the reading of
+the replies to the first call of that batch. So the next round trip is already on its way while
+that call waits for its turn to run (under gevent, a wake-up waits for the loop's other greenlets),
+and the busier the process, the more calls share a write: a heartbeat costs its command and its
+reply, not a pool checkout and a round trip of its own, and thousands of sockets never wait for one
+of the pool's connections.
 A caller's commands go out back to back, so a MULTI ... EXEC of one caller is never split.
 """
 
@@ -23,7 +25,7 @@ Command = Sequence
 
 
 class _Call:
-    __slots__ = ("commands", "done", "replies", "error", "leads")
+    __slots__ = ("commands", "done", "replies", "error", "leads", "batch", "sent")
 
     def __init__(self, commands: tuple):
         self.commands = commands
@@ -31,6 +33,8 @@ class _Call:
         self.replies: list = []
         self.error: BaseException | None = None
         self.leads = False
+        self.batch: list[_Call] | None = None  # a leader's batch, when the previous leader took it from the queue
+        self.sent = False  # ... and already sent it
 
 
 class SharedConnection:
@@ -62,7 +66,7 @@ class SharedConnection:
             if not arrived and not self._leave(call, killed=False):
                 raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
         if call.leads:
-            self._lead()
+            self._lead(call)
         if call.error is not None:
             raise call.error
         return call.replies
@@ -87,15 +91,21 @@ class SharedConnection:
             if call in self.queue:
                 self.queue.remove(call)
         if call.leads:
+            if call.sent and self.conn is not None:  # its batch went out and nobody will read the replies
+                self.conn.disconnect()
+                self._fail(call.batch, redis.ConnectionError("the call reading this batch was interrupted"))
             self._hand_on()
         return False
 
-    def _lead(self) -> None:
-        """Send what is queued (this caller's call among it) in one round trip, then hand the connection on."""
-        with self.lock:
-            batch, self.queue = self.queue, []
+    def _lead(self, call: _Call) -> None:
+        """Send what is queued (this caller's call among it) in one round trip, or read the replies of the batch
+        the previous leader sent, then hand the connection on."""
+        batch, sent = call.batch, call.sent
+        if batch is None:
+            with self.lock:
+                batch, self.queue = self.queue, []
         try:
-            self._send_batch(batch)
+            self._send_batch(batch, sent)
         except BaseException as exc:  # this greenlet was killed mid round trip: replies may be left unread
             if self.conn is not None:
                 self.conn.disconnect()
@@ -105,14 +115,24 @@ class SharedConnection:
             self._hand_on()
 
     def _hand_on(self) -> None:
-        """The connection is free: to the first call waiting, if any."""
-        with self.lock:
-            if self.queue:
-                nxt = self.queue[0]
-                nxt.leads = True
-                nxt.done.set()
-            else:
+        """The connection is free: send what queued meanwhile, and hand its replies to the first call of it."""
+        with self.lock:  # held while sending, so a leaving call sees its batch as it is
+            batch, self.queue = self.queue, []
+            if not batch:
                 self.busy = False
+                return
+            nxt, sent = batch[0], False
+            nxt.batch, nxt.leads = batch, True
+            try:
+                self._send(self._connection(), batch)
+                sent = True
+            except Exception:  # noqa: BLE001, S110 (the leader sends it again, on a new connection)
+                pass
+            finally:
+                if not sent and self.conn is not None:  # nothing, or part of a command, went out
+                    self.conn.disconnect()
+                nxt.sent = sent
+                nxt.done.set()
 
     def _connection(self):
         if self.conn is None or self.pid != os.getpid():  # made in each process, never inherited from a parent
@@ -121,7 +141,7 @@ class SharedConnection:
             self.pid = os.getpid()
         return self.conn
 
-    def _send_batch(self, batch: list[_Call]) -> None:
+    def _send_batch(self, batch: list[_Call], sent: bool = False) -> None:
         """One round trip; a connection lost on the way is reconnected and the batch sent once more.
 
         Sending twice is safe for what the meter sends: every command and script sets a value or
@@ -131,7 +151,9 @@ class SharedConnection:
             conn = None
             try:
                 conn = self._connection()
-                self._round_trip(conn, batch)
+                if not (sent and attempt == 1):
+                    self._send(conn, batch)
+                self._read_replies(conn, batch)
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 if conn is not None:
@@ -154,8 +176,11 @@ class SharedConnection:
             if call.done is not None:
                 call.done.set()
 
-    def _round_trip(self, conn, batch: list[_Call]) -> None:
+    @staticmethod
+    def _send(conn, batch: list[_Call]) -> None:
         conn.send_packed_command(conn.pack_commands([command for call in batch for command in call.commands]))
+
+    def _read_replies(self, conn, batch: list[_Call]) -> None:
         again = []
         for call in batch:
             for n, command in enumerate(call.commands):

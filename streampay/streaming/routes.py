@@ -7,10 +7,11 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import or_, select
 
+from streampay import csvexport, money
 from streampay.content import delivery
 from streampay.errors import NotFound
 from streampay.extensions import db
-from streampay.ledger.models import Transaction
+from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.streaming import media_url
@@ -74,9 +75,38 @@ def session(session_id: uuid.UUID):
     return found
 
 
+def _payments_csv():
+    """One row per charge you paid (viewer) or earned from (creator, after the fee), newest first."""
+    from streampay.ledger import service as ledger
+
+    wallet_id, earnings_id = ledger.wallet(current_user.id).id, ledger.earnings(current_user.id).id
+    db.session.commit()
+
+    def page(after):
+        stmt = (
+            select(Entry.id, Transaction.id, Transaction.created_at, Entry.account_id, Entry.amount)
+            .add_columns(Transaction.details)
+            .join(Transaction, Transaction.id == Entry.transaction_id)
+            .where(Entry.account_id.in_([wallet_id, earnings_id]), Transaction.kind == "charge")
+            .order_by(Entry.id.desc())
+        )
+        return stmt if after is None else stmt.where(Entry.id < after)
+
+    def rows():
+        for _, txn, at, account, amount, details in csvexport.keyset(page, lambda row: row[0]):
+            role, paid = ("viewer", -amount) if account == wallet_id else ("creator", amount)
+            session, content = details.get("session_id"), details.get("content_id")
+            yield txn, at, role, session, content, details.get("checkpoint"), money.format(paid)
+
+    header = ["transaction_id", "created_at", "role", "session_id", "content_id", "checkpoint", "amount"]
+    return csvexport.stream("payments.csv", header, rows())
+
+
 @payments_blp.route("", methods=["GET"])
 @auth_required()
 @payments_blp.response(200, PaymentSchema(many=True))
+@payments_blp.doc(**csvexport.doc(PaymentSchema(many=True)))
+@csvexport.offered(_payments_csv)
 @payments_blp.paginate()
 def payments(pagination_parameters):
     """Stream charges: what you paid as a viewer and what you earned as a creator, newest first."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, select
 
-from streampay import clock, money
+from streampay import clock, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
 from streampay.dbtypes import utcnow
@@ -24,7 +24,7 @@ from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
-from streampay.streaming import meter
+from streampay.streaming import events, meter
 from streampay.streaming.billing import charge_for, fee_for, ms_affordable
 from streampay.streaming.models import EndReason, SessionStatus, StreamSession, Usage
 from streampay.users.models import User
@@ -121,6 +121,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     db.session.add(_usage(session, now, sessions=1))
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
+    metrics.SESSIONS_STARTED.inc()
     meter.put(
         live.session_id,
         viewer=str(viewer.id),
@@ -238,6 +239,7 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
     _post_charge(session, wallet, charge, session.billed_ms - billed_before)
     live = _Live.of(session, wallet)
     db.session.commit()
+    metrics.settled(charge)
     meter.put(
         session_id,
         window_end=live.window_end,
@@ -255,11 +257,16 @@ class Closed:
     charged: int
 
 
-def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
+def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None = None) -> Closed | None:
     """Close a session at a server time: settle up to it (within what was held), release the rest.
 
+    Billed time runs from the meter's start (`started_ms`, read from the meter when not given), which a rebuild
+    moves on past play that could not be proven; with no meter, nothing past the last checkpoint is billed.
     Returns what the session was billed in all, also when it had already ended; None for no such session.
     """
+    if started_ms is None:
+        live = meter.read(session_id)
+        started_ms = live["started"] if live else None
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE:
         closed = None if session is None else Closed(session.billed_ms, session.charged)
@@ -268,7 +275,7 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
         return closed
     wallet = ledger.wallet(session.viewer_id, lock=True)
     billed_before = session.billed_ms
-    charge = _bill(session, max(0, end_ms - session.started_ms))
+    charge = _bill(session, max(0, end_ms - started_ms) if started_ms is not None else session.billed_ms)
     release = session.held + charge  # the whole hold: what the charge takes and the rest
     session.held = 0
     session.move_to(SessionStatus.ENDED)
@@ -277,8 +284,10 @@ def end(session_id: str, end_ms: int, reason: EndReason) -> Closed | None:
     session.ended_at = utcnow()
     ledger.hold(wallet, -release)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
+    events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
+    metrics.settled(charge, ended=reason.value)
     meter.drop(session_id)
     publish(session_id, "streamEnded", {"session_id": session_id, "reason": reason.value})
     return closed
@@ -323,6 +332,8 @@ def _maybe_warn_low(live: _Live) -> None:
                 "balanceLow",
                 {"session_id": live.session_id, "balance": money.format(live.balance), "runway_seconds": live.runway},
             )
+            events.balance_low(state["viewer"], live.session_id, live.balance, live.runway)
+            db.session.commit()
 
 
 def _session_key(session_id: str) -> str:
@@ -333,21 +344,68 @@ def _session_key(session_id: str) -> str:
 
 
 def _owned_live(viewer: User, session_id: str) -> dict:
-    live = meter.read(_session_key(session_id))
+    key = _session_key(session_id)
+    live = meter.read(key) or revive(key, str(viewer.id))
     if live is None or live["viewer"] != str(viewer.id):
         raise SessionGone("No such active session.")
     return live
+
+
+def revive(session_id: str, viewer_id: str | None = None) -> dict | None:
+    """The meter of a session PostgreSQL still has as active, put back after Redis lost it (a restart without
+    persistence, a flush); None if there is no such active session (of that viewer).
+
+    What was settled is all that is proven: billing goes on, as of now, from the last checkpoint's billed time, so
+    play between that checkpoint and now is not billed. A player that does not beat again is reaped a timeout
+    later, billed nothing more.
+    """
+    session = db.session.get(StreamSession, uuid.UUID(session_id))
+    if session is None or session.status is not SessionStatus.ACTIVE:
+        db.session.rollback()
+        return None
+    if viewer_id is not None and str(session.viewer_id) != viewer_id:
+        db.session.rollback()
+        return None
+    now = clock.now_ms()
+    values = {
+        "viewer": str(session.viewer_id),
+        "started": now - session.billed_ms,
+        "last_hb": now,
+        "window_end": session.window_end_ms,
+        "final": 0,
+        "price": session.price_per_second,
+        "balance_at_cp": ledger.wallet(session.viewer_id).balance,
+        "charged_at_cp": session.charged,
+        "low_sent": 0,
+    }
+    db.session.rollback()  # no Redis call inside a transaction
+    if meter.revive(session_id, **values):
+        # An end that committed while this was read must not leave a meter behind: look again now it exists.
+        status = db.session.scalar(select(StreamSession.status).where(StreamSession.id == uuid.UUID(session_id)))
+        db.session.rollback()
+        if status is not SessionStatus.ACTIVE:
+            meter.drop(session_id)
+            return None
+        log.warning(
+            "meter rebuilt from PostgreSQL", extra={"session_id": session_id, "billed_ms": now - values["started"]}
+        )
+    return meter.read(session_id)
 
 
 def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     """Returns the reply and, when the session ended on this heartbeat, why."""
     now, cfg = clock.now_ms(), current_app.config  # read once: a heartbeat is the hottest path there is
     timeout_ms = cfg["HEARTBEAT_TIMEOUT_SECONDS"] * 1000
-    before = meter.beat(_session_key(session_id), str(viewer.id), now, timeout_ms)
-    if before is None:
-        raise SessionGone("No such active session.")
+    key = _session_key(session_id)
+    before = meter.beat(key, str(viewer.id), now, timeout_ms)
+    if before is None:  # ended, not this viewer's, or its meter lost with Redis: then put back, and beat again
+        if revive(key, str(viewer.id)) is None:
+            raise SessionGone("No such active session.")
+        before = meter.beat(key, str(viewer.id), now, timeout_ms)
+        if before is None:
+            raise SessionGone("No such active session.")
     if now - before["last_hb"] > timeout_ms:
-        end(session_id, before["last_hb"], EndReason.TIMEOUT)
+        end(session_id, before["last_hb"], EndReason.TIMEOUT, before["started"])
         raise SessionGone("The session timed out: no heartbeat within the timeout.")
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
@@ -357,7 +415,7 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
     if billed >= window_end:
-        end(session_id, before["started"] + window_end, _why_the_window_ends(session_id, window_end))
+        end(session_id, before["started"] + window_end, _why_the_window_ends(session_id, window_end), before["started"])
         billed = window_end
     charged = charge_for(min(billed, window_end), before["price"])
     balance = before["balance_at_cp"] - (charged - before["charged_at_cp"])
@@ -381,8 +439,40 @@ def stop(viewer: User, session_id: str) -> dict:
     live = _owned_live(viewer, session_id)
     now = clock.now_ms()
     within = now - live["last_hb"] <= _timeout_ms()
-    closed = end(session_id, now if within else live["last_hb"], EndReason.STOPPED if within else EndReason.TIMEOUT)
+    closed = end(
+        session_id,
+        now if within else live["last_hb"],
+        EndReason.STOPPED if within else EndReason.TIMEOUT,
+        live["started"],
+    )
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
+
+
+@ledger.holds_claimed.connect
+def held_by_active_sessions(_sender=None, **_) -> dict:
+    """For `ledger check`: what each viewer's active sessions hold, by viewer id."""
+    return dict(
+        db.session.execute(
+            select(StreamSession.viewer_id, func.sum(StreamSession.held))
+            .where(StreamSession.status == SessionStatus.ACTIVE)
+            .group_by(StreamSession.viewer_id)
+        ).all()
+    )
+
+
+@catalogue.playback_allowed.connect
+def has_active_session(content: Content, viewer: User, **_) -> bool:
+    """A viewer may play an item's bytes while one of their sessions on it is active."""
+    playing = db.session.scalar(
+        select(StreamSession.id)
+        .where(
+            StreamSession.viewer_id == viewer.id,
+            StreamSession.content_id == content.id,
+            StreamSession.status == SessionStatus.ACTIVE,
+        )
+        .limit(1)
+    )
+    return playing is not None
 
 
 @catalogue.withdrawn.connect
@@ -418,15 +508,15 @@ def reap() -> int:
         if last is None:
             session = db.session.get(StreamSession, uuid.UUID(session_id))
             last = session.started_ms + session.billed_ms if session else 0
-        end(session_id, last, EndReason.TIMEOUT)
+        end(session_id, last, EndReason.TIMEOUT, live["started"] if live else None)
         closed += 1
-    # Sessions whose live state vanished from Redis: close at what was already settled.
+    # Sessions whose meter Redis lost: put back, billing on from their last checkpoint. A player that beats again
+    # goes on; one that does not is reaped a timeout later, billed nothing past that checkpoint.
     stale = db.session.scalars(
         select(StreamSession.id).where(StreamSession.status == SessionStatus.ACTIVE, StreamSession.started_ms < cutoff)
     ).all()
+    db.session.rollback()
     for sid in stale:
         if meter.read(str(sid)) is None:
-            session = db.session.get(StreamSession, sid)
-            end(str(sid), session.started_ms + session.billed_ms, EndReason.TIMEOUT)
-            closed += 1
+            revive(str(sid))
     return closed

@@ -17,8 +17,9 @@ from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 
+from streampay import metrics
 from streampay.auth.tokens import user_from_token
-from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, error_body, unavailable_body
+from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, dependency_of, error_body, unavailable_body
 from streampay.extensions import db, redis_client, sock
 from streampay.jobs import backoff
 from streampay.money import Amount
@@ -85,6 +86,18 @@ class Hub:
         self.thread = None
         self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
         self.subscribed = threading.Event()
+        self.sockets = 0  # admitted and not yet closed, in this process
+
+    def admit(self) -> bool:
+        with self.lock:
+            if self.sockets >= self.app.config["WS_MAX_SOCKETS_PER_WORKER"]:
+                return False
+            self.sockets += 1
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            self.sockets -= 1
 
     def watch(self, session_id: str, player: Player) -> None:
         if self.players.get(session_id) is player:  # every heartbeat after the first: already watched
@@ -158,7 +171,7 @@ class Hub:
     def _send(player: Player, push: dict) -> None:
         try:
             player.send(push["event"], push["data"])
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):  # the socket closed as the push arrived
             pass
 
 
@@ -193,7 +206,8 @@ def _session_id(data) -> str:
 
 def on_heartbeat(player: Player, data: dict) -> dict:
     session_id = _session_id(data)
-    reply, ended = service.heartbeat(player.user, session_id)
+    with metrics.HEARTBEATS.time():
+        reply, ended = service.heartbeat(player.user, session_id)
     if ended is None:
         # After a reconnect, the session's pushes follow the player to this socket.
         hub().watch(session_id.lower(), player)
@@ -241,6 +255,7 @@ def handle(player: Player, raw) -> None:
     except DEPENDENCY_DOWN as exc:
         with contextlib.suppress(Exception):  # the connection may be the very thing that died
             db.session.rollback()
+        metrics.dependency_down(dependency_of(exc))
         player.send("error", {"code": "unavailable", "message": unavailable_body(exc)["message"]}, frame_id)
     except Exception:
         log.exception("websocket frame failed")
@@ -249,6 +264,26 @@ def handle(player: Player, raw) -> None:
     finally:
         if db.session.registry.has():  # a heartbeat never opened one: nothing to give back
             db.session.remove()
+
+
+@ws_bp.before_request
+def admit_socket():
+    """Past WS_MAX_SOCKETS_PER_WORKER sockets, this process refuses new ones with a 503 before the upgrade (and
+    before the token is even read), so the sockets it holds keep their latency; the slot is freed when the socket's
+    request ends."""
+    if request.endpoint != "streaming_ws.stream_socket":
+        return None
+    if not hub().admit():
+        body = error_body(503, "Service Unavailable", "This server holds all the players it can; retry shortly.")
+        return body, 503, {"Retry-After": str(current_app.config["WS_RETRY_AFTER_SECONDS"])}
+    g.ws_admitted = True
+    return None
+
+
+@ws_bp.teardown_request
+def release_socket(_exc=None):
+    if g.pop("ws_admitted", False):
+        hub().release()
 
 
 @ws_bp.before_request
@@ -276,10 +311,12 @@ def stream_socket(ws):
     player = Player(ws)
     player.user, player.token_exp = g.get("ws_auth", (None, None))
     hub().listen()
+    metrics.WEBSOCKETS.inc()
     try:
         while True:
             handle(player, ws.receive())
     finally:
+        metrics.WEBSOCKETS.dec()
         hub().forget(player)
 
 

@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streampay.dbtypes import UTCDateTime, str_enum, utcnow
@@ -15,6 +15,10 @@ class Role(enum.StrEnum):
     VIEWER = "viewer"
     CREATOR = "creator"
     ADMIN = "admin"
+
+
+# Kinds of mail a user can turn off, each on its own.
+MAIL_KINDS = ("balance_low", "payout_sent", "payout_refused")
 
 
 class User(db.Model):
@@ -38,6 +42,12 @@ class User(db.Model):
     # A payout address proven by a SEP-10 challenge signed with its key; also signs the user in.
     stellar_address: Mapped[str | None] = mapped_column(String(56), unique=True)
     stellar_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Kinds of mail (MAIL_KINDS) the user turned off.
+    email_opt_outs: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    @property
+    def email_notifications(self) -> dict[str, bool]:
+        return {kind: kind not in (self.email_opt_outs or []) for kind in MAIL_KINDS}
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"

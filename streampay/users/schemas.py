@@ -34,6 +34,15 @@ class UserSchema(Schema):
     last_login_at = fields.DateTime(allow_none=True)
     stellar_address = fields.String(allow_none=True, metadata={"description": "Payout address proven by SEP-10."})
     stellar_verified_at = fields.DateTime(allow_none=True)
+    email_notifications = fields.Nested(
+        lambda: EmailNotificationsSchema(), metadata={"description": "Which mail you get; each kind can be off."}
+    )
+
+
+class EmailNotificationsSchema(Schema):
+    balance_low = fields.Boolean(metadata={"description": "When your balance runs low (at most daily)."})
+    payout_sent = fields.Boolean(metadata={"description": "When a payout lands on your Stellar account."})
+    payout_refused = fields.Boolean(metadata={"description": "When a payout is refused, with what to fix."})
 
 
 class ProfileUpdateSchema(Schema):
@@ -42,6 +51,7 @@ class ProfileUpdateSchema(Schema):
     bio = Text(allow_none=True, validate=validate.Length(max=500))
     password = fields.String(validate=validate.Length(max=128), load_only=True)
     current_password = fields.String(validate=validate.Length(max=128), load_only=True)
+    email_notifications = fields.Nested(EmailNotificationsSchema)
 
 
 class AdminUserUpdateSchema(Schema):

@@ -94,6 +94,9 @@ def update_profile(user: User, changes: dict) -> User:
     for field in ("display_name", "bio"):
         if field in changes:
             setattr(user, field, changes[field])
+    if "email_notifications" in changes:
+        wanted = {**user.email_notifications, **changes["email_notifications"]}
+        user.email_opt_outs = sorted(kind for kind, on in wanted.items() if not on)
     if "password" in changes:
         if not passwords.verify(user.password_hash, changes.get("current_password") or ""):
             raise Invalid("The current password is wrong.", {"current_password": ["Does not match."]})

@@ -22,7 +22,7 @@ def app(app_factory):
 def limited(reply) -> dict:
     assert reply.status_code == 429, reply.get_data(as_text=True)
     body = reply.json
-    assert {"code", "status", "message"} <= set(body) <= {"code", "status", "message", "errors"}
+    assert {"code", "status", "error", "message"} <= set(body) <= {"code", "status", "error", "message", "errors"}
     assert body["code"] == 429
     assert body["status"] == HTTPStatus.TOO_MANY_REQUESTS.phrase
     assert "3 per 60 second" in body["message"]

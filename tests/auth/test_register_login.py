@@ -23,7 +23,7 @@ def error_of(reply, code: int) -> dict:
     """The reply is the one error shape, with this status."""
     assert reply.status_code == code, reply.get_data(as_text=True)
     body = reply.json
-    assert {"code", "status", "message"} <= set(body) <= {"code", "status", "message", "errors"}
+    assert {"code", "status", "error", "message"} <= set(body) <= {"code", "status", "error", "message", "errors"}
     assert body["code"] == code
     assert body["status"] == HTTPStatus(code).phrase
     assert isinstance(body["message"], str) and body["message"]

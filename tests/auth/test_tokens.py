@@ -33,7 +33,7 @@ def refused(reply) -> dict:
     assert reply.status_code == 401, reply.get_data(as_text=True)
     assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     body = reply.json
-    assert {"code", "status", "message"} <= set(body) <= {"code", "status", "message", "errors"}
+    assert {"code", "status", "error", "message"} <= set(body) <= {"code", "status", "error", "message", "errors"}
     assert body["code"] == 401
     assert body["status"] == HTTPStatus.UNAUTHORIZED.phrase
     assert body["message"]

@@ -7,8 +7,9 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
-from streampay.extensions import redis_client
+from streampay.extensions import db, redis_client
 from tests.conftest import bearer, register
 from tests.content.conftest import ready_item, run_jobs
 from tests.streaming.conftest import Player, beat_concurrently, serve, stroops
@@ -283,7 +284,7 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
     app_factory, media_root, media_files, clock
 ):
     # The app of this test alone: a meter call waits at most a second for Redis.
-    settings = {"REDIS_POOL_TIMEOUT": 1, "HEARTBEAT_TIMEOUT_SECONDS": 15, "RATELIMIT_ENABLED": False}
+    settings = {"METER_TIMEOUT_MS": 1000, "HEARTBEAT_TIMEOUT_SECONDS": 15, "RATELIMIT_ENABLED": False}
     app = app_factory(MEDIA_ROOT=media_root, **settings)
     app.extensions["streampay.clock"] = clock
     client, runner = app.test_client(), app.test_cli_runner()
@@ -310,3 +311,14 @@ def test_a_redis_that_stops_answering_fails_heartbeats_cleanly_then_they_bill_ag
             assert player.call("stopStream", session_id=session_id)["data"]["charged"] == "0.1000000"
             player.close()
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_ledger_check_matches_wallet_holds_against_active_sessions(app, runner, players, movie, funded_viewer):
+    viewer = funded_viewer()
+    players(viewer["access_token"]).call("startStream", content_id=movie["id"])
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(text("UPDATE streaming_sessions SET held = held + 1 WHERE status = 'active'"))
+        db.session.commit()
+    result = runner.invoke(args=["ledger", "check"])
+    assert result.exit_code == 1 and "open sessions hold" in result.output

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
+import uuid
 
 import pytest
 
@@ -91,3 +93,23 @@ def test_a_burst_of_starts_across_the_dynos_workers_keeps_the_limit(dyno, app, c
     assert sum(r["event"] == "startStream" for r in replies) == app.config["MAX_SESSIONS_PER_VIEWER"], replies
     assert {r["data"]["code"] for r in replies if r["event"] == "error"} == {"conflict"}
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_a_full_gevent_worker_refuses_new_sockets_with_503_and_keeps_its_own(funded_viewer):
+    from tests.streaming.test_ws import handshake
+
+    viewer = funded_viewer()
+    with web_dyno(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="3") as (port, log):
+        url = f"ws://127.0.0.1:{port}"
+        held = [Player(url, viewer["access_token"]) for _ in range(3)]
+        try:
+            for _ in range(5):
+                status, headers, body = handshake(url)
+                assert status == 503 and body["code"] == 503 and int(headers["Retry-After"]) > 0, (status, body)
+            for player in held:
+                assert player.call("stopStream", session_id=str(uuid.uuid4()))["data"]["code"] == "session_not_active"
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").status == 200  # noqa: S310
+        finally:
+            for player in held:
+                player.close()
+    assert "Traceback" not in log[0], log[0]

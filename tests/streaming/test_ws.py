@@ -78,11 +78,12 @@ def test_an_expired_token_mid_stream_gets_an_error_until_renewed(app, players, m
     viewer = funded_viewer()
     with app.app_context():
         short = create_access_token(
-            identity=viewer["user"]["id"], expires_delta=timedelta(seconds=1), additional_claims={"fam": "short-lived"}
+            identity=viewer["user"]["id"], expires_delta=timedelta(seconds=3), additional_claims={"fam": "short-lived"}
         )
-    player = players(short)
+    expires = time.time() + 3
+    player = players(short)  # within its 3 s, also on a busy machine
     session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
-    time.sleep(1.2)
+    time.sleep(max(0.0, expires - time.time()) + 0.2)
     expired = player.call("heartbeat", session_id=session_id)
     assert expired["event"] == "error" and expired["data"]["code"] == "unauthorized"
     assert "expired" in expired["data"]["message"]
@@ -151,3 +152,49 @@ def test_a_viewer_with_an_active_session_may_fetch_the_media(client, players, mo
     assert fetch(client, url, headers=bearer(viewer["access_token"])).status_code == 403
     other = register(client)
     assert fetch(client, url, headers=bearer(other["access_token"])).status_code == 403
+
+
+def handshake(url: str) -> tuple[int, dict, dict | None]:
+    """A WebSocket upgrade request on a plain HTTP connection: the status, headers and JSON body of a refusal."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        conn.request("GET", "/api/v1/streaming/ws", headers=UPGRADE)
+        reply = conn.getresponse()
+        body = reply.read() if reply.status != 101 else b""
+        return reply.status, dict(reply.getheaders()), json.loads(body) if body else None
+    finally:
+        conn.close()
+
+
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+def test_past_its_socket_cap_a_server_refuses_new_sockets_with_503_before_the_upgrade(app_factory, funded_viewer):
+    from tests.streaming.conftest import Player, serve
+
+    app = app_factory(WS_MAX_SOCKETS_PER_WORKER=2, RATELIMIT_ENABLED=False)
+    viewer = register(app.test_client())
+    with serve(app) as url:
+        held = [Player(url, viewer["access_token"]), Player(url)]
+        status, headers, body = handshake(url)
+        assert status == 503 and headers["Retry-After"] == "5", (status, headers)
+        assert body["code"] == 503 and body["message"]
+        for player in held:  # the sockets already held answer as before
+            reply = player.call("heartbeat", session_id="00000000-0000-0000-0000-000000000000")
+            assert reply["event"] == "error" and reply["data"]["code"] in ("session_not_active", "unauthorized")
+        held.pop().close()
+        deadline = time.monotonic() + 10  # the slot is free once the server has seen the close
+        while (status := handshake(url)[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 101
+        for player in held:
+            player.close()

@@ -30,7 +30,7 @@ def admin(make_admin) -> dict:
 def error_of(reply, code: int) -> dict:
     assert reply.status_code == code, reply.get_data(as_text=True)
     body = reply.json
-    assert {"code", "status", "message"} <= set(body) <= {"code", "status", "message", "errors"}
+    assert {"code", "status", "error", "message"} <= set(body) <= {"code", "status", "error", "message", "errors"}
     assert body["code"] == code
     assert body["status"] == HTTPStatus(code).phrase
     assert body["message"]

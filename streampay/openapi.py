@@ -1,0 +1,114 @@
+"""What the OpenAPI document says about failures: each operation lists the error statuses it can return.
+
+flask-smorest documents what a route declares (its arguments' 422, its reply); the statuses that
+come from the rules around it (a token, a path id, a body, a dependency) are added here by rule,
+and those only a route's service knows (403, 409, 415, 416, 429) from the table below.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from streampay.errors import ERROR_STRINGS
+
+METHODS = ("get", "post", "put", "patch", "delete")
+REQUEST_ID = {
+    "description": "The request's id (echoed from the request, or made): quote it when reporting a problem.",
+    "schema": {"type": "string"},
+}
+RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+WHY = {
+    403: "signed in, but not allowed (role, owner, deactivated account, no active stream)",
+    409: "`conflict`, or a more precise string: `insufficient_funds`, `session_not_active`, `idempotency_key_in_use`",
+    422: "`validation_failed` (see `errors`), or `idempotency_key_reused`",
+    503: "`unavailable`, `storage_unavailable` or `horizon_unavailable`: retry after a while",
+}
+PREFIX = "/api/v1"
+# Statuses only the route's own rules produce, by (method, path).
+RULES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/auth/register"): (409, 429),
+    ("post", "/auth/login"): (401, 403, 429),
+    ("post", "/auth/refresh"): (429,),
+    ("get", "/users/"): (403,),
+    ("get", "/users/{user_id}"): (403,),
+    ("patch", "/users/{user_id}"): (403, 409),
+    ("patch", "/users/me"): (409,),
+    ("post", "/content/"): (403, 409, 415),
+    ("patch", "/content/{content_id}"): (403,),
+    ("delete", "/content/{content_id}"): (403,),
+    ("get", "/content/{content_id}/media"): (403,),
+    ("post", "/stellar/auth/challenge"): (429,),
+    ("get", "/stellar/accounts/{address}/balances"): (422,),
+    ("get", "/stellar/accounts/{address}/transactions"): (422,),
+    ("post", "/stellar/auth/verify"): (409, 429),
+    ("post", "/stellar/contract/stream"): (409,),
+    ("post", "/webhooks"): (403, 409),
+    ("post", "/wallet/adjustments"): (403, 404, 409),
+    ("post", "/payouts/runs"): (403, 409),
+    ("get", "/analytics/creator"): (403, 404),
+    ("get", "/analytics/content/{content_id}"): (403,),
+    ("get", "/analytics/platform"): (403,),
+    ("patch", "/webhooks/{endpoint_id}"): (403,),
+    ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): (409,),
+}
+
+
+def _response_name(code: int) -> str:
+    return f"ERROR_{code}"
+
+
+def _register(spec) -> None:
+    for code, error in sorted(ERROR_STRINGS.items()):
+        if code < 400:
+            continue
+        headers = {"X-Request-ID": REQUEST_ID}
+        if code in (429, 503):
+            headers["Retry-After"] = RETRY_AFTER
+        spec.components.response(
+            _response_name(code),
+            {
+                "description": f"{HTTPStatus(code).phrase}: error {WHY.get(code, f'`{error}`')}.",
+                "headers": headers,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
+
+
+def _statuses(path: str, method: str, operation: dict) -> set[int]:
+    codes = set(RULES.get((method, path.removeprefix(PREFIX)), ()))
+    if operation.get("security") != []:
+        codes.add(401)
+    if "{" in path:
+        codes.add(404)
+    if "requestBody" in operation:
+        codes.update((400, 413, 422))
+    if any(p.get("in") in ("query", "header") for p in operation.get("parameters", [])):
+        codes.add(422)
+    if path != "/healthz":
+        codes.add(503)
+    return codes
+
+
+def document_errors(api) -> None:
+    """Add the error statuses (and the headers every reply carries) to each operation of the document."""
+    spec = api.spec
+    _register(spec)
+    if "PAGINATION" in spec.components.headers:
+        # A JSON object in a header: `content`, not a `schema` (which would mean comma-separated values).
+        spec.components.headers["PAGINATION"] = {
+            "description": "Where this page is: a JSON object {total, total_pages, first_page, last_page, page, "
+            "previous_page?, next_page?}.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaginationMetadata"}}},
+        }
+    for path, item in spec._paths.items():  # apispec keeps the paths it will write here
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.pop("default", None)  # every status is listed: a client knows what to expect
+            for code in sorted(_statuses(path, method, operation)):
+                if str(code) not in responses:
+                    responses[str(code)] = spec.components.get_ref("response", _response_name(code))
+            for response in responses.values():
+                if "$ref" not in response:
+                    response.setdefault("headers", {}).setdefault("X-Request-ID", REQUEST_ID)

@@ -1,0 +1,1 @@
+"""Webhook endpoints, their signed deliveries (Standard Webhooks), and the delivery log."""

@@ -1,0 +1,79 @@
+"""Who may read which dashboard, what bad queries get, and the retention curve from billed time."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.analytics.conftest import fold_now, serve
+from tests.stellar.conftest import XLM
+
+DAY = {"from": "2027-01-31", "to": "2027-01-31"}
+
+
+@pytest.fixture
+def people(platform):
+    creator, other = platform.creator(), platform.creator()
+    item = platform.item(creator, "0.0010000", "Film")  # an hour long
+    return {"creator": creator, "other": other, "item": item, "viewer": platform.viewer(5 * XLM)}
+
+
+def test_the_retention_curve_counts_billed_time_not_the_players_position(app, platform, people, clock):
+    platform.scan_deposits()
+    viewer, item = people["viewer"], people["item"]
+    with serve(app) as url:
+        for seconds in (360, 900, 1800):  # 10 %, 25 % and 50 % of the hour
+            platform.watch(url, viewer, item, seconds, beat=10)
+    fold_now(app)
+    body = platform.get(people["creator"], f"/analytics/content/{item['id']}", **DAY).json
+    retention = body["retention"]
+    assert retention["sessions"] == 3 and retention["duration_ms"] == 3_600_000
+    curve = {p["percent"]: p["sessions"] for p in retention["curve"]}
+    assert [curve[k] for k in (0, 10, 15, 25, 30, 50, 55, 100)] == [3, 3, 2, 2, 1, 1, 0, 0]
+    assert [p["share"] for p in retention["curve"]][:3] == [1.0, 1.0, 1.0]
+    assert body["totals"]["watch_seconds"] == 3060 and body["totals"]["sessions"] == 3
+    assert body["totals"]["unique_viewers"] == 1 and body["totals"]["gross"] == "3.0600000"
+    mine = platform.get(people["creator"], "/analytics/creator", **DAY).json
+    assert [t["content_id"] for t in mine["top_content"]["by_watch_time"]] == [item["id"]]
+    assert mine["top_content"]["by_earnings"][0]["net"] == "2.7540000"
+
+
+def test_who_may_read_what(platform, people):
+    creator, other, viewer, item = people["creator"], people["other"], people["viewer"], people["item"]
+    admin = platform.admin()
+    assert platform.get(viewer, "/analytics/creator").status_code == 403
+    assert platform.get(creator, "/analytics/platform").status_code == 403
+    assert platform.get(other, f"/analytics/content/{item['id']}").status_code == 404
+    assert platform.get(other, "/analytics/creator", creator_id=creator["user"]["id"]).status_code == 403
+    assert platform.get(creator, "/analytics/creator", creator_id=creator["user"]["id"]).status_code == 200
+    assert platform.get(admin, "/analytics/creator").status_code == 422  # whose?
+    reply = platform.get(admin, "/analytics/creator", creator_id=creator["user"]["id"], **DAY)
+    assert reply.status_code == 200 and reply.json["creator_id"] == creator["user"]["id"]
+    assert platform.get(admin, f"/analytics/content/{item['id']}").status_code == 200
+    assert platform.get(admin, "/analytics/platform").status_code == 200
+    assert platform.client.get("/api/v1/analytics/platform").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"tz": "Mars/Olympus"},
+        {"tz": "../../etc/passwd"},
+        {"from": "2027-02-01", "to": "2027-01-31"},
+        {"from": "2020-01-01", "to": "2027-01-31"},
+        {"granularity": "hour"},
+        {"from": "yesterday"},
+        {"top": "0"},
+    ],
+)
+def test_bad_queries_are_422_in_the_one_error_shape(platform, people, query):
+    reply = platform.get(people["creator"], "/analytics/creator", **query)
+    assert reply.status_code == 422, reply.json
+    assert set(reply.json) >= {"code", "status", "message", "errors"} and reply.json["code"] == 422
+
+
+def test_a_default_period_is_the_last_thirty_local_days(platform, people):
+    body = platform.get(people["creator"], "/analytics/creator", tz="Pacific/Chatham").json
+    assert len(body["series"]) == 30 and body["period"]["tz"] == "Pacific/Chatham"
+    assert body["series"][0]["start"].endswith(("+13:45", "+12:45"))
+    weekly = platform.get(people["creator"], "/analytics/creator", granularity="week", **DAY).json
+    assert [p["period"] for p in weekly["series"]] == ["2027-01-31"]  # a week clipped to the period
