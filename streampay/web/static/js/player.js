@@ -70,7 +70,7 @@ export class StreamSocket extends EventTarget {
   }
 }
 
-// Drives one item's playback and its paid sessions; `view` gets a callback for every change worth showing.
+// Drives one item's playback and its paid sessions; `onChange` is called with the figures on every change.
 export class PaidPlayer {
   constructor(video, contentId, { heartbeatSeconds, onChange }) {
     this.video = video;
@@ -85,6 +85,7 @@ export class PaidPlayer {
     // What this page's ended sessions cost, as the server settled them, and the live one's latest figures.
     this.settled = { charged: 0n, billed: 0 };
     this.live = { charged: 0n, billed: 0 };
+    this.counted = new Set(); // sessions already added to `settled`
     this.state = { price: null, balance: null, status: "idle", reason: null, low: null };
     this.socket.addEventListener("streamEnded", (e) => this.ended(e.detail));
     this.socket.addEventListener("balanceLow", (e) => this.update({ low: e.detail, balance: e.detail.balance }));
@@ -241,8 +242,8 @@ export class PaidPlayer {
   async settle(sessionId) {
     try {
       const [done, wallet] = await Promise.all([api(`/streaming/sessions/${sessionId}`), api("/wallet")]);
-      if (this.counted && this.counted.has(sessionId)) return;
-      (this.counted = this.counted || new Set()).add(sessionId);
+      if (this.counted.has(sessionId)) return;
+      this.counted.add(sessionId);
       this.settled = {
         charged: this.settled.charged + stroops(done.charged),
         billed: this.settled.billed + done.billed_seconds,
