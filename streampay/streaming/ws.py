@@ -337,7 +337,8 @@ def handle(player: Player, raw) -> None:
         player.send("error", {"code": "internal", "message": "Something went wrong on our side."}, frame_id)
     finally:
         if db.session.registry.has():  # a heartbeat never opened one: nothing to give back
-            db.session.remove()
+            with contextlib.suppress(*DEPENDENCY_DOWN):  # a dead connection is dropped by the pool, not raised here
+                db.session.remove()
 
 
 @ws_bp.before_request
