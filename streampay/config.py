@@ -240,6 +240,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "WEBHOOK_DISABLE_AFTER_FAILURES": _int("WEBHOOK_DISABLE_AFTER_FAILURES", 20),
         "WEBHOOK_ALLOW_PRIVATE_URLS": e.bool("WEBHOOK_ALLOW_PRIVATE_URLS", app_env not in PRODUCTION_NAMES),
         "EVENT_SWEEP_INTERVAL_SECONDS": _int("EVENT_SWEEP_INTERVAL_SECONDS", 60),
+        "EVENT_RETENTION_DAYS": _int("EVENT_RETENTION_DAYS", 30),
         "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
         # Money and metering
         "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),

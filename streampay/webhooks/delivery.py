@@ -19,7 +19,7 @@ from flask import current_app
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import false, or_, select
+from sqlalchemy import delete, exists, false, or_, select
 from standardwebhooks.webhooks import Webhook
 
 from streampay import jobs
@@ -215,3 +215,16 @@ def _disable(endpoint: Endpoint, reason: str) -> None:
 def _retries_left() -> bool:
     job = get_current_job()
     return bool(job and job.retries_left)
+
+
+def prune() -> int:
+    """Forget events and their deliveries older than EVENT_RETENTION_DAYS (a periodic job); returns how many events.
+
+    A delivery still pending keeps its event, however old: it is forgotten after it ends.
+    """
+    cutoff = utcnow() - timedelta(days=current_app.config["EVENT_RETENTION_DAYS"])
+    db.session.execute(delete(Delivery).where(Delivery.created_at < cutoff, Delivery.status != DeliveryStatus.PENDING))
+    unheard = ~exists(select(Delivery.id).where(Delivery.event_id == Event.id))
+    gone = db.session.execute(delete(Event).where(Event.created_at < cutoff, Event.dispatched_at.is_not(None), unheard))
+    db.session.commit()
+    return gone.rowcount
