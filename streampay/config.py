@@ -30,10 +30,11 @@ STELLAR_HORIZONS = {
 
 STELLAR_NETWORKS = ["testnet", "public", "custom"]
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-# Everything from the app itself (no CDN); inline scripts and styles for Swagger UI and the pages.
+# Everything from the app itself (no CDN). Scripts only from files, or inline with the reply's nonce (Swagger UI's
+# start-up); inline styles, which Swagger UI sets as it draws.
 DEFAULT_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
