@@ -243,6 +243,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "EVENT_SWEEP_INTERVAL_SECONDS": _int("EVENT_SWEEP_INTERVAL_SECONDS", 60),
         "EVENT_RETENTION_DAYS": _int("EVENT_RETENTION_DAYS", 30),
         "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
+        "IDEMPOTENCY_LOCK_SECONDS": _int("IDEMPOTENCY_LOCK_SECONDS", 300),
         # Money and metering
         "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),
         "STREAM_WINDOW_SECONDS": _int("STREAM_WINDOW_SECONDS", 60),
