@@ -26,6 +26,7 @@ from streampay import jobs
 from streampay.dbtypes import utcnow
 from streampay.events.models import Event
 from streampay.extensions import db, redis_client
+from streampay.webhooks import addresses
 from streampay.webhooks.addresses import AddressRefused, check_url
 from streampay.webhooks.models import Delivery, DeliveryStatus, Endpoint
 
@@ -135,14 +136,15 @@ def _attempt(url: str, body: str, headers: dict) -> tuple[int | None, str | None
     started = time.monotonic()
     try:
         check_url(url)
-        reply = requests.post(
-            url,
-            data=body.encode(),
-            headers=headers,
-            timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
-            allow_redirects=False,
-        )
-        reply.close()
+        with addresses.session() as http:
+            reply = http.post(
+                url,
+                data=body.encode(),
+                headers=headers,
+                timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
+                allow_redirects=False,
+            )
+            reply.close()
         code, error = reply.status_code, None if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
     except AddressRefused as exc:
         code, error = None, f"refused: {exc}"
