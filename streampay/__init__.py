@@ -81,6 +81,7 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
+    from streampay.analytics import cli as analytics_cli
     from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
@@ -123,4 +124,5 @@ def _register_domains(app: Flask, api) -> None:
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
     analytics_metrics.init_app(app)
+    analytics_cli.init_app(app)
     web.init_app(app)

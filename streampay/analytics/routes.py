@@ -91,10 +91,13 @@ def _titles(ids: list[str]) -> dict[str, str]:
     return {str(i): title for i, title in rows}
 
 
-def _top_content(period: Period, order: str, limit: int, owner: str | None = None) -> list[dict]:
-    rows = queries.top("content", period, order, limit, owner)
-    titles = _titles([r["id"] for r in rows])
-    return [{"content_id": r["id"], "title": titles.get(r["id"]), **_figures(r)} for r in rows]
+def _top_content(period: Period, orders: dict[str, str], limit: int, owner: str | None = None) -> dict[str, list]:
+    lists = queries.ranked("content", period, orders, limit, owner)
+    titles = _titles(sorted({r["id"] for rows in lists.values() for r in rows}))
+    return {
+        name: [{"content_id": r["id"], "title": titles.get(r["id"]), **_figures(r)} for r in rows]
+        for name, rows in lists.items()
+    }
 
 
 def _series_csv(name: str, series: list[dict], columns: tuple[str, ...]):
@@ -145,10 +148,7 @@ def creator(query):
             "period": _period_body(period, query["tz"]),
             "totals": totals,
             "series": series,
-            "top_content": {
-                "by_earnings": _top_content(period, "net", query["top"], cid),
-                "by_watch_time": _top_content(period, "watch_ms", query["top"], cid),
-            },
+            "top_content": _top_content(period, {"by_earnings": "net", "by_watch_time": "watch_ms"}, query["top"], cid),
         }
     )
 
@@ -202,7 +202,7 @@ def platform(query):
         "deposits_unmatched": unmatched,
         "unique_viewers": queries.unique_viewers(scope, scope_id, period),
     }
-    creators = queries.top("creator", period, "gross", query["top"])
+    creators = queries.ranked("creator", period, {"top": "gross"}, query["top"])["top"]
     names = dict(
         db.session.execute(
             select(User.id, User.username).where(User.id.in_([uuid.UUID(r["id"]) for r in creators]))
@@ -217,6 +217,6 @@ def platform(query):
             "top_creators": [
                 {"creator_id": r["id"], "username": names.get(uuid.UUID(r["id"])), **_figures(r)} for r in creators
             ],
-            "top_content": _top_content(period, "gross", query["top"]),
+            "top_content": _top_content(period, {"top": "gross"}, query["top"])["top"],
         }
     )
