@@ -132,7 +132,11 @@ def cover(boundaries: list[int], midnights: list[int]) -> Cover:
     """The Cover of the periods between `boundaries` (local midnights, on the quarter hour), given the UTC
     midnights of the same dates."""
     n = len(boundaries) - 1
-    ranges = sorted(piece for i in range(n) for piece in decompose(midnights[i], midnights[i + 1], (DAY, MONTH)))
+    ranges = sorted(
+        piece
+        for low, high in zip(midnights, midnights[1:], strict=False)
+        for piece in (decompose(low, high, (DAY, MONTH)) if high - low >= 28 * SECONDS[DAY] else [(DAY, low, high)])
+    )  # shorter than 28 days, no month fits
     merged: list[tuple[int, int, int]] = []
     for grain, low, high in ranges:
         if merged and merged[-1][0] == grain and merged[-1][2] == low:

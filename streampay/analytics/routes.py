@@ -67,12 +67,31 @@ AMOUNTS = frozenset(
 )
 
 
+def _flat(points: list[dict]) -> list[dict]:
+    """Series points, list entries or curve steps (each list's entries share their keys): amounts as strings,
+    dates and times in ISO 8601, the rest as they are."""
+    if not points:
+        return []
+    amounts = [k for k in points[0] if k in AMOUNTS]
+    dates = [k for k, v in points[0].items() if isinstance(v, date)]
+    out = []
+    for point in points:
+        flat = dict(point)
+        for k in amounts:
+            flat[k] = money.format(flat[k])
+        for k in dates:
+            flat[k] = flat[k].isoformat()
+        out.append(flat)
+    return out
+
+
 def _present(value, key: str | None = None):
-    """The body as the schema documents it, written without marshmallow: a year by day is 365 points."""
+    """The body as the schema documents it, written without marshmallow: a year by day is 365 points, each
+    flat (lists hold points, top entries or curve steps)."""
     if isinstance(value, dict):
         return {("from" if k == "from_" else k): _present(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_present(v) for v in value]
+        return _flat(value)
     if key in AMOUNTS:
         return money.format(value)
     if isinstance(value, date | datetime):
