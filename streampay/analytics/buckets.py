@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 QUARTER, HOUR, DAY, MONTH = 1, 2, 3, 4
@@ -76,6 +77,7 @@ def offset(t: int, zone: ZoneInfo) -> int:
     return int(datetime.fromtimestamp(t, zone).utcoffset().total_seconds())
 
 
+@lru_cache(maxsize=256)
 def offset_runs(start: int, end: int, zone: ZoneInfo) -> list[tuple[int, int, int]]:
     """[start, end) split where the zone's offset changes: (from, to, offset) runs.
 

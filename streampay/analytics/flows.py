@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import BigInteger, case, func, select
+from sqlalchemy import BigInteger, case, func, literal, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -39,35 +39,45 @@ def _epoch_sqlite(element, compiler, **kw) -> str:
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-def _per_day(column, period: Period, *sums, where=()) -> dict[date, tuple[int, ...]]:
-    """Sums per local day of rows whose `column` (a time) falls in the period."""
-    runs = buckets.offset_runs(period.start, period.end, period.zone)
-    day = local_day(epoch_seconds(column), runs).label("day")
-    rows = db.session.execute(
-        select(day, *(func.coalesce(func.sum(s), 0) for s in sums))
+def _daily(name: str, column, period: Period, amount, extra=0, where=()):
+    """Sums of `amount` (and `extra`) per local day of the rows whose `column` (a time) falls in the period."""
+    day = local_day(epoch_seconds(column), buckets.offset_runs(period.start, period.end, period.zone)).label("day")
+    return (
+        select(literal(name).label("flow"), day, func.sum(amount), func.sum(extra))
         .where(column >= period.start_at, column < period.end_at, *where)
         .group_by(day)
     )
-    return {EPOCH + timedelta(days=int(n)): tuple(int(v) for v in figures) for n, *figures in rows}
 
 
-def paid_out(period: Period, creator_id=None) -> dict[date, int]:
+def _read(*flows) -> dict[str, dict[date, tuple[int, int]]]:
+    """Each flow's sums per local day, in one statement: {name: {day: (amount, extra)}} for (name, select)."""
+    out: dict[str, dict] = {name: {} for name, _ in flows}
+    selects = [f for _, f in flows]
+    for name, n, amount, extra in db.session.execute(union_all(*selects) if len(selects) > 1 else selects[0]):
+        out[name][EPOCH + timedelta(days=int(n))] = (int(amount or 0), int(extra or 0))
+    return out
+
+
+def _paid(period: Period, creator_id=None):
     """Payouts confirmed on the network, by the day they were confirmed."""
-    where = [Payout.status == PayoutStatus.PAID]
-    if creator_id is not None:
-        where.append(Payout.creator_id == creator_id)
-    return {d: v for d, (v,) in _per_day(Payout.status_changed_at, period, Payout.amount, where=where).items()}
+    where = [Payout.status == PayoutStatus.PAID] + ([Payout.creator_id == creator_id] if creator_id else [])
+    return "paid_out", _daily("paid_out", Payout.status_changed_at, period, Payout.amount, where=where)
 
 
-def deposits(period: Period) -> tuple[dict[date, int], int]:
-    """Deposits received into custody per day, and the part of them no memo matched."""
+def paid_out(period: Period, creator_id) -> dict[date, int]:
+    return {d: v for d, (v, _) in _read(_paid(period, creator_id))["paid_out"].items()}
+
+
+def platform(period: Period) -> tuple[dict[str, dict[date, int]], int]:
+    """Payouts confirmed, deposits received and users joined per local day; and the deposits no memo matched."""
     unmatched = case((Deposit.status != DepositStatus.CREDITED, Deposit.amount), else_=0)
-    per_day = _per_day(Deposit.created_at, period, Deposit.amount, unmatched)
-    return {d: v for d, (v, _) in per_day.items()}, sum(u for _, u in per_day.values())
-
-
-def new_users(period: Period) -> dict[date, int]:
-    return {d: v for d, (v,) in _per_day(User.created_at, period, 1).items()}
+    flows = _read(
+        _paid(period),
+        ("deposits", _daily("deposits", Deposit.created_at, period, Deposit.amount, unmatched)),
+        ("new_users", _daily("new_users", User.created_at, period, 1)),
+    )
+    per_day = {name: {d: v for d, (v, _) in days.items()} for name, days in flows.items()}
+    return per_day, sum(u for _, u in flows["deposits"].values())
 
 
 def now() -> dict:

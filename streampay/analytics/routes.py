@@ -62,6 +62,7 @@ def _totals(series: list[dict]) -> dict:
     return {k: sum(p[k] for p in series) for k in keys}
 
 
+ONE = 10**money.PLACES
 AMOUNTS = frozenset(
     ("gross", "fees", "net", "paid_out", "deposits", "deposits_unmatched", "custody", "payouts_in_flight")
 )
@@ -78,7 +79,8 @@ def _flat(points: list[dict]) -> list[dict]:
     for point in points:
         flat = dict(point)
         for k in amounts:
-            flat[k] = money.format(flat[k])
+            v = flat[k]
+            flat[k] = f"{v // ONE}.{v % ONE:07d}" if v >= 0 else money.format(v)  # money.format, inlined
         for k in dates:
             flat[k] = flat[k].isoformat()
         out.append(flat)
@@ -208,10 +210,7 @@ def platform(query):
     """The platform's day: charges, fees, deposits, payouts, custody, sessions and new users."""
     period = _period(query)
     scope, scope_id = queries.platform_scope()
-    paid = flows.paid_out(period)
-    deposits, unmatched = flows.deposits(period)
-    joined = flows.new_users(period)
-    extra = {"paid_out": paid, "deposits": deposits, "new_users": joined}
+    extra, unmatched = flows.platform(period)
     series = [_figures(p) for p in queries.series(scope, scope_id, period, extra)]
     if csvexport.wanted():
         columns = (*SERIES_COLUMNS, "paid_out", "deposits", "new_users")
