@@ -1,10 +1,9 @@
 """Rollups: sums per scope (content, creator, platform) per UTC bucket at four grains.
 
 A quarter hour is the finest grain because every zone's midnight falls on one (Asia/Kolkata is
-+05:30, Asia/Kathmandu +05:45), so any zone's days are whole sums of quarters; hours serve zones
-on whole-hour offsets, UTC days and months serve the middle of a long period. A period is read as
-quarters up to the first hour, hours up to the first day, days up to the first month, months, and
-back down at its end: a bounded number of rows whatever the history, never the charges.
++05:30, Asia/Kathmandu +05:45). A period is read as the UTC days and months between the UTC
+midnights of its local dates, set right at each local midnight by the hours and quarters between
+the two (buckets.Cover): a bounded number of rows whatever the history, never the charges.
 """
 
 from __future__ import annotations
