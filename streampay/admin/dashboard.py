@@ -118,7 +118,8 @@ def _guard() -> None:
 
 def _policy(app_policy: str) -> str:
     """The app's CSP plus 'unsafe-eval' for scripts: rq-dashboard draws its tables with underscore.js templates,
-    which compile with `new Function`. Only the dashboard's pages get it."""
+    which compile with `new Function`. Only the dashboard's pages get it. (Its one inline script carries the
+    reply's nonce: streampay/templates/rq_dashboard/base.html.)"""
     if "script-src " in app_policy:
         return app_policy.replace("script-src ", "script-src 'unsafe-eval' ", 1)
     return f"{app_policy}; script-src 'self' 'unsafe-inline' 'unsafe-eval'"

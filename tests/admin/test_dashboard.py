@@ -143,3 +143,13 @@ def test_in_production_the_pass_is_sent_over_https_only(app, client, make_admin)
     app.config["APP_ENV"] = "production"
     for cookie in cookies_of(open_pass(client, admin["access_token"])).values():
         assert "; Secure" in cookie
+
+
+def test_the_dashboards_pages_alone_may_eval_and_run_only_their_nonced_script(client, make_admin):
+    assert open_pass(client, make_admin()["access_token"]).status_code == 201
+    page = client.get(DASHBOARD)
+    policy = page.headers["Content-Security-Policy"]
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert "'unsafe-eval'" in policy and "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";")[0]
+    assert f'<script type="text/javascript" nonce="{nonce}">' in page.get_data(as_text=True)
+    assert "'unsafe-eval'" not in client.get("/app/").headers["Content-Security-Policy"]
