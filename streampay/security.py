@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
         strict_transport_security=app.config["APP_ENV"] in PRODUCTION_NAMES,
         strict_transport_security_max_age=app.config["HSTS_MAX_AGE"],
         content_security_policy=app.config["CONTENT_SECURITY_POLICY"],
-        # The one inline script served (Swagger UI's start-up) carries this reply's nonce.
+        # The inline scripts served (Swagger UI's and RQ's dashboard's start-up) carry this reply's nonce.
         content_security_policy_nonce_in=["script-src"],
         referrer_policy="strict-origin-when-cross-origin",
         session_cookie_secure=app.config["APP_ENV"] in PRODUCTION_NAMES,

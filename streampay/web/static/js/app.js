@@ -67,6 +67,15 @@ document.getElementById("sign-out").addEventListener("click", async () => {
   location.hash = "#/sign-in";
   showNav();
 });
+// Admins: RQ's dashboard. A link cannot send the bearer token, so the token buys the dashboard's pass cookie first.
+document.getElementById("rq-dashboard").addEventListener("click", async (event) => {
+  event.preventDefault();
+  try {
+    location.assign((await api("/admin/dashboard-session", { method: "POST" })).url);
+  } catch (error) {
+    document.getElementById("who").textContent = error.message;
+  }
+});
 window.addEventListener("hashchange", route);
 window.addEventListener("pagehide", () => { if (leave) leave(); });
 route();
