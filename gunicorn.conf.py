@@ -19,10 +19,12 @@ import gunicorn.http.wsgi
 # Replies name no server software or version (gunicorn's own Server header is its name).
 gunicorn.http.wsgi.SERVER = "streampay"
 
-# A web worker's database work: a few transactions at once (the pool), never the whole worker. Settlements all
-# update the same shared rows (a creator's earnings, the platform's fees), and a transaction that yields between
-# its statements holds those row locks across other greenlets' turns: many at once would queue on each other.
-os.environ.setdefault("DB_POOL_SIZE", "2")
+# A web worker's database work: a few transactions at once (the pool), never the whole worker. Under load each
+# statement of a transaction waits a turn of the loop, so a startStream (ten round trips) holds its connection for
+# ten turns: six connections keep 50 starts a second per worker from queueing for the pool. Settlements, which all
+# update the same shared rows and would only queue on each other's row locks, take at most two of them
+# (streampay.streaming.service.SETTLEMENTS_AT_ONCE).
+os.environ.setdefault("DB_POOL_SIZE", "6")
 os.environ.setdefault("DB_MAX_OVERFLOW", "0")
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
