@@ -45,6 +45,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import resource
 import secrets
 import shutil
@@ -358,6 +359,8 @@ def snapshot(master: int, clients: list[int], pg, db_name: str, burners: list) -
 class Tally:
     opened: int = 0
     refused: int = 0
+    refusals: int = 0  # 503s at the handshake, tried again or not
+    admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -392,8 +395,41 @@ def _checked(reply: dict, event: str) -> dict:
     return reply["data"]
 
 
-async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate, window, stop, tally: Tally, progress):
+async def _open(cfg: dict, token: str | None, open_by: float, tally: Tally):
+    """Open the socket as a player does: a 503 before the upgrade (the dyno refuses what it cannot serve) is tried
+    again after its Retry-After, with jitter, until `open_by`; then it counts as refused."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    refusals = 0
+    while True:
+        try:
+            ws = await connect(
+                cfg["url"],
+                additional_headers=headers,
+                compression=cfg["compression"],
+                proxy=None,
+                ping_interval=None,  # as a browser: it answers the server's pings, sends none
+                open_timeout=3 * cfg["ack_timeout"],
+            )
+        except InvalidStatus as exc:
+            if exc.response.status_code != 503:
+                raise
+            refusals += 1
+            tally.refusals += 1
+            wait = float(exc.response.headers.get("Retry-After") or 5) * (1 + random.random())
+            if not cfg["retry"] or time.time() + wait > open_by:
+                raise
+            await asyncio.sleep(wait)
+            continue
+        tally.admitted_after_503 += refusals > 0
+        return ws
+
+
+async def _player(
+    cfg: dict, index: int, token: str | None, open_at: float, open_by: float, gate, window, stop, tally, progress
+):
     from websockets.exceptions import InvalidStatus, WebSocketException
 
     errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
@@ -402,21 +438,13 @@ async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate
     ws, session_id = None, str(uuid.uuid4())  # the echo's frames carry the same fields as a heartbeat's
     try:
         async with gate:
-            headers = {"Authorization": f"Bearer {token}"} if token else None
-            ws = await connect(
-                cfg["url"],
-                additional_headers=headers,
-                compression=cfg["compression"],
-                proxy=None,
-                ping_interval=None,  # as a browser: it answers the server's pings, sends none
-                open_timeout=3 * timeout,
-            )
+            ws = await _open(cfg, token, open_by, tally)
             if cfg["phase"] == "heartbeat":
                 reply = await _call(ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * timeout)
                 session_id = _checked(reply, "startStream")["session_id"]
         tally.opened += 1
     except InvalidStatus as exc:
-        if exc.response.status_code == 503:  # refused before the upgrade: the dyno is full, by design
+        if exc.response.status_code == 503:  # refused before the upgrade, every time: the dyno is full, by design
             tally.refused += 1
         else:
             tally.failures[f"open: HTTP {exc.response.status_code}"] += 1
@@ -482,8 +510,11 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
             all_open.set()
 
     rate, t0 = cfg["ramp"] / cfg["procs"], time.time()
+    open_by = t0 + len(players) / rate + 30  # the last try leaves the last open its 3 * ack_timeout
     tasks = {
-        index: asyncio.create_task(_player(cfg, index, token, t0 + k / rate, gate, window, stop, tally, progress))
+        index: asyncio.create_task(
+            _player(cfg, index, token, t0 + k / rate, open_by, gate, window, stop, tally, progress)
+        )
         for k, (index, token) in enumerate(players)
     }
     if not players:
@@ -571,6 +602,8 @@ class Phase:
     seconds: float = 0.0
     opened: int = 0
     refused: int = 0
+    refusals: int = 0
+    admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -602,6 +635,7 @@ def client_processes(name: str, args, port: int, tokens: list, content_id: str):
         "procs": args.client_procs,
         "in_flight": args.in_flight,
         "epoch": time.time() + 2.0,
+        "retry": not args.no_retry,
     }
     ctx = multiprocessing.get_context("spawn")
     procs, pipes = [], []
@@ -657,8 +691,9 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
             for pipe in pipes:
                 pipe.send(("stop", time.time()))
             for (tally,) in _expect(pipes, "done", ramp_seconds + args.interval + 6 * args.ack_timeout + 30):
-                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
+                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags", "refusals"):
                     setattr(result, key, getattr(result, key) + tally[key])
+                result.admitted_after_503 += tally["admitted_after_503"]
                 result.failures.update({k: v for k, v in tally["failures"].items() if v})
     if result.failures:
         print(f"    failures: {dict(result.failures)}; gunicorn's log says:", flush=True)
@@ -780,6 +815,8 @@ def figures(p: Phase) -> dict:
         "sessions_held": p.held,
         "players": p.players,
         "refused": p.refused,
+        "refusals": p.refusals,
+        "admitted_after_503": p.admitted_after_503,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
         "p99_ms": _pct(p.latencies, 0.99),
@@ -808,6 +845,7 @@ def figures(p: Phase) -> dict:
 ROWS = (
     ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
     ("refused with 503 (handshake)", lambda f: str(f["refused"])),
+    ("503s / admitted on a retry", lambda f: f"{f['refusals']} / {f['admitted_after_503']}"),
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
@@ -895,6 +933,11 @@ def parse_args(argv=None):
     parser.add_argument("--background-cores", type=float, default=0, help="cores of CPU burned beside the run (0)")
     parser.add_argument(
         "--sockets-per-worker", type=int, help="WS_MAX_SOCKETS_PER_WORKER, the admission cap (the app's default)"
+    )
+    parser.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="a 503 at the handshake is final (default: tried again after its Retry-After)",
     )
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate, as browsers do")
     parser.add_argument("--only", choices=[p for p, _ in PHASES], help="run one phase")
