@@ -359,7 +359,7 @@ def snapshot(master: int, clients: list[int], pg, db_name: str, burners: list) -
 class Tally:
     opened: int = 0
     refused: int = 0
-    refusals: int = 0  # 503s at the handshake, tried again or not
+    refusals: Counter = field(default_factory=Counter)  # 503s at the handshake by cause, tried again or not
     admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
@@ -381,6 +381,17 @@ async def _call(ws, event: str, frame_id: int, data: dict, timeout: float) -> di
                 return frame
 
 
+REFUSED_BECAUSE = {"holds all": "full", "runs late": "slow", "database connection": "busy"}
+
+
+def _refusal(body: bytes | None) -> str:
+    """Why the dyno refused (streampay.streaming.ws.REFUSALS), from the 503's message."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        message = json.loads(body or b"{}").get("message") or ""
+        return next((why for words, why in REFUSED_BECAUSE.items() if words in message), "other")
+    return "other"
+
+
 def _failure(exc: BaseException) -> str:
     return exc.__class__.__name__ if not isinstance(exc, ReplyError) else exc.args[0]
 
@@ -395,36 +406,48 @@ def _checked(reply: dict, event: str) -> dict:
     return reply["data"]
 
 
-async def _open(cfg: dict, token: str | None, open_by: float, tally: Tally):
-    """Open the socket as a player does: a 503 before the upgrade (the dyno refuses what it cannot serve) is tried
-    again after its Retry-After, with jitter, until `open_by`; then it counts as refused."""
+async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally):
+    """Open the socket and start the stream as a player does: a 503 before the upgrade (the dyno refuses what it
+    cannot serve) is tried again after its Retry-After, with jitter, until `open_by`; then it counts as refused.
+    Returns the socket and the session id (for the echo, a made-up one: its frames carry a heartbeat's fields)."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
     refusals = 0
     while True:
-        try:
-            ws = await connect(
-                cfg["url"],
-                additional_headers=headers,
-                compression=cfg["compression"],
-                proxy=None,
-                ping_interval=None,  # as a browser: it answers the server's pings, sends none
-                open_timeout=3 * cfg["ack_timeout"],
-            )
-        except InvalidStatus as exc:
-            if exc.response.status_code != 503:
-                raise
-            refusals += 1
-            tally.refusals += 1
-            wait = float(exc.response.headers.get("Retry-After") or 5) * (1 + random.random())
-            if not cfg["retry"] or time.time() + wait > open_by:
-                raise
-            await asyncio.sleep(wait)
-            continue
-        tally.admitted_after_503 += refusals > 0
-        return ws
+        async with gate:  # opens in flight; a refused player waits for its retry outside
+            try:
+                ws = await connect(
+                    cfg["url"],
+                    additional_headers=headers,
+                    compression=cfg["compression"],
+                    proxy=None,
+                    ping_interval=None,  # as a browser: it answers the server's pings, sends none
+                    open_timeout=3 * cfg["ack_timeout"],
+                )
+            except InvalidStatus as exc:
+                if exc.response.status_code != 503:
+                    raise
+                refusals += 1
+                tally.refusals[_refusal(exc.response.body)] += 1
+                wait = float(exc.response.headers.get("Retry-After") or 5) * (1 + random.random())
+                if not cfg["retry"] or time.time() + wait > open_by:
+                    raise
+            else:
+                tally.admitted_after_503 += refusals > 0
+                session_id = str(uuid.uuid4())
+                try:
+                    if cfg["phase"] == "heartbeat":
+                        reply = await _call(
+                            ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * cfg["ack_timeout"]
+                        )
+                        session_id = _checked(reply, "startStream")["session_id"]
+                except BaseException:
+                    await ws.close()
+                    raise
+                return ws, session_id
+        await asyncio.sleep(wait)
 
 
 async def _player(
@@ -435,13 +458,8 @@ async def _player(
     errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
     interval, timeout = cfg["interval"], cfg["ack_timeout"]
     await asyncio.sleep(max(0.0, open_at - time.time()))
-    ws, session_id = None, str(uuid.uuid4())  # the echo's frames carry the same fields as a heartbeat's
     try:
-        async with gate:
-            ws = await _open(cfg, token, open_by, tally)
-            if cfg["phase"] == "heartbeat":
-                reply = await _call(ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * timeout)
-                session_id = _checked(reply, "startStream")["session_id"]
+        ws, session_id = await _open(cfg, token, open_by, gate, tally)
         tally.opened += 1
     except InvalidStatus as exc:
         if exc.response.status_code == 503:  # refused before the upgrade, every time: the dyno is full, by design
@@ -451,8 +469,6 @@ async def _player(
         return
     except errors as exc:
         tally.failures[f"open: {_failure(exc)}"] += 1
-        if ws is not None:
-            await ws.close()
         return
     finally:
         progress(index)
@@ -533,7 +549,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     stop.set()
     await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
     tally.failures["unfinished at stop"] += sum(1 for t in tasks.values() if not t.done())
-    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures)}))
+    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures), "refusals": dict(tally.refusals)}))
 
 
 def client_process(cfg: dict, players: list, pipe) -> None:
@@ -602,7 +618,7 @@ class Phase:
     seconds: float = 0.0
     opened: int = 0
     refused: int = 0
-    refusals: int = 0
+    refusals: Counter = field(default_factory=Counter)
     admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
@@ -691,9 +707,10 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
             for pipe in pipes:
                 pipe.send(("stop", time.time()))
             for (tally,) in _expect(pipes, "done", ramp_seconds + args.interval + 6 * args.ack_timeout + 30):
-                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags", "refusals"):
+                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
                     setattr(result, key, getattr(result, key) + tally[key])
                 result.admitted_after_503 += tally["admitted_after_503"]
+                result.refusals.update(tally["refusals"])
                 result.failures.update({k: v for k, v in tally["failures"].items() if v})
     if result.failures:
         print(f"    failures: {dict(result.failures)}; gunicorn's log says:", flush=True)
@@ -815,7 +832,7 @@ def figures(p: Phase) -> dict:
         "sessions_held": p.held,
         "players": p.players,
         "refused": p.refused,
-        "refusals": p.refusals,
+        "refusals": dict(p.refusals),
         "admitted_after_503": p.admitted_after_503,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
@@ -845,7 +862,7 @@ def figures(p: Phase) -> dict:
 ROWS = (
     ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
     ("refused with 503 (handshake)", lambda f: str(f["refused"])),
-    ("503s / admitted on a retry", lambda f: f"{f['refusals']} / {f['admitted_after_503']}"),
+    ("503s / admitted on a retry", lambda f: f"{sum(f['refusals'].values())} / {f['admitted_after_503']}"),
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
@@ -880,6 +897,8 @@ def report(phases: list[Phase], args) -> dict:
             print(
                 f"{titles[p.name]} failures: {f['failures']}{'; a worker died and respawned' * f['workers_respawned']}"
             )
+        if f["refusals"]:
+            print(f"{titles[p.name]} 503s at the handshake by cause (full, slow loop, busy pool): {f['refusals']}")
     if beat:
         n = args.players
         bad = sum(v for k, v in beat["failures"].items() if "Timeout" in k or "internal" in k)

@@ -187,15 +187,18 @@ def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
 
 
 def _post_charge(session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False) -> None:
-    """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
-    creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
+    """Post viewer -> creator (+ platform fee) for this checkpoint, after its usage row (and, at the end, the
+    session.ended event): last in its transaction, because the creator's earnings and the platform's fees are rows
+    every session shares, locked until the commit."""
     total_fee = fee_for(session.charged, session.fee_bps)
     fee, session.fee = total_fee - session.fee, total_fee
     at_ms = clock.now_ms()
     if charge > 0 or watched_ms > 0 or ended:
         ended_ms = session.billed_ms if ended else None
         db.session.add(_usage(session, at_ms, watch_ms=watched_ms, gross=charge, fee=fee, ended_ms=ended_ms))
-    db.session.flush()  # the session's own row first, before the shared rows are locked
+    if ended:
+        events.session_ended(session)  # its fee is final
+    db.session.flush()  # the session's own rows first, before the shared rows are locked
     if charge <= 0:
         return
     ledger.post(
@@ -316,7 +319,6 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     session.ended_at = utcnow()
     ledger.hold(wallet, -release)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
-    events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     metrics.settled(charge, ended=reason.value)

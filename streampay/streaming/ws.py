@@ -383,8 +383,8 @@ def _pool_exhausted() -> bool:
 
 REFUSALS = {
     "full": "This server holds all the players it can; retry shortly.",
-    "slow": "This server is too busy to take another player without slowing the others; retry shortly.",
-    "busy": "This server is too busy to take another player without slowing the others; retry shortly.",
+    "slow": "This server runs late already: another player would slow the others; retry shortly.",
+    "busy": "Every database connection of this server is in use; retry shortly.",
 }
 
 

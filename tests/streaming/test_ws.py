@@ -192,7 +192,7 @@ def test_with_every_database_connection_busy_a_server_refuses_new_sockets_with_5
         with db.engine.connect():  # the process's one connection, in use
             status, headers, body = handshake(url)
             assert status == 503 and headers["Retry-After"] == "5", (status, headers)
-            assert body["code"] == 503 and "busy" in body["message"]
+            assert body["code"] == 503 and "database connection" in body["message"]
         assert handshake(url)[0] == 101
 
 
