@@ -232,20 +232,24 @@ def _locked(session_id) -> StreamSession | None:
 # Settlements at once in a process. Each one updates rows that every settlement shares (a creator's earnings, the
 # platform's fees) and, in a gevent worker, holds their locks across other greenlets' turns: more at once would only
 # queue on those locks in PostgreSQL, each holding a pooled connection that startStream needs.
-SETTLEMENTS_AT_ONCE = 2
+SETTLEMENTS_AT_ONCE = 4
 
 
 def _few_at_once(settle):
     """Run `settle` once one of the process's SETTLEMENTS_AT_ONCE turns is free: waited for as long as a pooled
-    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be."""
+    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be. With `waiting=False`
+    a settlement that can wait for a later heartbeat does not wait at all: None if no turn is free now."""
 
     @functools.wraps(settle)
-    def gated(*args, **kwargs):
+    def gated(*args, waiting: bool = True, **kwargs):
         turns = current_app.extensions.get("streampay.settlements")
         if turns is None:  # made in each process, after the fork
             turns = current_app.extensions["streampay.settlements"] = threading.BoundedSemaphore(SETTLEMENTS_AT_ONCE)
         wait = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5)
-        if not turns.acquire(timeout=wait):
+        if not waiting:
+            if not turns.acquire(blocking=False):
+                return None
+        elif not turns.acquire(timeout=wait):
             raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {wait} s")
         try:
             return settle(*args, **kwargs)
@@ -259,12 +263,15 @@ def _few_at_once(settle):
 def checkpoint(session_id: str, billed_ms: int) -> int | None:
     """Settle what was watched and hold the next window (once per window, idempotent).
 
-    Returns where the session's held window now ends, or None for no such session.
+    Returns where the session's held window now ends; None for no such session, or no turn free (`waiting=False`).
     """
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE or billed_ms <= session.billed_ms:
         window_end = None if session is None else session.window_end_ms
+        active = session is not None and session.status is SessionStatus.ACTIVE
         db.session.rollback()
+        if active:  # settled already: the meter may have missed that checkpoint (Redis away as it ended)
+            meter.put(session_id, window_end=window_end)
         return window_end
     old_end, billed_before = session.window_end_ms, session.billed_ms
     wallet = ledger.wallet(session.viewer_id, lock=True)
@@ -444,7 +451,9 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
     if billed >= window_end - cfg["CHECKPOINT_LEAD_SECONDS"] * 1000 and not before["final"]:
-        held_until = checkpoint(session_id, min(billed, window_end))
+        # Within the lead the window is still held: when other settlements take every turn, the next heartbeat
+        # tries again rather than this one waiting (a burst of them after an outage spreads over the lead).
+        held_until = checkpoint(session_id, min(billed, window_end), waiting=billed >= window_end)
         if held_until is not None:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
