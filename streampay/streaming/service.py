@@ -237,19 +237,15 @@ SETTLEMENTS_AT_ONCE = 4
 
 def _few_at_once(settle):
     """Run `settle` once one of the process's SETTLEMENTS_AT_ONCE turns is free: waited for as long as a pooled
-    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be. With `waiting=False`
-    a settlement that can wait for a later heartbeat does not wait at all: None if no turn is free now."""
+    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be."""
 
     @functools.wraps(settle)
-    def gated(*args, waiting: bool = True, **kwargs):
+    def gated(*args, **kwargs):
         turns = current_app.extensions.get("streampay.settlements")
         if turns is None:  # made in each process, after the fork
             turns = current_app.extensions["streampay.settlements"] = threading.BoundedSemaphore(SETTLEMENTS_AT_ONCE)
         wait = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5)
-        if not waiting:
-            if not turns.acquire(blocking=False):
-                return None
-        elif not turns.acquire(timeout=wait):
+        if not turns.acquire(timeout=wait):
             raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {wait} s")
         try:
             return settle(*args, **kwargs)
@@ -263,7 +259,7 @@ def _few_at_once(settle):
 def checkpoint(session_id: str, billed_ms: int) -> int | None:
     """Settle what was watched and hold the next window (once per window, idempotent).
 
-    Returns where the session's held window now ends; None for no such session, or no turn free (`waiting=False`).
+    Returns where the session's held window now ends, or None for no such session.
     """
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE or billed_ms <= session.billed_ms:
@@ -451,9 +447,7 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
     if billed >= window_end - cfg["CHECKPOINT_LEAD_SECONDS"] * 1000 and not before["final"]:
-        # Within the lead the window is still held: when other settlements take every turn, the next heartbeat
-        # tries again rather than this one waiting (a burst of them after an outage spreads over the lead).
-        held_until = checkpoint(session_id, min(billed, window_end), waiting=billed >= window_end)
+        held_until = checkpoint(session_id, min(billed, window_end))
         if held_until is not None:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
