@@ -83,6 +83,7 @@ def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
     from streampay.admin import dashboard
     from streampay.admin.routes import blp as admin_blp
+    from streampay.analytics import cli as analytics_cli
     from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
@@ -126,5 +127,6 @@ def _register_domains(app: Flask, api) -> None:
     ledger_cli.init_app(app)
     stellar_cli.init_app(app)
     analytics_metrics.init_app(app)
+    analytics_cli.init_app(app)
     web.init_app(app)
     dashboard.init_app(app)

@@ -216,6 +216,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
         "ANALYTICS_FOLD_INTERVAL_SECONDS": _int("ANALYTICS_FOLD_INTERVAL_SECONDS", 60),
+        # A CSV export reads this many rows a transaction, then writes them out before the next page.
+        "CSV_PAGE_ROWS": e.int("CSV_PAGE_ROWS", 1000, validate=Range(min=1)),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
