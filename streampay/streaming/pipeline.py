@@ -69,11 +69,12 @@ class SharedConnection:
             if not arrived and not self._leave(call, killed=False):
                 raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
         if call.leads:
-            try:
-                time.sleep(0)  # one turn of the loop: what the other sockets send in it joins this round trip
-            except BaseException:  # killed before its round trip: the turn passes to whoever queued meanwhile
-                self._leave(call, killed=True)
-                raise
+            if call.batch is None:  # a new round trip, not the replies of one already sent
+                try:
+                    time.sleep(0)  # one turn of the loop: what the other sockets send in it joins this round trip
+                except BaseException:  # killed before its round trip: the turn passes to whoever queued meanwhile
+                    self._leave(call, killed=True)
+                    raise
             self._lead(call)
         if call.error is not None:
             raise call.error
