@@ -8,6 +8,7 @@ the money held for the session. PostgreSQL is written at start, once per window
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -19,7 +20,6 @@ from sqlalchemy import func, select
 from streampay import clock, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
-from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
@@ -122,24 +122,39 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
     metrics.SESSIONS_STARTED.inc()
-    meter.put(
-        live.session_id,
-        viewer=str(viewer.id),
-        started=now,
-        last_hb=now,
-        window_end=live.window_end,
-        final=0,
-        price=live.price,
-        balance_at_cp=live.balance,
-        charged_at_cp=0,
-        low_sent=0,
-    )
+    try:
+        meter.put(
+            live.session_id,
+            viewer=str(viewer.id),
+            started=now,
+            last_hb=now,
+            window_end=live.window_end,
+            final=0,
+            price=live.price,
+            balance_at_cp=live.balance,
+            charged_at_cp=0,
+            low_sent=0,
+        )
+    except Exception:
+        _never_ran(live.session_id, now)
+        raise
     _maybe_warn_low(live)
     return {
         "session_id": live.session_id,
         "price_per_second": money.format(live.price),
         "balance": money.format(live.balance),
     }
+
+
+def _never_ran(session_id: str, started_ms: int) -> None:
+    """A session whose meter could not be made ends in this request, billed nothing: its whole hold goes back to
+    the wallet in the transaction that ends it, rather than a timeout later by the reaper."""
+    try:
+        end(session_id, started_ms, EndReason.UNAVAILABLE, started_ms)
+    except Exception:  # noqa: BLE001 (Redis, down, refuses end's clean-up after its commit; the reaper does it)
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        log.warning("a start refused for Redis was ended in PostgreSQL only", extra={"session_id": session_id})
 
 
 def _still_playable(content: Content) -> None:
@@ -182,12 +197,14 @@ def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
     )
 
 
-def _post_charge(session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False) -> None:
+def _post_charge(
+    session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False, at_ms: int | None = None
+) -> None:
     """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
     creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
     total_fee = fee_for(session.charged, session.fee_bps)
     fee, session.fee = total_fee - session.fee, total_fee
-    at_ms = clock.now_ms()
+    at_ms = clock.now_ms() if at_ms is None else at_ms
     if charge > 0 or watched_ms > 0 or ended:
         ended_ms = session.billed_ms if ended else None
         db.session.add(_usage(session, at_ms, watch_ms=watched_ms, gross=charge, fee=fee, ended_ms=ended_ms))
@@ -281,10 +298,12 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     session.move_to(SessionStatus.ENDED)
     session.end_reason = reason.value
     session.ended_ms = session.started_ms + session.billed_ms
-    session.ended_at = utcnow()
+    at_ms = clock.now_ms()
+    session.ended_at = clock.as_datetime(at_ms)  # the server's clock, as its usage row and charge have it
     ledger.hold(wallet, -release)
-    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
-    events.session_ended(session)  # after the charge: its fee is final
+    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
+    if reason is not EndReason.UNAVAILABLE:  # a refused start: nobody heard it began, nobody hears it ended
+        events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     metrics.settled(charge, ended=reason.value)
