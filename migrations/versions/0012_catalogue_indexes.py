@@ -1,7 +1,7 @@
 """catalogue indexes: one per sort order of the visible items, trigram indexes for the search
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03 13:45:00
 
 PostgreSQL only; on SQLite (the embedded default, small catalogues) this revision does nothing.
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
