@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 ITEM_TTL = 300
 CATALOGUE_TTL = 60
 CATALOGUE_GENERATION = "content:catalogue:generation"
-MAX_OFFSET = 2**62  # a page this far is past any catalogue's end, and must not overflow the database's OFFSET
 _dump = ContentSchema()
 # Sent with the content id after the commit that took an item out of play (deleted, unpublished, failed):
 # whoever plays it (the streaming sessions, a layer above) listens, so this module never calls up to them.
@@ -180,8 +179,8 @@ def delete(user: User, content_id) -> None:
 
 
 @functools.cache
-def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple[Select, Select, Select]:
-    """The statements of one kind of listing (count, page, counted page), built once; values are bound when run.
+def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple[Select, Select]:
+    """The count and the page statements of one kind of listing, built once; the values are bound when run.
 
     Everyone's view (no user, or a viewer) selects VISIBLE itself, so the sort indexes serve it.
     """
@@ -206,11 +205,7 @@ def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple
     ids = select(c.id).where(*where).order_by(*order).offset(bindparam("offset")).limit(bindparam("limit"))
     creators = Content.__table__.join(User.__table__, User.__table__.c.id == c.creator_id)
     page = select(*ROW_COLUMNS).select_from(creators).where(c.id.in_(ids)).order_by(*order)
-    # The same page with the number of all matches on each row (a window over them): one statement, one pass
-    # over a search's matches, when that number is not known yet.
-    counted = ids.add_columns(func.count().over().label("total")).subquery()
-    counted_page = select(*ROW_COLUMNS, counted.c.total).select_from(creators.join(counted, counted.c.id == c.id))
-    return count, page, counted_page.order_by(*order)
+    return count, page
 
 
 def catalogue_page(user: User | None, query: dict, page: int, page_size: int) -> tuple[int, str | bytes]:
@@ -248,22 +243,18 @@ def catalogue_page(user: User | None, query: dict, page: int, page_size: int) ->
 def _catalogue_page(user: User | None, query: dict, page: int, page_size: int, count: int | None = None):
     audience = user.role if user is not None and user.role != Role.VIEWER else None
     filters = frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
-    count_stmt, page_stmt, counted_page_stmt = _listing(query["sort"], audience, filters)
+    count_stmt, page_stmt = _listing(query["sort"], audience, filters)
     values = {k: query[k] for k in filters - {"search"}}
     if "search" in filters:
         values["pattern"] = like_pattern(query["search"].strip())
     if audience == Role.CREATOR:
         values["me"] = user.id
-    first = (page - 1) * page_size
-    params = {**values, "offset": first, "limit": page_size}
-    rows = None
-    if count is None and first <= MAX_OFFSET:
-        rows = db.session.execute(counted_page_stmt, params).all()
-        count = rows[0].total if rows else (0 if first == 0 else None)
-    if count is None:  # past the listing's end, where no row brings the number: count alone
+    if count is None:
         count = db.session.scalar(count_stmt, values)
-    if rows is None:
-        rows = db.session.execute(page_stmt, params).all() if first < count else []
+    first = (page - 1) * page_size
+    rows = []
+    if first < count:
+        rows = db.session.execute(page_stmt, {**values, "offset": first, "limit": page_size}).all()
     return count, json.dumps([content_row(row) for row in rows])
 
 
