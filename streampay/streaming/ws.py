@@ -220,7 +220,8 @@ class Hub:
 
     def _listen(self) -> None:
         """Subscribe and deliver, forever: a lost Redis is subscribed to again with backoff, however long it is away."""
-        failures, max_wait = 0, self.app.config["RECONNECT_MAX_SECONDS"]
+        # At most a second between attempts: sockets of a sign-in revoked meanwhile close within it of Redis's return.
+        failures, max_wait = 0, min(1, self.app.config["RECONNECT_MAX_SECONDS"])
         with self.app.app_context():
             while True:
                 pubsub = redis_client().pubsub()
