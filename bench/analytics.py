@@ -1,12 +1,13 @@
 """Analytics benchmark: one creator with 1,000 items and a year of charges, plus the platform view.
 
-    .venv/bin/python bench/analytics.py [--charges 1000000] [--items 1000] [--viewers 5000] [--repeat 50]
+    .venv/bin/python bench/analytics.py [--charges 100000,1000000] [--items 1000] [--viewers 5000] [--repeat 50]
 
-Builds a scratch PostgreSQL database (dropped at the end unless --keep), bulk-loads with COPY what a
-year of streaming leaves behind (users, items, sessions, ledger transactions and entries, the usage
-outbox, deposits and monthly payouts), folds the outbox into the rollups with the real fold, then
-times each dashboard call through the app (server time, in process) against a naive GROUP BY over
-the ledger in the same run, and prints p50/p99 of each against the goal (p99 < 50 ms).
+For each history size, builds a scratch PostgreSQL database (dropped at the end unless --keep),
+bulk-loads with COPY what a year of streaming leaves behind into the tables the real paths write
+(users, items, sessions, ledger transactions and entries, the usage outbox, deposits and monthly
+payouts), folds the outbox into the rollups with the real fold, then times each dashboard call
+through the app (server time, in process) against a naive GROUP BY over the ledger in the same run,
+and prints p50/p99 of each, side by side for the sizes, against the goal (p99 < 50 ms).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from streampay import create_app  # noqa: E402
 from streampay.analytics import fold  # noqa: E402
@@ -332,94 +333,173 @@ def scenarios(facts: dict, creator_id: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--charges", type=int, default=1_000_000, help="charges (checkpoints) over the year")
-    parser.add_argument("--items", type=int, default=1_000)
-    parser.add_argument("--viewers", type=int, default=5_000)
-    parser.add_argument("--repeat", type=int, default=50, help="timed calls of each dashboard call")
-    parser.add_argument("--naive-repeat", type=int, default=5, help="timed runs of each naive GROUP BY")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    args = parser.parse_args()
+def exists(name: str) -> bool:
+    found = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", os.environ.get("PGUSER", "postgres"), "-d", "postgres", "-Atc",
+         f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return found.stdout.strip() == "1"
 
-    psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    psql(f"CREATE DATABASE {DB}")
+
+def reopen(app) -> tuple:
+    """A database kept by an earlier --keep run: its people and facts, read back."""
+    with app.app_context():
+        upgrade()  # a newer migration since then applies to it as to production
+        who = {u.username: u for u in db.session.scalars(select(User).where(User.username.like("bench-%")))}
+        headers = {
+            "creator": {"Authorization": f"Bearer {tokens.issue_pair(who['bench-creator'])['access_token']}"},
+            "admin": {"Authorization": f"Bearer {tokens.issue_pair(who['bench-admin'])['access_token']}"},
+        }
+        accounts = dict(
+            db.session.execute(
+                text("SELECT kind, id FROM ledger_accounts WHERE kind IN ('creator_earnings', 'platform_fees')")
+            ).all()
+        )
+        item = db.session.scalar(text("SELECT id FROM content WHERE title = 'Item 0'"))
+        facts = {"earnings": accounts["creator_earnings"], "fees": accounts["platform_fees"], "item": item}
+        db.session.remove()
+    print(f"{app.config['BENCH_DB']}: kept from an earlier run (--reuse)", flush=True)
+    return app, headers, facts
+
+
+def build(charges: int, args) -> tuple:
+    """A scratch database with `charges` charges, folded by the real fold: (app, headers, facts)."""
+    name = f"{DB}_{charges}"
     user = os.environ.get("PGUSER", "postgres")
+    reuse = args.reuse and exists(name)
+    if not reuse:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        psql(f"CREATE DATABASE {name}")
     app = create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg2://{user}@127.0.0.1:5432/{DB}",
+            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg2://{user}@127.0.0.1:5432/{name}",
             "REDIS_URL": None,
             "LOG_LEVEL": "WARNING",
             "EMBEDDED_WORKER": False,
             "RATELIMIT_ENABLED": False,
+            "JWT_ACCESS_TOKEN_EXPIRES": timedelta(hours=12),  # a 1,000,000-charge load outlasts 15 minutes
         }
     )
-    try:
-        with app.app_context():
-            upgrade()
-            creator = User(email="creator@bench.test", username="bench-creator", password_hash="-", role=Role.CREATOR)
-            admin = User(email="admin@bench.test", username="bench-admin", password_hash="-", role=Role.ADMIN)
-            db.session.add_all([creator, admin])
-            db.session.commit()
-            headers = {
-                "creator": {"Authorization": f"Bearer {tokens.issue_pair(creator)['access_token']}"},
-                "admin": {"Authorization": f"Bearer {tokens.issue_pair(admin)['access_token']}"},
-            }
-            creator_id = str(creator.id)
-            started = time.perf_counter()
-            facts = load(app, creator, args)
-            load_s = time.perf_counter() - started
-            db.session.remove()
-            started = time.perf_counter()
-            folded = fold.fold()
-            fold_s = time.perf_counter() - started
-            db.session.remove()
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does in production: fresh stats and visibility
-            sizes = dict(
-                db.session.execute(
-                    text(
-                        "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname IN "
-                        "('analytics_rollups', 'analytics_viewers', 'analytics_retention', 'ledger_entries')"
-                    )
-                ).all()
-            )
-            db.session.remove()
-        print(
-            f"loaded {args.charges:,} charges ({facts['usage_rows']:,} usage rows) on {args.items:,} items, "
-            f"{args.viewers:,} viewers, in {load_s:.0f} s; folded {folded:,} rows in {fold_s:.0f} s "
-            f"({folded / max(fold_s, 1e-9):,.0f} rows/s)"
+    app.config["BENCH_DB"] = name
+    if reuse:
+        return reopen(app)
+    with app.app_context():
+        upgrade()
+        creator = User(email="creator@bench.test", username="bench-creator", password_hash="-", role=Role.CREATOR)
+        admin = User(email="admin@bench.test", username="bench-admin", password_hash="-", role=Role.ADMIN)
+        db.session.add_all([creator, admin])
+        db.session.commit()
+        headers = {
+            "creator": {"Authorization": f"Bearer {tokens.issue_pair(creator)['access_token']}"},
+            "admin": {"Authorization": f"Bearer {tokens.issue_pair(admin)['access_token']}"},
+        }
+        started = time.perf_counter()
+        facts = load(app, creator, argparse.Namespace(**{**vars(args), "charges": charges}))
+        load_s = time.perf_counter() - started
+        db.session.remove()
+        started = time.perf_counter()
+        folded = fold.fold()
+        fold_s = time.perf_counter() - started
+        db.session.remove()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does in production: fresh stats and visibility
+        sizes = dict(
+            db.session.execute(
+                text(
+                    "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname IN ('analytics_rollups', "
+                    "'analytics_viewers', 'analytics_viewer_days', 'analytics_retention', 'ledger_entries')"
+                )
+            ).all()
         )
-        print("table rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())))
-        load1 = os.getloadavg()[0]
-        client = app.test_client()
-        rows = []
-        for case in scenarios(facts, creator_id):
-            cpu, pg = time.process_time(), pg_cpu_seconds(app)
-            api = percentiles(timed_call(client, case["url"], headers[case["who"]], args.repeat))
-            cpu_ms = ((time.process_time() - cpu) + (pg_cpu_seconds(app) - pg)) * 1000 / (args.repeat + 3)
-            naive = percentiles(timed_sql(app, case["naive"], args.naive_repeat))
-            rows.append((case["name"], api, cpu_ms, naive))
-        width = max(len(r[0]) for r in rows)
-        head = f"{'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}  {'naive p50':>10} {'naive p99':>10}  {'speed-up':>8}  goal"
-        print(f"\n{'call':<{width}}  {head}")
-        for name, (p50, p99), cpu_ms, (n50, n99) in rows:
-            verdict = "met" if p99 < GOAL_MS else f"missed by {p99 - GOAL_MS:.1f} ms"
-            print(
-                f"{name:<{width}}  {p50:8.1f} {p99:8.1f} {cpu_ms:7.1f}  {n50:10.1f} {n99:10.1f}  {n50 / p50:7.0f}x  "
-                f"{verdict}"
-            )
-        print("CPU ms: the app's and its PostgreSQL backends' CPU per call, what a call costs whatever the load")
-        print(f"\nload average (1 min) before the timed calls: {load1:.2f}; after: {os.getloadavg()[0]:.2f}")
-    finally:
+        db.session.remove()
+    print(
+        f"{charges:,} charges ({facts['usage_rows']:,} usage rows) on {args.items:,} items, {args.viewers:,} "
+        f"viewers: loaded with COPY in {load_s:.0f} s; the real fold folded {folded:,} rows in {fold_s:.0f} s "
+        f"({folded / max(fold_s, 1e-9):,.0f} rows/s)"
+    )
+    print("  table rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())), flush=True)
+    return app, headers, facts
+
+
+def measure(app, headers: dict, facts: dict, args) -> list[tuple]:
+    """p50/p99 of each call, its CPU per call (app and PostgreSQL), and the naive GROUP BY's p50/p99."""
+    client = app.test_client()
+    rows = []
+    for n, case in enumerate(scenarios(facts, "")):
+        cpu, pg = time.process_time(), pg_cpu_seconds(app)
+        api = percentiles(timed_call(client, case["url"], headers[case["who"]], args.repeat))
+        cpu_ms = ((time.process_time() - cpu) + (pg_cpu_seconds(app) - pg)) * 1000 / (args.repeat + 3)
+        naive = percentiles(timed_sql(app, case["naive"], args.naive_repeat))
+        rows.append((case["name"], api, cpu_ms, naive))
+        if args.profile:
+            profile(client, case, headers[case["who"]], Path(args.profile) / f"{app.config['BENCH_DB']}-{n}.txt")
+    return rows
+
+
+def profile(client, case: dict, headers: dict, path: Path) -> None:
+    """Where one call's time goes (pyinstrument, 20 calls), written to `path`."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    with profiler:
+        for _ in range(20):
+            client.get(case["url"], headers=headers).get_data()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{case['name']}: {case['url']}\n" + profiler.output_text(color=False, show_all=False))
+
+
+def report(results: dict[int, list[tuple]]) -> None:
+    sizes = list(results)
+    names = [r[0] for r in results[sizes[0]]]
+    width = max(len(n) for n in names)
+    head = "".join(f" | {f'{c:,} charges':^37}" for c in sizes)
+    print(f"\n{'':<{width}}{head}")
+    cols = f"{'p50':>6} {'p99':>6} {'CPU':>5} {'naive50':>8} {'naive99':>8}"
+    print(f"{'call (ms)':<{width}}" + f" | {cols}" * len(sizes) + " | goal p99 < 50 ms")
+    for i, name in enumerate(names):
+        line, worst = f"{name:<{width}}", 0.0
+        for c in sizes:
+            _, (p50, p99), cpu_ms, (n50, n99) = results[c][i]
+            line += f" | {p50:6.1f} {p99:6.1f} {cpu_ms:5.1f} {n50:8.1f} {n99:8.1f}"
+            worst = max(worst, p99)
+        print(line + (" | met" if worst < GOAL_MS else f" | missed by {worst - GOAL_MS:.1f} ms"))
+    print("CPU: the app's and its PostgreSQL backends' CPU per call, what a call costs whatever the load")
+    if len(sizes) > 1:
+        growth = [results[sizes[-1]][i][1][0] / results[sizes[0]][i][1][0] for i in range(len(names))]
+        print(f"p50 at {sizes[-1]:,} over p50 at {sizes[0]:,} charges: " + ", ".join(f"{g:.2f}x" for g in growth))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--charges", default="100000,1000000", help="charges (checkpoints) over the year; a list runs each size"
+    )
+    parser.add_argument("--items", type=int, default=1_000)
+    parser.add_argument("--viewers", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=50, help="timed calls of each dashboard call")
+    parser.add_argument("--naive-repeat", type=int, default=3, help="timed runs of each naive GROUP BY")
+    parser.add_argument("--profile", metavar="DIR", help="write a pyinstrument profile of each call here")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--reuse", action="store_true", help="time the databases an earlier --keep run left")
+    args = parser.parse_args()
+
+    results = {}
+    for charges in (int(c) for c in args.charges.split(",")):
+        app = None
         try:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        except RuntimeError:
-            pass
-        if not args.keep:
-            psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            app, headers, facts = build(charges, args)
+            load1 = os.getloadavg()[0]
+            results[charges] = measure(app, headers, facts, args)
+            print(f"  load average (1 min) before its timed calls: {load1:.2f}; after: {os.getloadavg()[0]:.2f}")
+        finally:
+            if app is not None:
+                with app.app_context():
+                    db.session.remove()
+                    db.engine.dispose()
+            if not (args.keep or args.reuse):
+                psql(f"DROP DATABASE IF EXISTS {DB}_{charges} WITH (FORCE)")
+    report(results)
 
 
 if __name__ == "__main__":

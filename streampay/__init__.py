@@ -98,6 +98,8 @@ def _init_api(app: Flask):
 
 def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
+    from streampay.admin import dashboard
+    from streampay.admin.routes import blp as admin_blp
     from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
@@ -128,9 +130,11 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(payouts_blp, url_prefix=f"{prefix}/payouts")
     api.register_blueprint(webhooks_blp, url_prefix=f"{prefix}/webhooks")
     api.register_blueprint(analytics_blp, url_prefix=f"{prefix}/analytics")
+    api.register_blueprint(admin_blp, url_prefix=f"{prefix}/admin")
     ws.init_app(app, prefix)
     app.register_blueprint(asyncapi.blp)
     commands.init_app(app)
     mail.init_app(app)
     analytics_metrics.init_app(app)
     web.init_app(app)
+    dashboard.init_app(app)

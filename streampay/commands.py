@@ -33,6 +33,11 @@ COMMANDS = (
     ("stellar", "streampay.stellar.cli:stellar_cli", "Keys, funding and the custody account."),
     ("deposits", "streampay.stellar.cli:deposits_cli", "Credit on-chain deposits."),
     ("payouts", "streampay.stellar.cli:payouts_cli", "Pay creators on Stellar."),
+    (
+        "analytics",
+        "streampay.analytics.cli:analytics_cli",
+        "Fold the usage outbox, or rebuild the rollups from the ledger.",
+    ),
 )
 
 

@@ -30,10 +30,11 @@ STELLAR_HORIZONS = {
 
 STELLAR_NETWORKS = ["testnet", "public", "custom"]
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-# Everything from the app itself (no CDN); inline scripts and styles for Swagger UI and the pages.
+# Everything from the app itself (no CDN). Scripts only from files, or inline with the reply's nonce (Swagger UI's
+# and RQ's dashboard's start-up); inline styles, which Swagger UI sets as it draws.
 DEFAULT_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -178,6 +179,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "JWT_REFRESH_TOKEN_EXPIRES": e.duration("JWT_REFRESH_EXPIRATION", "7d"),
         "JWT_TOKEN_LOCATION": ["headers"],
         "JWT_COOKIE_CSRF_PROTECT": False,
+        # Lifetime of an admin's pass to RQ's dashboard at /admin/rq/ (a cookie; see streampay/admin/dashboard.py)
+        "DASHBOARD_SESSION_SECONDS": _int("DASHBOARD_SESSION_SECONDS", 900),
         "PASSWORD_HASH_TIME_COST": _int("PASSWORD_HASH_TIME_COST", 3),
         "PASSWORD_HASH_MEMORY_KIB": _int("PASSWORD_HASH_MEMORY_KIB", 65536),
         # Rate limits (flask-limiter on Redis) for register, login and refresh
@@ -213,6 +216,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 86400),
         "DEPOSIT_SCAN_INTERVAL_SECONDS": _int("DEPOSIT_SCAN_INTERVAL_SECONDS", 30),
         "ANALYTICS_FOLD_INTERVAL_SECONDS": _int("ANALYTICS_FOLD_INTERVAL_SECONDS", 60),
+        # A CSV export reads this many rows a transaction, then writes them out before the next page.
+        "CSV_PAGE_ROWS": e.int("CSV_PAGE_ROWS", 1000, validate=Range(min=1)),
         "PAYMENT_STREAM_CONTRACT_ID": env.get("PAYMENT_STREAM_CONTRACT_ID") or None,
         # Storage
         "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
@@ -240,7 +245,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "WEBHOOK_DISABLE_AFTER_FAILURES": _int("WEBHOOK_DISABLE_AFTER_FAILURES", 20),
         "WEBHOOK_ALLOW_PRIVATE_URLS": e.bool("WEBHOOK_ALLOW_PRIVATE_URLS", app_env not in PRODUCTION_NAMES),
         "EVENT_SWEEP_INTERVAL_SECONDS": _int("EVENT_SWEEP_INTERVAL_SECONDS", 60),
+        "EVENT_RETENTION_DAYS": _int("EVENT_RETENTION_DAYS", 30),
         "IDEMPOTENCY_KEY_HOURS": _int("IDEMPOTENCY_KEY_HOURS", 24),
+        "IDEMPOTENCY_LOCK_SECONDS": _int("IDEMPOTENCY_LOCK_SECONDS", 300),
         # Money and metering
         "PLATFORM_FEE_BPS": _int("PLATFORM_FEE_BPS", 1000),
         "STREAM_WINDOW_SECONDS": _int("STREAM_WINDOW_SECONDS", 60),

@@ -44,6 +44,7 @@ cron.register(
 )
 
 from streampay.webhooks.delivery import dispatch  # noqa: E402
+from streampay.webhooks.delivery import prune as prune_events  # noqa: E402
 
 # The outbox sweep: events whose after-commit dispatch was lost (Redis away, a CLI with no worker).
 cron.register(
@@ -53,6 +54,7 @@ cron.register(
     job_timeout=300,
     name="events-dispatch",
 )
+cron.register(prune_events, "low", interval=3600, job_timeout=600, name="events-prune")
 
 from streampay.idempotency import prune  # noqa: E402
 

@@ -4,7 +4,8 @@ The first request with a key runs and its response is kept for IDEMPOTENCY_KEY_H
 with the same key and the same request gets that response again (with `Idempotent-Replayed:
 true`); the same key with a different request is 422; while the first is still running, 409.
 A request refused before it ran (bad input, 5xx) keeps nothing, so it can be retried as it is.
-Keys are per account.
+A first request that never finished (its process died) holds its key IDEMPOTENCY_LOCK_SECONDS;
+after that, a retry of the same request runs in its place. Keys are per account.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import wraps
 from flask import Response, current_app, request
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -98,11 +99,29 @@ def _claim(scope: str, key: str, fingerprint: str) -> IdempotencyKey | int:
         )
         if earlier is None:
             continue  # expired and dropped meanwhile: claim it again
+        if earlier.status_code is None and earlier.fingerprint == fingerprint and _abandoned(earlier):
+            return _take_over(earlier) or earlier
         if earlier.created_at >= utcnow() - _ttl():
             return earlier
         db.session.delete(earlier)  # past its lifetime: the key is free again
         db.session.commit()
     raise KeyInUse("A request with this Idempotency-Key is still running; retry shortly.")
+
+
+def _abandoned(claim: IdempotencyKey) -> bool:
+    return claim.created_at < utcnow() - timedelta(seconds=current_app.config["IDEMPOTENCY_LOCK_SECONDS"])
+
+
+def _take_over(claim: IdempotencyKey) -> int | None:
+    """Claim the key of a request that died running; of retries racing for it, one wins."""
+    won = db.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == claim.id, IdempotencyKey.status_code.is_(None))
+        .where(IdempotencyKey.created_at == claim.created_at)
+        .values(created_at=utcnow())
+    )
+    db.session.commit()
+    return claim.id if won.rowcount == 1 else None
 
 
 def _replay(earlier: IdempotencyKey, fingerprint: str) -> Response:

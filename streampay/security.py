@@ -22,6 +22,8 @@ def init_app(app: Flask) -> None:
         strict_transport_security=app.config["APP_ENV"] in PRODUCTION_NAMES,
         strict_transport_security_max_age=app.config["HSTS_MAX_AGE"],
         content_security_policy=app.config["CONTENT_SECURITY_POLICY"],
+        # The inline scripts served (Swagger UI's and RQ's dashboard's start-up) carry this reply's nonce.
+        content_security_policy_nonce_in=["script-src"],
         referrer_policy="strict-origin-when-cross-origin",
         session_cookie_secure=app.config["APP_ENV"] in PRODUCTION_NAMES,
         x_content_type_options=True,

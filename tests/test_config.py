@@ -185,6 +185,13 @@ def test_settings_read_from_the_environment():
     assert cfg["JWT_SECRET_KEY"] == SECRET
 
 
+def test_csv_page_rows_is_a_setting_of_at_least_one():
+    assert load({})["CSV_PAGE_ROWS"] == 1000
+    assert load({"CSV_PAGE_ROWS": "250"})["CSV_PAGE_ROWS"] == 250
+    with pytest.raises(ConfigError, match="CSV_PAGE_ROWS='0'"):
+        load({"CSV_PAGE_ROWS": "0"})
+
+
 def test_flask_env_is_read_when_app_env_is_not():
     assert load({"FLASK_ENV": "production"})["APP_ENV"] == "production"
     assert load({"FLASK_ENV": "production", "APP_ENV": "development"})["APP_ENV"] == "development"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from streampay.dbtypes import utcnow
+from streampay.extensions import db
+from streampay.idempotency import IdempotencyKey
 from tests.conftest import bearer, register
 from tests.content.conftest import media_files, media_root  # noqa: F401 (fixtures)
 
@@ -73,3 +78,31 @@ def test_an_admin_credit_retried_posts_once_and_a_debit_past_the_balance_says_wh
     assert refused.status_code == 409 and refused.json["error"] == "insufficient_funds"
     viewer_try = client.post("/api/v1/wallet/adjustments", json=body, headers=bearer(viewer["access_token"]))
     assert viewer_try.status_code == 403 and viewer_try.json["error"] == "forbidden"
+
+
+def test_a_key_whose_first_request_died_running_is_taken_over_later(app, client, make_admin):
+    viewer, admin = register(client), make_admin()
+    credit = {"user_id": viewer["user"]["id"], "kind": "credit", "amount": "5", "reason": "goodwill"}
+
+    def post(body: dict):
+        headers = {**bearer(admin["access_token"]), "Idempotency-Key": "c-1"}
+        return client.post("/api/v1/wallet/adjustments", json=body, headers=headers)
+
+    first = post(credit)
+    assert first.status_code == 201, first.json
+
+    def died_running(age: timedelta) -> None:
+        """What a web process killed inside the request leaves: the claim, and no response."""
+        with app.app_context():
+            db.session.query(IdempotencyKey).update({"status_code": None, "body": None, "created_at": utcnow() - age})
+            db.session.commit()
+
+    died_running(timedelta(seconds=10))
+    again = post(credit)
+    assert again.status_code == 409 and again.json["error"] == "idempotency_key_in_use"
+    died_running(timedelta(minutes=6))  # past IDEMPOTENCY_LOCK_SECONDS
+    assert post({**credit, "amount": "6"}).status_code == 422  # still not a key for another request
+    retried = post(credit)
+    assert retried.status_code == 201 and retried.json["transaction_id"] == first.json["transaction_id"]
+    assert retried.json["balance"] == "5.0000000"  # the ledger's own key: the credit landed once
+    assert client.get("/api/v1/wallet", headers=bearer(viewer["access_token"])).json["balance"] == "5.0000000"

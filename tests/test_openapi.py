@@ -217,3 +217,11 @@ def test_nul_in_content_search_is_bad_input(client):
     viewer = register(client)
     reply = client.get("/api/v1/content/", query_string={"search": "a\x00b"}, headers=bearer(viewer["access_token"]))
     assert reply.status_code == 422 and "search" in reply.json["errors"]["query"]
+
+
+def test_lists_that_offer_csv_still_document_their_pagination_header(client):
+    doc = client.get(DOC).json
+    for path in ("/api/v1/payments", "/api/v1/payouts", "/api/v1/wallet/ledger"):
+        ok = doc["paths"][path]["get"]["responses"]["200"]
+        assert set(ok["content"]) == {"application/json", "text/csv"}, path
+        assert ok["headers"]["X-Pagination"] == {"$ref": "#/components/headers/PAGINATION"}, path

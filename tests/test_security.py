@@ -75,6 +75,16 @@ def test_production_sends_hsts_on_https():
     assert client.get("/healthz").status_code == 200
 
 
+def test_only_the_replys_nonce_lets_an_inline_script_run(client):
+    first, second = client.get("/api/docs"), client.get("/api/docs")
+    policies = [
+        dict(p.strip().split(" ", 1) for p in r.headers["Content-Security-Policy"].split(";")) for r in (first, second)
+    ]
+    nonces = [re.search(r"'nonce-([^']+)'", p["script-src"]).group(1) for p in policies]
+    assert nonces[0] != nonces[1] and all("unsafe-inline" not in p["script-src"] for p in policies)
+    assert f'<script nonce="{nonces[0]}">' in first.get_data(as_text=True)
+
+
 def test_swagger_ui_loads_its_assets_from_the_app(client):
     page = client.get("/api/docs").get_data(as_text=True)
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
@@ -105,9 +115,12 @@ def test_swagger_ui_renders_in_a_browser_with_no_internet(app):
                 return route.abort()
 
             page.route("**/*", only_loopback)
+            refused = []
+            page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
             page.goto(f"http://127.0.0.1:{httpd.server_port}/api/docs")
             page.wait_for_selector(".opblock-tag", timeout=20_000)
             assert page.locator(".opblock-tag").count() >= 5
+            assert refused == []
             browser.close()
     finally:
         httpd.shutdown()

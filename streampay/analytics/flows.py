@@ -1,17 +1,19 @@
 """Figures that do not pass through the usage outbox: payouts, deposits, new users, balances now.
 
 Each is read from the table written in the same transaction as its ledger posting, by an index on
-its time; these rows are few next to charges (a payout per creator per run, a deposit per payment).
+its time, and summed per local day by the database: a year of them is at most 366 rows.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, case, func, literal, select, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from streampay.analytics.queries import Period
+from streampay.analytics import buckets
+from streampay.analytics.queries import EPOCH, Period, local_day
 from streampay.extensions import db
 from streampay.ledger import service as ledger
 from streampay.ledger.models import Account, AccountKind
@@ -20,41 +22,62 @@ from streampay.streaming.models import SessionStatus, StreamSession
 from streampay.users.models import User
 
 
-def _per_day(rows, period: Period) -> dict[date, int]:
-    out: dict[date, int] = defaultdict(int)
-    for moment, amount in rows:
-        out[period.local_day(moment)] += amount
-    return dict(out)
+class epoch_seconds(FunctionElement):  # noqa: N801 (an SQL function)
+    """A UTC timestamp column as whole epoch seconds, on PostgreSQL and on SQLite (naive UTC text)."""
+
+    type = BigInteger()
+    inherit_cache = True
 
 
-def paid_out(period: Period, creator_id=None) -> dict[date, int]:
+@compiles(epoch_seconds, "postgresql")
+def _epoch_pg(element, compiler, **kw) -> str:
+    return f"CAST(floor(extract(epoch FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+@compiles(epoch_seconds)
+def _epoch_sqlite(element, compiler, **kw) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+def _daily(name: str, column, period: Period, amount, extra=0, where=()):
+    """Sums of `amount` (and `extra`) per local day of the rows whose `column` (a time) falls in the period."""
+    day = local_day(epoch_seconds(column), buckets.offset_runs(period.start, period.end, period.zone)).label("day")
+    return (
+        select(literal(name).label("flow"), day, func.sum(amount), func.sum(extra))
+        .where(column >= period.start_at, column < period.end_at, *where)
+        .group_by(day)
+    )
+
+
+def _read(*flows) -> dict[str, dict[date, tuple[int, int]]]:
+    """Each flow's sums per local day, in one statement: {name: {day: (amount, extra)}} for (name, select)."""
+    out: dict[str, dict] = {name: {} for name, _ in flows}
+    selects = [f for _, f in flows]
+    for name, n, amount, extra in db.session.execute(union_all(*selects) if len(selects) > 1 else selects[0]):
+        out[name][EPOCH + timedelta(days=int(n))] = (int(amount or 0), int(extra or 0))
+    return out
+
+
+def _paid(period: Period, creator_id=None):
     """Payouts confirmed on the network, by the day they were confirmed."""
-    stmt = select(Payout.status_changed_at, Payout.amount).where(
-        Payout.status == PayoutStatus.PAID,
-        Payout.status_changed_at >= period.start_at,
-        Payout.status_changed_at < period.end_at,
+    where = [Payout.status == PayoutStatus.PAID] + ([Payout.creator_id == creator_id] if creator_id else [])
+    return "paid_out", _daily("paid_out", Payout.status_changed_at, period, Payout.amount, where=where)
+
+
+def paid_out(period: Period, creator_id) -> dict[date, int]:
+    return {d: v for d, (v, _) in _read(_paid(period, creator_id))["paid_out"].items()}
+
+
+def platform(period: Period) -> tuple[dict[str, dict[date, int]], int]:
+    """Payouts confirmed, deposits received and users joined per local day; and the deposits no memo matched."""
+    unmatched = case((Deposit.status != DepositStatus.CREDITED, Deposit.amount), else_=0)
+    flows = _read(
+        _paid(period),
+        ("deposits", _daily("deposits", Deposit.created_at, period, Deposit.amount, unmatched)),
+        ("new_users", _daily("new_users", User.created_at, period, 1)),
     )
-    if creator_id is not None:
-        stmt = stmt.where(Payout.creator_id == creator_id)
-    return _per_day(db.session.execute(stmt), period)
-
-
-def deposits(period: Period) -> tuple[dict[date, int], int]:
-    """Deposits received into custody per day, and the part of them no memo matched."""
-    rows = db.session.execute(
-        select(Deposit.created_at, Deposit.amount, Deposit.status).where(
-            Deposit.created_at >= period.start_at, Deposit.created_at < period.end_at
-        )
-    ).all()
-    unmatched = sum(amount for _, amount, status in rows if status is not DepositStatus.CREDITED)
-    return _per_day(((m, a) for m, a, _ in rows), period), unmatched
-
-
-def new_users(period: Period) -> dict[date, int]:
-    rows = db.session.execute(
-        select(User.created_at).where(User.created_at >= period.start_at, User.created_at < period.end_at)
-    )
-    return _per_day(((m, 1) for (m,) in rows), period)
+    per_day = {name: {d: v for d, (v, _) in days.items()} for name, days in flows.items()}
+    return per_day, sum(u for _, u in flows["deposits"].values())
 
 
 def now() -> dict:

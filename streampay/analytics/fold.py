@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from streampay.analytics import buckets
 from streampay.content.models import Content
@@ -20,9 +21,12 @@ from streampay.streaming.models import Usage
 
 BATCH = 20_000
 CHUNK = 1_000  # rows per INSERT statement
-VIEWER_GRAINS = (buckets.QUARTER, buckets.DAY, buckets.MONTH)
+VIEWER_GRAINS = (buckets.QUARTER,)  # the edges of a period; its whole UTC days are in analytics_viewer_days
+RETENTION_GRAINS = (buckets.QUARTER, buckets.DAY, buckets.MONTH)
+MONTHS = tuple(f"m{m}" for m in range(1, 13))
 STEPS = 20  # retention steps of 5 %
 PLATFORM = "platform"
+LOCK = 0x616E616C  # PostgreSQL advisory lock: folds share it, a rebuild holds it alone
 
 
 ADD_SUMS = ", ".join(f"{c} = analytics_rollups.{c} + excluded.{c}" for c in ("gross", "fee", "watch_ms", "sessions"))
@@ -37,6 +41,12 @@ UPSERTS = {
         "analytics_viewers",
         ("scope", "scope_id", "grain", "bucket", "viewer_id"),
         "ON CONFLICT DO NOTHING",
+    ),
+    "days": (
+        "analytics_viewer_days",
+        ("scope", "scope_id", "year", "viewer_id", *MONTHS),
+        "ON CONFLICT (scope, scope_id, year, viewer_id) DO UPDATE SET "
+        + ", ".join(f"{m} = analytics_viewer_days.{m} | excluded.{m}" for m in MONTHS),
     ),
     "retention": (
         "analytics_retention",
@@ -80,8 +90,18 @@ def step_of(billed_ms: int, duration_ms: int | None) -> int:
     return min(STEPS, billed_ms * STEPS // duration_ms)
 
 
+def _may_fold() -> bool:
+    """False while a rebuild holds the rollups (PostgreSQL): the outbox waits for the next fold."""
+    if db.engine.dialect.name != "postgresql":
+        return True
+    return db.session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": LOCK})
+
+
 def fold_batch(limit: int = BATCH) -> int:
     """Fold up to `limit` usage rows; returns how many. Commits."""
+    if not _may_fold():
+        db.session.rollback()
+        return 0
     oldest = select(Usage.id).order_by(Usage.id).limit(limit).scalar_subquery()
     batch = db.session.execute(
         delete(Usage)
@@ -103,6 +123,8 @@ def fold_batch(limit: int = BATCH) -> int:
         return 0
     sums: dict = defaultdict(lambda: [0, 0, 0, 0])
     seen: set = set()
+    days: dict = defaultdict(lambda: [0] * 12)
+    dates: dict = {}
     ended = []
     for at_ms, content_id, creator_id, viewer_id, sessions, watch_ms, gross, fee, ended_ms in batch:
         t = at_ms // 1000
@@ -118,16 +140,23 @@ def fold_batch(limit: int = BATCH) -> int:
                 v[3] += sessions
                 if grain in VIEWER_GRAINS:
                     seen.add((scope, scope_id, grain, bucket, viewer))
+        day = t - t % 86400
+        if day not in dates:
+            dates[day] = datetime.fromtimestamp(day, UTC)
+        d = dates[day]
+        for scope, scope_id, _ in scopes:
+            days[(scope, scope_id, d.year, viewer)][d.month - 1] |= 1 << (d.day - 1)
         if ended_ms is not None:
             ended.append((t, content, ended_ms))
     retention: dict = defaultdict(int)
     durations = _durations({content for _, content, _ in ended})
     for t, content, billed_ms in ended:
         step = step_of(billed_ms, durations.get(content))
-        for grain in VIEWER_GRAINS:
+        for grain in RETENTION_GRAINS:
             retention[(content, grain, buckets.floor(t, grain), step)] += 1
     _upsert("sums", [(*key, *v) for key, v in sorted(sums.items())])
     _upsert("viewers", sorted(seen))
+    _upsert("days", [(*key, *masks) for key, masks in sorted(days.items())])
     _upsert("retention", [(*key, n) for key, n in sorted(retention.items())])
     db.session.commit()
     return len(batch)

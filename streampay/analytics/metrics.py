@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from streampay.extensions import db
 from streampay.jobs import QUEUES
 from streampay.metrics import DEPENDENCY_ERRORS
+from streampay.stellar import reconcile
 from streampay.stellar.models import Deposit, Payout, PayoutAttempt
 
 blp = Blueprint("metrics", __name__)
@@ -73,11 +74,40 @@ class SharedStateCollector:
                 queue = Queue(name, connection=connection)
                 depth.add_metric([name], queue.count)
                 failed.add_metric([name], queue.failed_job_registry.count)
+            kept = reconcile.last_result()
             up.add_metric([], 1)
         except Exception:  # noqa: BLE001 (a scrape says Redis is down; it does not fail)
             DEPENDENCY_ERRORS.labels("redis").inc()
             up.add_metric([], 0)
+            yield up
+            return
         yield from (depth, failed, up)
+        if kept:
+            yield from _reconciled(kept)
+
+
+def _reconciled(kept: dict):
+    """The latest `flask stellar reconcile` or daily reconcile job: when, whether the ledger agreed, by how much."""
+    at = GaugeMetricFamily("streampay_reconcile_last_run_timestamp_seconds", "When the ledger was last reconciled.")
+    at.add_metric([], kept["at"])
+    ok = GaugeMetricFamily("streampay_reconcile_ok", "1 if the last reconcile found the ledger and network agree.")
+    ok.add_metric([], 1 if kept["ok"] else 0)
+    difference = GaugeMetricFamily(
+        "streampay_reconcile_difference_stroops",
+        "Stroops by which the last reconcile found custody off: ledger less network, or on chain less its history.",
+        labels=["check"],
+    )
+    for check in ("ledger_vs_network", "chain_vs_history"):
+        if kept[check] is not None:
+            difference.add_metric([check], kept[check])
+    mismatches = GaugeMetricFamily(
+        "streampay_reconcile_mismatches",
+        "Payments the last reconcile could not match: on chain but not in the ledger, or paid but not on chain.",
+        labels=["kind"],
+    )
+    for kind in ("unknown_payments", "paid_not_on_network"):
+        mismatches.add_metric([kind], kept[kind])
+    yield from (at, ok, difference, mismatches)
 
 
 def _exposition() -> bytes:

@@ -1,10 +1,9 @@
 """Rollups: sums per scope (content, creator, platform) per UTC bucket at four grains.
 
 A quarter hour is the finest grain because every zone's midnight falls on one (Asia/Kolkata is
-+05:30, Asia/Kathmandu +05:45), so any zone's days are whole sums of quarters; hours serve zones
-on whole-hour offsets, UTC days and months serve the middle of a long period. A period is read as
-quarters up to the first hour, hours up to the first day, days up to the first month, months, and
-back down at its end: a bounded number of rows whatever the history, never the charges.
++05:30, Asia/Kathmandu +05:45). A period is read as the UTC days and months between the UTC
+midnights of its local dates, set right at each local midnight by the hours and quarters between
+the two (buckets.Cover): a bounded number of rows whatever the history, never the charges.
 """
 
 from __future__ import annotations
@@ -14,12 +13,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from streampay.extensions import db
 
+FIGURES = ("gross", "fee", "watch_ms", "sessions")
+
 
 class Rollup(db.Model):
     __tablename__ = "analytics_rollups"
     __table_args__ = (
-        Index("ix_analytics_rollups_owner", "scope", "owner", "grain", "bucket"),
-        Index("ix_analytics_rollups_grain", "scope", "grain", "bucket"),
+        # Top content and top creators: every id of a scope in a period, read from the index alone.
+        Index(
+            "ix_analytics_rollups_owner", "scope", "owner", "grain", "bucket", postgresql_include=["scope_id", *FIGURES]
+        ),
+        Index("ix_analytics_rollups_grain", "scope", "grain", "bucket", postgresql_include=["scope_id", *FIGURES]),
     )
 
     scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # content, creator, platform
@@ -34,7 +38,7 @@ class Rollup(db.Model):
 
 
 class ViewerBucket(db.Model):
-    """Who watched a scope in a bucket (quarters, days, months): unique viewers are exact, not estimated."""
+    """Who watched a scope in a quarter hour: the edges of a period that whole UTC days do not cover."""
 
     __tablename__ = "analytics_viewers"
 
@@ -43,6 +47,30 @@ class ViewerBucket(db.Model):
     grain: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     viewer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ViewerDays(db.Model):
+    """Who watched a scope on which UTC days of a year: a row per viewer and year, a day mask per month
+    (bit d-1 for day d). Unique viewers of any run of whole days are one row per viewer, exact."""
+
+    __tablename__ = "analytics_viewer_days"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    viewer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    m1: Mapped[int] = mapped_column(Integer, default=0)
+    m2: Mapped[int] = mapped_column(Integer, default=0)
+    m3: Mapped[int] = mapped_column(Integer, default=0)
+    m4: Mapped[int] = mapped_column(Integer, default=0)
+    m5: Mapped[int] = mapped_column(Integer, default=0)
+    m6: Mapped[int] = mapped_column(Integer, default=0)
+    m7: Mapped[int] = mapped_column(Integer, default=0)
+    m8: Mapped[int] = mapped_column(Integer, default=0)
+    m9: Mapped[int] = mapped_column(Integer, default=0)
+    m10: Mapped[int] = mapped_column(Integer, default=0)
+    m11: Mapped[int] = mapped_column(Integer, default=0)
+    m12: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RetentionBucket(db.Model):

@@ -62,17 +62,38 @@ def _totals(series: list[dict]) -> dict:
     return {k: sum(p[k] for p in series) for k in keys}
 
 
+ONE = 10**money.PLACES
 AMOUNTS = frozenset(
     ("gross", "fees", "net", "paid_out", "deposits", "deposits_unmatched", "custody", "payouts_in_flight")
 )
 
 
+def _flat(points: list[dict]) -> list[dict]:
+    """Series points, list entries or curve steps (each list's entries share their keys): amounts as strings,
+    dates and times in ISO 8601, the rest as they are."""
+    if not points:
+        return []
+    amounts = [k for k in points[0] if k in AMOUNTS]
+    dates = [k for k, v in points[0].items() if isinstance(v, date)]
+    out = []
+    for point in points:
+        flat = dict(point)
+        for k in amounts:
+            v = flat[k]
+            flat[k] = f"{v // ONE}.{v % ONE:07d}" if v >= 0 else money.format(v)  # money.format, inlined
+        for k in dates:
+            flat[k] = flat[k].isoformat()
+        out.append(flat)
+    return out
+
+
 def _present(value, key: str | None = None):
-    """The body as the schema documents it, written without marshmallow: a year by day is 365 points."""
+    """The body as the schema documents it, written without marshmallow: a year by day is 365 points, each
+    flat (lists hold points, top entries or curve steps)."""
     if isinstance(value, dict):
         return {("from" if k == "from_" else k): _present(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_present(v) for v in value]
+        return _flat(value)
     if key in AMOUNTS:
         return money.format(value)
     if isinstance(value, date | datetime):
@@ -91,10 +112,13 @@ def _titles(ids: list[str]) -> dict[str, str]:
     return {str(i): title for i, title in rows}
 
 
-def _top_content(period: Period, order: str, limit: int, owner: str | None = None) -> list[dict]:
-    rows = queries.top("content", period, order, limit, owner)
-    titles = _titles([r["id"] for r in rows])
-    return [{"content_id": r["id"], "title": titles.get(r["id"]), **_figures(r)} for r in rows]
+def _top_content(period: Period, orders: dict[str, str], limit: int, owner: str | None = None) -> dict[str, list]:
+    lists = queries.ranked("content", period, orders, limit, owner)
+    titles = _titles(sorted({r["id"] for rows in lists.values() for r in rows}))
+    return {
+        name: [{"content_id": r["id"], "title": titles.get(r["id"]), **_figures(r)} for r in rows]
+        for name, rows in lists.items()
+    }
 
 
 def _series_csv(name: str, series: list[dict], columns: tuple[str, ...]):
@@ -145,10 +169,7 @@ def creator(query):
             "period": _period_body(period, query["tz"]),
             "totals": totals,
             "series": series,
-            "top_content": {
-                "by_earnings": _top_content(period, "net", query["top"], cid),
-                "by_watch_time": _top_content(period, "watch_ms", query["top"], cid),
-            },
+            "top_content": _top_content(period, {"by_earnings": "net", "by_watch_time": "watch_ms"}, query["top"], cid),
         }
     )
 
@@ -189,10 +210,7 @@ def platform(query):
     """The platform's day: charges, fees, deposits, payouts, custody, sessions and new users."""
     period = _period(query)
     scope, scope_id = queries.platform_scope()
-    paid = flows.paid_out(period)
-    deposits, unmatched = flows.deposits(period)
-    joined = flows.new_users(period)
-    extra = {"paid_out": paid, "deposits": deposits, "new_users": joined}
+    extra, unmatched = flows.platform(period)
     series = [_figures(p) for p in queries.series(scope, scope_id, period, extra)]
     if csvexport.wanted():
         columns = (*SERIES_COLUMNS, "paid_out", "deposits", "new_users")
@@ -202,7 +220,7 @@ def platform(query):
         "deposits_unmatched": unmatched,
         "unique_viewers": queries.unique_viewers(scope, scope_id, period),
     }
-    creators = queries.top("creator", period, "gross", query["top"])
+    creators = queries.ranked("creator", period, {"top": "gross"}, query["top"])["top"]
     names = dict(
         db.session.execute(
             select(User.id, User.username).where(User.id.in_([uuid.UUID(r["id"]) for r in creators]))
@@ -217,6 +235,6 @@ def platform(query):
             "top_creators": [
                 {"creator_id": r["id"], "username": names.get(uuid.UUID(r["id"])), **_figures(r)} for r in creators
             ],
-            "top_content": _top_content(period, "gross", query["top"]),
+            "top_content": _top_content(period, {"top": "gross"}, query["top"])["top"],
         }
     )

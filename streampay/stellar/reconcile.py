@@ -10,19 +10,24 @@ chain. It reads every payment and transaction of the custody account from Horizo
   shows them; and custody's balance on chain equals its opening balance plus everything that
   came in, less everything that went out and the network fees it paid.
 Account funding (create_account from or to custody) is listed, never an error.
+
+Each run's figures are kept in Redis (`last_result`) for /metrics, whichever dyno ran it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import redis
 from sqlalchemy import select
 from stellar_sdk.exceptions import BaseRequestError
 
 from streampay import money
-from streampay.extensions import db
+from streampay.extensions import db, redis_client
 from streampay.ledger import service as ledger
 from streampay.ledger.models import AccountKind
 from streampay.stellar import deposits, horizon
@@ -31,6 +36,7 @@ from streampay.stellar.models import BatchStatus, Cursor, Deposit, Payout, Payou
 log = logging.getLogger(__name__)
 PAGE = 200
 PAYMENT_TYPES = ("payment", "path_payment_strict_receive", "path_payment_strict_send")
+LAST_RESULT = "streampay:reconcile:last"
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Report:
     flows_in: int = 0
     flows_out: int = 0
     on_chain: int | None = None
+    derived: int | None = None  # what custody's history says it holds on chain
     ledger_custody: int = 0
     network_custody: int = 0
     problems: list[str] = field(default_factory=list)
@@ -143,7 +150,30 @@ def reconcile() -> Report:
     _check_balances(report, wanted.is_native())
     for problem in report.problems:
         log.error("reconcile: %s", problem, extra={"custody": custody})
+    _keep(report)
     return report
+
+
+def _keep(report: Report) -> None:
+    """The run's figures, for /metrics on any dyno. A Redis that does not answer costs the metric, not the run."""
+    figures = {
+        "at": time.time(),
+        "ok": report.ok,
+        "ledger_vs_network": report.ledger_custody - report.network_custody,
+        "chain_vs_history": None if report.derived is None else report.on_chain - report.derived,
+        "unknown_payments": len(report.unknown_payments),
+        "paid_not_on_network": len(report.paid_not_on_network),
+    }
+    try:
+        redis_client().set(LAST_RESULT, json.dumps(figures))
+    except redis.RedisError as exc:
+        log.warning("reconcile: its result could not be kept for /metrics (%s)", exc.__class__.__name__)
+
+
+def last_result() -> dict | None:
+    """The latest run's figures (see _keep), or None if none is kept."""
+    kept = redis_client().get(LAST_RESULT)
+    return json.loads(kept) if kept else None
 
 
 def _match(
@@ -212,8 +242,9 @@ def _check_balances(report: Report, native: bool) -> None:
         )
     if report.opening is None:
         return  # the account's creation is not in the history Horizon keeps: the balance cannot be derived
-    derived = report.opening + report.flows_in - report.flows_out - (report.fees if native else 0)
-    if report.on_chain != derived:
+    report.derived = report.opening + report.flows_in - report.flows_out - (report.fees if native else 0)
+    if report.on_chain != report.derived:
         report.problems.append(
-            f"custody holds {money.format(report.on_chain)} on chain, but its history explains {money.format(derived)}"
+            f"custody holds {money.format(report.on_chain)} on chain, "
+            f"but its history explains {money.format(report.derived)}"
         )

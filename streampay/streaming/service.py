@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from streampay import clock, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
-from streampay.dbtypes import utcnow
 from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
@@ -182,12 +181,14 @@ def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
     )
 
 
-def _post_charge(session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False) -> None:
+def _post_charge(
+    session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False, at_ms: int | None = None
+) -> None:
     """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
     creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
     total_fee = fee_for(session.charged, session.fee_bps)
     fee, session.fee = total_fee - session.fee, total_fee
-    at_ms = clock.now_ms()
+    at_ms = clock.now_ms() if at_ms is None else at_ms
     if charge > 0 or watched_ms > 0 or ended:
         ended_ms = session.billed_ms if ended else None
         db.session.add(_usage(session, at_ms, watch_ms=watched_ms, gross=charge, fee=fee, ended_ms=ended_ms))
@@ -281,9 +282,10 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     session.move_to(SessionStatus.ENDED)
     session.end_reason = reason.value
     session.ended_ms = session.started_ms + session.billed_ms
-    session.ended_at = utcnow()
+    at_ms = clock.now_ms()
+    session.ended_at = clock.as_datetime(at_ms)  # the server's clock, as its usage row and charge have it
     ledger.hold(wallet, -release)
-    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True)
+    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
     events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()

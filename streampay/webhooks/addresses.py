@@ -6,7 +6,11 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import requests
 from flask import current_app
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
 class AddressRefused(Exception):
@@ -38,3 +42,48 @@ def check_url(url: str, resolve: bool = True) -> None:
     for info in infos:
         if not _public(info[4][0]):
             raise AddressRefused(f"The host {parts.hostname} resolves to a non-public address.")
+
+
+class _PublicPeer:
+    """A connection that checks where its socket actually went before a byte is sent: a DNS answer that changed
+    since check_url (rebinding) cannot steer a delivery into the platform's network."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        if not _public(sock.getpeername()[0]):
+            sock.close()
+            raise AddressRefused(f"The host {self.host} connected to a non-public address.")
+        return sock
+
+
+class _HTTPConnection(_PublicPeer, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_PublicPeer, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _PublicOnly(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def session() -> requests.Session:
+    """A session for one delivery: direct (no proxy from the environment), and, unless WEBHOOK_ALLOW_PRIVATE_URLS,
+    connected to public addresses only."""
+    s = requests.Session()
+    s.trust_env = False
+    if not current_app.config["WEBHOOK_ALLOW_PRIVATE_URLS"]:
+        s.mount("http://", _PublicOnly())
+        s.mount("https://", _PublicOnly())
+    return s

@@ -18,13 +18,14 @@ from flask import current_app
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import false, or_, select
+from sqlalchemy import delete, exists, false, or_, select
 from standardwebhooks.webhooks import Webhook
 
 from streampay import jobs
 from streampay.dbtypes import utcnow
 from streampay.events.models import Event
 from streampay.extensions import db, redis_client
+from streampay.webhooks import addresses
 from streampay.webhooks.addresses import AddressRefused, check_url
 from streampay.webhooks.models import Delivery, DeliveryStatus, Endpoint
 
@@ -136,14 +137,15 @@ def _attempt(url: str, body: str, headers: dict) -> tuple[int | None, str | None
     started = time.monotonic()
     try:
         check_url(url)
-        reply = requests.post(
-            url,
-            data=body.encode(),
-            headers=headers,
-            timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
-            allow_redirects=False,
-        )
-        reply.close()
+        with addresses.session() as http:
+            reply = http.post(
+                url,
+                data=body.encode(),
+                headers=headers,
+                timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
+                allow_redirects=False,
+            )
+            reply.close()
         code, error = reply.status_code, None if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}"
     except AddressRefused as exc:
         code, error = None, f"refused: {exc}"
@@ -216,3 +218,16 @@ def _disable(endpoint: Endpoint, reason: str) -> None:
 def _retries_left() -> bool:
     job = get_current_job()
     return bool(job and job.retries_left)
+
+
+def prune() -> int:
+    """Forget events and their deliveries older than EVENT_RETENTION_DAYS (a periodic job); returns how many events.
+
+    A delivery still pending keeps its event, however old: it is forgotten after it ends.
+    """
+    cutoff = utcnow() - timedelta(days=current_app.config["EVENT_RETENTION_DAYS"])
+    db.session.execute(delete(Delivery).where(Delivery.created_at < cutoff, Delivery.status != DeliveryStatus.PENDING))
+    unheard = ~exists(select(Delivery.id).where(Delivery.event_id == Event.id))
+    gone = db.session.execute(delete(Event).where(Event.created_at < cutoff, Event.dispatched_at.is_not(None), unheard))
+    db.session.commit()
+    return gone.rowcount

@@ -15,7 +15,7 @@ from streampay.jobs import enqueue
 from tests.conftest import PASSWORD, bearer, register
 from tests.content.conftest import media_files, media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
 from tests.stellar.conftest import XLM, custody, custody_funding, horizon, link_address, stellar_app  # noqa: F401
-from tests.streaming.conftest import FakeClock, Player, serve
+from tests.streaming.conftest import BILLING, FakeClock, Player, serve
 
 
 @pytest.fixture
@@ -35,14 +35,7 @@ def at_ms(moment: datetime) -> int:
 
 @pytest.fixture
 def app(stellar_app, media_root, clock):  # noqa: F811
-    app = stellar_app(
-        MEDIA_ROOT=media_root,
-        STREAM_WINDOW_SECONDS=60,
-        STREAM_MIN_SECONDS=10,
-        HEARTBEAT_TIMEOUT_SECONDS=15,
-        CHECKPOINT_LEAD_SECONDS=10,
-        PLATFORM_FEE_BPS=1000,
-    )
+    app = stellar_app(MEDIA_ROOT=media_root, **BILLING)
     app.extensions["streampay.clock"] = clock
     return app
 

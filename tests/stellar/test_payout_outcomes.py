@@ -116,15 +116,32 @@ def test_custody_short_once_then_funded_pays_everyone_once(stellar_app, horizon,
     check(runner)
 
 
-def test_reconcile_finds_a_payment_the_ledger_does_not_know(client, runner, horizon, paid_creator, custody):
+def test_reconcile_finds_a_payment_the_ledger_does_not_know(app, client, runner, horizon, paid_creator, custody):
+    app.config["METRICS_TOKEN"] = "scrape"
+    assert "streampay_reconcile_ok" not in scrape(client)  # never reconciled: nothing to say yet
     creator, keypair = paid_creator(2 * XLM)
     assert run(runner)["paid"] == 1
     assert reconcile(runner)["payouts_matched"] == 1
+    clean = scrape(client)
+    assert "streampay_reconcile_ok 1.0" in clean
+    assert 'streampay_reconcile_difference_stroops{check="ledger_vs_network"} 0.0' in clean
+    assert 'streampay_reconcile_difference_stroops{check="chain_vs_history"} 0.0' in clean
+    assert 'streampay_reconcile_mismatches{kind="unknown_payments"} 0.0' in clean
     horizon.pay_in(custody.public_key, keypair.public_key, 2 * XLM)  # the same creator paid a second time
     result = runner.invoke(args=["stellar", "reconcile"])
     assert result.exit_code == 1
     assert "1 payment(s) the ledger does not know" in result.output
     assert keypair.public_key in result.output
+    alarm = scrape(client)  # what an operator's alert reads
+    assert "streampay_reconcile_ok 0.0" in alarm
+    assert 'streampay_reconcile_mismatches{kind="unknown_payments"} 1.0' in alarm
+    assert "streampay_reconcile_last_run_timestamp_seconds " in alarm
+
+
+def scrape(client) -> str:
+    reply = client.get("/metrics", headers=bearer("scrape"))
+    assert reply.status_code == 200
+    return reply.get_data(as_text=True)
 
 
 def test_payouts_show_why_they_went_back(client, runner, horizon, paid_creator):

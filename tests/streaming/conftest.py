@@ -29,15 +29,21 @@ def clock():
     return FakeClock()
 
 
+# The terms the streaming and analytics tests bill under: a minute held ahead, a 10 % fee.
+BILLING = {
+    "STREAM_WINDOW_SECONDS": 60,
+    "STREAM_MIN_SECONDS": 10,
+    "HEARTBEAT_TIMEOUT_SECONDS": 15,
+    "CHECKPOINT_LEAD_SECONDS": 10,
+    "PLATFORM_FEE_BPS": 1000,
+}
+
+
 @pytest.fixture
 def app(app_factory, media_root, clock):  # noqa: F811
     app = app_factory(
         MEDIA_ROOT=media_root,
-        STREAM_WINDOW_SECONDS=60,
-        STREAM_MIN_SECONDS=10,
-        HEARTBEAT_TIMEOUT_SECONDS=15,
-        CHECKPOINT_LEAD_SECONDS=10,
-        PLATFORM_FEE_BPS=1000,
+        **BILLING,
         BALANCE_LOW_SECONDS=30,
         RATELIMIT_ENABLED=False,
     )
@@ -164,7 +170,7 @@ def beat_concurrently(players_by_credit: dict, beats: int) -> list[tuple[int, di
     return replies
 
 
-__all__ = ["PASSWORD", "run_jobs"]
+__all__ = ["BILLING", "PASSWORD", "run_jobs"]
 
 
 def stroops(amount: str) -> int:

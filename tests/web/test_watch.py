@@ -108,7 +108,7 @@ def test_a_clip_played_to_its_end_completes(page, site, clips):
     page.keyboard.press("Tab")
     play = page.get_by_role("button", name="Play")
     expect(play).to_be_focused()
-    assert play.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    expect(play).to_have_css("outline-style", "solid")
     page.keyboard.press("Space")
     expect(page.get_by_role("button", name="Pause")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#stream-status")).to_have_attribute("data-reason", "completed", timeout=15_000)

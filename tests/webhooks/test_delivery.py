@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
+from streampay.dbtypes import utcnow
+from streampay.events.models import Event
+from streampay.extensions import db
+from streampay.jobs import queue
+from streampay.webhooks.delivery import prune
+from streampay.webhooks.models import Delivery
 from tests.conftest import bearer, register
 from tests.webhooks.conftest import add_endpoint, deliveries, run_jobs
 
@@ -86,3 +97,57 @@ def test_delivery_to_a_private_address_is_refused_without_a_request(app_factory,
     [log] = deliveries(client, creator, endpoint)
     assert log["status"] == "failed" and log["attempts"] == 1 and log["error"].startswith("refused")
     assert sum(receiver.deliveries.values()) == 0
+
+
+def test_a_host_that_rebinds_to_a_private_address_gets_no_request(app_factory, receiver, monkeypatch):
+    app = app_factory(WEBHOOK_RETRY_SCHEDULE=[0, 0])
+    client = app.test_client()
+    creator = register(client, role="creator")
+    port = urlsplit(receiver.url).port
+    endpoint = add_endpoint(client, creator, receiver, "payout.paid", url=f"http://hooks.rebind.example:{port}/")
+    app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] = False
+    # A DNS server that answers a public address to the check, then loopback to the connection.
+    answers = iter(["93.184.215.14"])
+    resolve = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host == "hooks.rebind.example":
+            return resolve(next(answers, "127.0.0.1"), *args, **kwargs)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    client.post(f"/api/v1/webhooks/{endpoint['id']}/test", headers=bearer(creator["access_token"]))
+    run_jobs(app)
+    [log] = deliveries(client, creator, endpoint)
+    assert log["status"] == "failed" and "non-public" in log["error"], log
+    assert sum(receiver.deliveries.values()) == 0 and receiver.raw == []
+
+
+def test_events_and_their_log_are_forgotten_after_the_retention(app, client, receiver):
+    creator = register(client, role="creator")
+    auth = bearer(creator["access_token"])
+    endpoint = add_endpoint(client, creator, receiver, "payout.paid")
+    client.post(f"/api/v1/webhooks/{endpoint['id']}/test", headers=auth)
+    run_jobs(app)
+    receiver.answers = [500] * 10  # the second one stays pending, retrying
+    app.config["WEBHOOK_RETRY_SCHEDULE"] = [3600]
+    client.post(f"/api/v1/webhooks/{endpoint['id']}/test", headers=auth)
+    run_jobs(app)
+    pending, done = deliveries(client, creator, endpoint)
+    assert (pending["status"], done["status"]) == ("pending", "succeeded")
+    assert prune_now(app) == 0  # nothing is old yet
+    with app.app_context():  # a month and a day ago: past the 30 days' retention
+        aged = utcnow() - timedelta(days=31)
+        db.session.execute(update(Event).values(created_at=aged))
+        db.session.execute(update(Delivery).values(created_at=aged))
+        db.session.commit()
+    assert prune_now(app) == 1
+    [left] = deliveries(client, creator, endpoint)
+    assert left["id"] == pending["id"] and left["status"] == "pending"
+
+
+def prune_now(app) -> int:
+    with app.app_context():
+        job = queue("low").enqueue(prune)
+    run_jobs(app)
+    return job.return_value()

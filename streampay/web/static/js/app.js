@@ -17,6 +17,7 @@ const ROUTES = [
 
 const main = document.getElementById("view");
 let leave = null;
+let turn = 0; // the route being rendered: a render that a newer route overtook is dropped, never shown
 
 function showNav() {
   const user = session.user;
@@ -33,6 +34,7 @@ function showNav() {
 }
 
 async function route() {
+  const mine = ++turn;
   if (leave) { const done = leave; leave = null; await done(); }
   const hash = location.hash || "#/catalogue";
   for (const [pattern, render, needs] of ROUTES) {
@@ -43,10 +45,15 @@ async function route() {
       location.hash = user ? "#/catalogue" : `#/sign-in`;
       return;
     }
+    // Each view renders into its own container, shown only if no newer route began meanwhile.
+    const view = document.createElement("div");
+    view.className = "view";
+    const left = (await render(view, ...match.slice(1))) || null;
+    if (mine !== turn) { if (left) await left(); return; }
     showNav();
-    main.replaceChildren();
-    leave = (await render(main, ...match.slice(1))) || null;
-    const heading = main.querySelector("h1");
+    main.replaceChildren(view);
+    leave = left;
+    const heading = view.querySelector("h1");
     if (heading) { heading.tabIndex = -1; heading.focus(); }
     document.title = `${heading ? heading.textContent + " · " : ""}StreamPay`;
     return;
@@ -59,6 +66,15 @@ document.getElementById("sign-out").addEventListener("click", async () => {
   session.clear();
   location.hash = "#/sign-in";
   showNav();
+});
+// Admins: RQ's dashboard. A link cannot send the bearer token, so the token buys the dashboard's pass cookie first.
+document.getElementById("rq-dashboard").addEventListener("click", async (event) => {
+  event.preventDefault();
+  try {
+    location.assign((await api("/admin/dashboard-session", { method: "POST" })).url);
+  } catch (error) {
+    document.getElementById("who").textContent = error.message;
+  }
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("pagehide", () => { if (leave) leave(); });
