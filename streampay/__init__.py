@@ -23,7 +23,6 @@ DEFERRED = (
     "av",
     "PIL.Image",
     "alembic.script",
-    "requests",
 )
 
 

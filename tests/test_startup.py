@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = str(Path(sys.executable).parent / "flask")
-HEAVY = ("stellar_sdk", "av", "PIL", "alembic", "flask_migrate", "requests", "boto3")
+HEAVY = ("stellar_sdk", "av", "PIL", "alembic", "flask_migrate", "boto3")
 
 
 def checkout_env(tmp_path) -> dict:
@@ -30,7 +30,7 @@ def test_the_app_is_built_without_the_libraries_of_a_few_commands_and_routes(tmp
 
 def test_a_server_imports_them_before_it_serves(tmp_path):
     code = "from streampay import create_app, preload; create_app(); preload()"
-    assert set(imported_after(code, checkout_env(tmp_path))) >= {"stellar_sdk", "av", "PIL", "alembic", "requests"}
+    assert set(imported_after(code, checkout_env(tmp_path))) >= {"stellar_sdk", "av", "PIL", "alembic"}
 
 
 def test_the_commands_are_listed_and_run_from_a_shell(tmp_path):

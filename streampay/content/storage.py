@@ -11,12 +11,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
+import requests
 from flask import current_app
-
-if TYPE_CHECKING:
-    import requests
 
 
 class StorageError(RuntimeError):
@@ -126,8 +124,6 @@ class IPFSStorage:
         self.gateway = (gateway_url or "").rstrip("/") or None
 
     def _post(self, path: str, **kwargs) -> requests.Response:
-        import requests  # only where IPFS is configured: not every command pays for it
-
         try:
             reply = requests.post(f"{self.api}/api/v0/{path}", timeout=60, **kwargs)
             reply.raise_for_status()

@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import requests
 from flask import current_app
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
@@ -132,8 +133,6 @@ def _resume_stuck() -> int:
 
 
 def _attempt(url: str, body: str, headers: dict) -> tuple[int | None, str | None, int]:
-    import requests  # by the worker, which imports it before its first job (streampay.preload)
-
     started = time.monotonic()
     try:
         check_url(url)
