@@ -232,6 +232,27 @@ def test_while_redis_is_down_requests_get_503_and_heartbeats_unavailable(
             player.close()
 
 
+def test_a_start_refused_for_redis_gives_its_hold_back_at_once(app, client, runner, redis_server, movie, viewer):
+    who = viewer("10")
+    wallet = "/api/v1/wallet"
+    before = client.get(wallet, headers=bearer(who["access_token"])).json
+    with serve(app) as here:
+        player = Player(here, who["access_token"])  # opened while Redis answers: its hub is subscribed
+        try:
+            redis_server.kill()
+            # PostgreSQL answers, so the hold is taken and the session written; then the meter cannot be made.
+            refused = player.call("startStream", content_id=movie["id"])
+            assert refused["event"] == "error" and refused["data"]["code"] == "unavailable", refused
+            after = client.get(wallet, headers=bearer(who["access_token"])).json
+            assert after["held"] == before["held"] == "0.0000000" and after["balance"] == before["balance"], after
+            check = runner.invoke(args=["ledger", "check"])
+            assert check.exit_code == 0, check.output
+            active = client.get("/api/v1/streaming/sessions", headers=bearer(who["access_token"])).json
+            assert [(s["status"], s["end_reason"], s["billed_ms"]) for s in active] == [("ended", "unavailable", 0)]
+        finally:
+            player.close()
+
+
 def session_row(session_id: str) -> dict:
     with psql() as cur:
         cur.execute(

@@ -59,7 +59,10 @@ def _figures(sums: dict) -> dict:
 def _totals(series: list[dict]) -> dict:
     """The period's totals: the sum of its series, which covers it exactly (one query fewer)."""
     keys = [k for k in series[0] if k not in ("period", "start")] if series else []
-    return {k: sum(p[k] for p in series) for k in keys}
+    totals = {k: sum(p[k] for p in series) for k in keys}
+    if "watch_ms" in totals:  # the whole seconds of the total, not a sum of each point's rounded-down seconds
+        totals["watch_seconds"] = totals["watch_ms"] // 1000
+    return totals
 
 
 ONE = 10**money.PLACES

@@ -26,7 +26,7 @@ class SignIn(db.Model):
     # When its newest pair was issued: a refresh lifetime later, none of its tokens is valid any more.
     last_issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Why: logout, refresh_reuse.
+    # Why: logout, refresh_reuse, deactivated (every sign-in of the account).
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
 
 

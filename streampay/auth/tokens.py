@@ -87,6 +87,15 @@ def revoke(payload: dict, reason: str = "logout") -> None:
     signals.access_revoked.send(current_app._get_current_object(), user_id=payload["sub"], sign_in=family, why=reason)
 
 
+def _revoke_every_sign_in(_app: Flask, *, user_id: uuid.UUID) -> None:
+    """An account deactivated: every sign-in of it ends for good, in the deactivating transaction (no commit here)."""
+    db.session.execute(
+        update(SignIn)
+        .where(SignIn.user_id == user_id, SignIn.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="deactivated")
+    )
+
+
 def prune() -> int:
     """Forget what can no longer matter: spent refresh tokens past their expiry, and sign-ins whose
     newest pair is older than the refresh lifetime (every token of them has expired)."""
@@ -147,6 +156,7 @@ def init_app(app: Flask) -> None:
             "JWT_REFRESH_SECRET" if payload.get("type") == "refresh" else "JWT_SECRET_KEY"
         ]
     )
+    signals.deactivating.connect(_revoke_every_sign_in)
     jwt.token_in_blocklist_loader(_is_revoked)
     jwt.user_lookup_loader(_load_user)
     jwt.unauthorized_loader(lambda reason: _unauthorized(f"Authentication required: {reason}."))

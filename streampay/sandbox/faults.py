@@ -170,6 +170,8 @@ class TcpCut:
                     pass
             with self.lock:
                 self.sockets -= {src, dst}
+            for s in (src, dst):  # the other direction's recv has been woken by the shutdown
+                s.close()
 
     def __enter__(self) -> TcpCut:
         return self.mend()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from streampay.streaming.models import EndReason
+from streampay.streaming.models import PUSHED_REASONS
 
 blp = Blueprint("asyncapi", __name__)
 AMOUNT = {"type": "string", "pattern": r"^\d{1,12}\.\d{7}$", "examples": ["12.5000000"]}
@@ -69,7 +69,7 @@ DATA = {
     "streamEnded": _obj(
         {
             "session_id": {"type": "string"},
-            "reason": {"type": "string", "enum": [r.value for r in EndReason]},
+            "reason": {"type": "string", "enum": [r.value for r in PUSHED_REASONS]},
         }
     ),
     "balanceLow": _obj({"session_id": {"type": "string"}, "balance": AMOUNT, "runway_seconds": {"type": "integer"}}),

@@ -24,6 +24,12 @@ class EndReason(enum.StrEnum):
     CONTENT_UNAVAILABLE = "content_unavailable"
     COMPLETED = "completed"
     REVOKED = "revoked"
+    # A start whose meter Redis refused: ended at once, nothing billed, its hold given back. Its player got an
+    # `error` `unavailable` instead of a session id, so no `streamEnded` ever reaches it (not a pushed reason).
+    UNAVAILABLE = "unavailable"
+
+
+PUSHED_REASONS = [r for r in EndReason if r is not EndReason.UNAVAILABLE]
 
 
 TRANSITIONS = {SessionStatus.ACTIVE: {SessionStatus.ENDED}, SessionStatus.ENDED: set()}

@@ -8,6 +8,7 @@ the money held for the session. PostgreSQL is written at start, once per window
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -121,24 +122,39 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
     db.session.commit()
     metrics.SESSIONS_STARTED.inc()
-    meter.put(
-        live.session_id,
-        viewer=str(viewer.id),
-        started=now,
-        last_hb=now,
-        window_end=live.window_end,
-        final=0,
-        price=live.price,
-        balance_at_cp=live.balance,
-        charged_at_cp=0,
-        low_sent=0,
-    )
+    try:
+        meter.put(
+            live.session_id,
+            viewer=str(viewer.id),
+            started=now,
+            last_hb=now,
+            window_end=live.window_end,
+            final=0,
+            price=live.price,
+            balance_at_cp=live.balance,
+            charged_at_cp=0,
+            low_sent=0,
+        )
+    except Exception:
+        _never_ran(live.session_id, now)
+        raise
     _maybe_warn_low(live)
     return {
         "session_id": live.session_id,
         "price_per_second": money.format(live.price),
         "balance": money.format(live.balance),
     }
+
+
+def _never_ran(session_id: str, started_ms: int) -> None:
+    """A session whose meter could not be made ends in this request, billed nothing: its whole hold goes back to
+    the wallet in the transaction that ends it, rather than a timeout later by the reaper."""
+    try:
+        end(session_id, started_ms, EndReason.UNAVAILABLE, started_ms)
+    except Exception:  # noqa: BLE001 (Redis, down, refuses end's clean-up after its commit; the reaper does it)
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        log.warning("a start refused for Redis was ended in PostgreSQL only", extra={"session_id": session_id})
 
 
 def _still_playable(content: Content) -> None:
@@ -286,7 +302,8 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     session.ended_at = clock.as_datetime(at_ms)  # the server's clock, as its usage row and charge have it
     ledger.hold(wallet, -release)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
-    events.session_ended(session)  # after the charge: its fee is final
+    if reason is not EndReason.UNAVAILABLE:  # a refused start: nobody heard it began, nobody hears it ended
+        events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     metrics.settled(charge, ended=reason.value)

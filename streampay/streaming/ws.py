@@ -19,7 +19,15 @@ from simple_websocket import ConnectionClosed
 
 from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
-from streampay.errors import DEPENDENCY_DOWN, DomainError, Unauthorized, dependency_of, error_body, unavailable_body
+from streampay.errors import (
+    DEPENDENCY_DOWN,
+    DomainError,
+    Invalid,
+    Unauthorized,
+    dependency_of,
+    error_body,
+    unavailable_body,
+)
 from streampay.extensions import db, redis_client, sock
 from streampay.inputs import NotJSON
 from streampay.inputs import loads as load_json
@@ -253,7 +261,7 @@ def _load(schema: Schema, data) -> dict:
     try:
         return schema.load(data if isinstance(data, dict) else {})
     except ValidationError as exc:
-        raise DomainError("Some fields are missing or invalid.", {"data": exc.messages}) from exc
+        raise Invalid("Some fields are missing or invalid.", {"data": exc.messages}) from exc
 
 
 def on_auth(player: Player, data: dict) -> dict:

@@ -126,6 +126,8 @@ def admin_update(admin: User, user: User, changes: dict) -> User:
         user.role = Role(changes["role"])
     if "is_active" in changes:
         user.is_active = changes["is_active"]
+    if before[1] and not user.is_active:
+        signals.deactivating.send(current_app._get_current_object(), user_id=user.id)
     db.session.commit()
     if user.role != before[0] or (before[1] and not user.is_active):
         # Open sockets were authorised as the account was: they close, and their streams end.

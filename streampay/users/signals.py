@@ -3,6 +3,10 @@
 `access_revoked` is sent after the commit that took access away: a sign-out (`sign_in` set: that
 sign-in only) or an admin's deactivation or role change (`sign_in` None: every sign-in of the user).
 The streaming package listens, to end the sessions and close the sockets that the access was for.
+
+`deactivating` is sent inside the transaction that deactivates an account, before its commit: the auth
+package revokes every sign-in of the account in that same transaction, so reactivating it later revives
+none of its old tokens.
 """
 
 from __future__ import annotations
@@ -13,3 +17,5 @@ _signals = Namespace()
 
 # sender: the app; keywords: user_id (str), sign_in (str | None), why (str)
 access_revoked = _signals.signal("access-revoked")
+# sender: the app; keywords: user_id (uuid.UUID)
+deactivating = _signals.signal("deactivating")

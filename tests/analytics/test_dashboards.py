@@ -77,3 +77,17 @@ def test_a_default_period_is_the_last_thirty_local_days(platform, people):
     assert body["series"][0]["start"].endswith(("+13:45", "+12:45"))
     weekly = platform.get(people["creator"], "/analytics/creator", granularity="week", **DAY).json
     assert [p["period"] for p in weekly["series"]] == ["2027-01-31"]  # a week clipped to the period
+
+
+def test_total_watch_seconds_are_the_whole_seconds_of_the_total_not_a_sum_of_each_days(app, platform, people, clock):
+    platform.scan_deposits()
+    with serve(app) as url:
+        platform.watch(url, people["viewer"], people["item"], 30.5)  # from 14:58 UTC: Tokyo's 31 January
+        clock.advance(120)  # past 15:00 UTC, Tokyo's midnight
+        platform.watch(url, people["viewer"], people["item"], 30.5)  # Tokyo's 1 February
+    fold_now(app)
+    two_days = {"from": "2027-01-31", "to": "2027-02-01", "tz": "Asia/Tokyo"}
+    for path in ("/analytics/creator", f"/analytics/content/{people['item']['id']}"):
+        body = platform.get(people["creator"], path, **two_days).json
+        assert [(p["watch_ms"], p["watch_seconds"]) for p in body["series"]] == [(30_500, 30), (30_500, 30)]
+        assert body["totals"]["watch_ms"] == 61_000 and body["totals"]["watch_seconds"] == 61

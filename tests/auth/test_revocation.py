@@ -75,6 +75,33 @@ def test_a_deactivated_account_stays_out_after_a_wipe(client, make_admin, wipe_r
     refused(refresh(client, user["refresh_token"]))
 
 
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+def test_reactivating_an_account_does_not_revive_its_old_tokens(client, make_admin):
+    """Deactivation revokes every sign-in of the account for good: after reactivation, only a new sign-in works."""
+    admin, user = make_admin(), register(client)
+    laptop = login(client, user["user"]["email"]).json
+    url = f"/api/v1/users/{user['user']['id']}"
+    for active in (False, True):
+        reply = client.patch(url, json={"is_active": active}, headers=bearer(admin["access_token"]))
+        assert reply.status_code == 200, reply.json
+
+    for pair in (user, laptop):
+        assert not works(client, pair["access_token"])
+        refused(refresh(client, pair["refresh_token"]))
+        socket = client.get("/api/v1/streaming/ws", headers={**UPGRADE, **bearer(pair["access_token"])})
+        assert socket.status_code == 401, socket.json
+    again = login(client, user["user"]["email"]).json
+    assert works(client, again["access_token"])
+    assert refresh(client, again["refresh_token"]).status_code == 200
+
+
 def test_checking_a_token_costs_one_query(app, client):
     """The sign-in's revoked state comes back with the user: an authenticated request makes no extra round trip."""
     user = register(client)

@@ -27,6 +27,7 @@ def test_garbage_frames_get_errors_and_the_socket_lives(players, movie, funded_v
     assert reply["event"] == "error" and "Unknown event" in reply["data"]["message"]
     missing = player.call("startStream")
     assert missing["event"] == "error" and "content_id" in json.dumps(missing["data"]["errors"])
+    assert missing["data"]["code"] == "validation_failed"  # as HTTP's 422 for a missing field
     wrong_type = player.call("startStream", content_id="not-a-uuid", max_spend=-3)
     assert wrong_type["event"] == "error"
     bad_cap = player.call("startStream", content_id=movie["id"], max_spend="0.123456789")
