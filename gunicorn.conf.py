@@ -9,7 +9,8 @@ and on a busy host that is what made held sockets miss their heartbeats while ot
 stopped. A transaction may now pause between its statements, so its row locks are held across
 other greenlets' turns: transactions stay a few statements long, and no code path waits on Redis
 or a socket while it holds a row lock. Past WS_MAX_SOCKETS_PER_WORKER a worker refuses new
-sockets with 503 before the upgrade, below WEB_CONNECTIONS, so a full worker still answers.
+sockets with 503 before the upgrade, below WEB_CONNECTIONS, so a full worker still answers; it
+refuses them too while its loop runs late or all its database connections are in use.
 """
 
 import os
@@ -19,10 +20,12 @@ import gunicorn.http.wsgi
 # Replies name no server software or version (gunicorn's own Server header is its name).
 gunicorn.http.wsgi.SERVER = "streampay"
 
-# A web worker's database work: a few transactions at once (the pool), never the whole worker. Settlements all
-# update the same shared rows (a creator's earnings, the platform's fees), and a transaction that yields between
-# its statements holds those row locks across other greenlets' turns: many at once would queue on each other.
-os.environ.setdefault("DB_POOL_SIZE", "2")
+# A web worker's database work: a few transactions at once (the pool), never the whole worker. Under load each
+# statement of a transaction waits a turn of the loop, so a startStream (ten round trips) holds its connection for
+# ten turns: eight connections keep 50 starts a second per worker from queueing for the pool. Settlements, which all
+# end on the same shared rows and past a few at once only queue on each other's row locks, take at most four of
+# them (streampay.streaming.service.SETTLEMENTS_AT_ONCE).
+os.environ.setdefault("DB_POOL_SIZE", "8")
 os.environ.setdefault("DB_MAX_OVERFLOW", "0")
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"

@@ -167,8 +167,8 @@ class Fault:
 
 
 class Faults:
-    def __init__(self, web: Dyno, worker: Dyno, redis_server: RedisServer, admin_url: str):
-        self.web, self.worker, self.redis, self.admin_url = web, worker, redis_server, admin_url
+    def __init__(self, web: Dyno, worker: Dyno, redis_server: RedisServer, admin_url: str, db_name: str):
+        self.web, self.worker, self.redis, self.admin_url, self.db_name = web, worker, redis_server, admin_url, db_name
         self.done: list[Fault] = []
 
     async def run(self, seconds: float) -> None:
@@ -206,7 +206,7 @@ class Faults:
         return ""
 
     async def kill_pg_backends(self) -> str:
-        killed = await asyncio.to_thread(terminate_backends, self.admin_url, DB_NAME)
+        killed = await asyncio.to_thread(terminate_backends, self.admin_url, self.db_name)
         return f" ({killed} backends)"
 
     def in_outage(self, at_ms: int) -> bool:
@@ -232,10 +232,10 @@ def sign_in_all(count: int) -> list[str]:
     return tokens
 
 
-def money(admin_url: str) -> dict:
+def money(admin_url: str, db_name: str) -> dict:
     import psycopg2
 
-    conn = psycopg2.connect(admin_url.rsplit("/", 1)[0] + f"/{DB_NAME}")
+    conn = psycopg2.connect(admin_url.rsplit("/", 1)[0] + f"/{db_name}")
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*), coalesce(sum(charged), 0) FROM streaming_sessions")
@@ -359,14 +359,15 @@ def main(argv=None) -> int:
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--db-name", default=DB_NAME, help=f"the scratch database ({DB_NAME})")
     args = parser.parse_args(argv)
 
     from sqlalchemy import make_url
 
     server = make_url(os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
     admin_url = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    db_url = server.set(drivername="postgresql", database=DB_NAME).render_as_string(hide_password=False)
-    with scratch_database(admin_url, DB_NAME), RedisServer() as redis_server:
+    db_url = server.set(drivername="postgresql", database=args.db_name).render_as_string(hide_password=False)
+    with scratch_database(admin_url, args.db_name), RedisServer() as redis_server:
         env = {"DATABASE_URL": db_url, "REDIS_URL": redis_server.url(), **SETTINGS}
         os.environ.update(env)
         print(f"seeding {args.viewers} viewers ...", flush=True)
@@ -380,13 +381,13 @@ def main(argv=None) -> int:
         ):
             base = f"http://127.0.0.1:{port}"
             assert wait_for(lambda: wallet_status(base, tokens[0]) == 200, 60), web.log()
-            faults = Faults(web, worker, redis_server, admin_url)
+            faults = Faults(web, worker, redis_server, admin_url, args.db_name)
             print(f"{args.viewers} viewers for {args.seconds:.0f} s; faults:", flush=True)
             rec = asyncio.run(drive(args, base, tokens, content_id, faults))
             settle = int(SETTINGS["HEARTBEAT_TIMEOUT_SECONDS"]) + int(SETTINGS["REAPER_INTERVAL_SECONDS"]) + 2
             last = max([f.end_ms for f in faults.done] + [now_ms()])
             time.sleep(max(0.0, (last - now_ms()) / 1000 + settle))
-            m = money(admin_url)
+            m = money(admin_url, args.db_name)
             check = subprocess.run(
                 [sys.executable, "-m", "flask", "--app", "streampay:create_app", "ledger", "check"],
                 cwd=ROOT,

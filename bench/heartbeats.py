@@ -27,8 +27,10 @@ client processes, their collector tuned as gunicorn's workers are so that their 
 server's latency) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
 printed too, so a saturated client shows. --background-cores X burns X cores of CPU in other processes for the
 whole run (a shared dyno host), and their CPU over the window is printed. A socket the dyno refuses at the
-handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the admission cap per worker; --sockets-per-worker sets it) is
-counted as refused, not as a failure: the goal is that every other player is held at p99 < 100 ms, with no
+handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the admission cap per worker, which --sockets-per-worker sets;
+or while its loop runs late or its database connections are all in use) is tried again after its Retry-After, as a
+player does, until the open deadline (--no-retry: never); one never admitted is counted as refused, not as a
+failure, and the 503s are counted by cause: the goal is that every other player is held at p99 < 100 ms, with no
 timeout and no `internal` reply. --logs keeps gunicorn's logs; --profile runs py-spy on one worker during each
 window (every sample, waits included, so a worker blocked in a call that does not yield shows), which costs CPU and
 skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or --time-limit: clients, gunicorn,
@@ -45,6 +47,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import resource
 import secrets
 import shutil
@@ -124,13 +127,13 @@ def scratch_redis(url: str):
 def seed(players: int) -> tuple[str, list[str]]:
     """Migrate; a creator, one ready item, `players` credited viewers; returns the item id and their tokens."""
     from flask_jwt_extended import create_access_token
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert, select, text
 
     from streampay import create_app
     from streampay.content.models import Content, ContentStatus
     from streampay.extensions import db, upgrade
     from streampay.ledger import service as ledger
-    from streampay.ledger.models import AccountKind
+    from streampay.ledger.models import Account, AccountKind
     from streampay.users.models import Role, User
 
     app = create_app()
@@ -181,9 +184,19 @@ def seed(players: int) -> tuple[str, list[str]]:
         db.session.commit()
         began = time.monotonic()
         source = ledger.platform(AccountKind.ADJUSTMENTS)
+        # The wallets made in bulk, as ledger.wallet() would make them one by one (a query and a savepoint each).
+        for start in range(0, players, 5000):
+            rows = [
+                {"kind": AccountKind.VIEWER_WALLET, "user_id": v["id"], "owner": str(v["id"]), "created_at": now}
+                for v in viewers[start : start + 5000]
+            ]
+            db.session.execute(insert(Account), rows)
+        wallets = {
+            a.user_id: a for a in db.session.scalars(select(Account).where(Account.kind == AccountKind.VIEWER_WALLET))
+        }
         for start in range(0, players, 500):  # one balanced posting credits 500 wallets
             chunk = viewers[start : start + 500]
-            legs = [ledger.Leg(ledger.wallet(v["id"]), CREDIT) for v in chunk]
+            legs = [ledger.Leg(wallets[v["id"]], CREDIT) for v in chunk]
             legs.append(ledger.Leg(source, -CREDIT * len(chunk)))
             ledger.post(legs, f"bench:credit:{start}", "adjustment", reason="heartbeat benchmark")
             done = start + len(chunk)
@@ -357,6 +370,8 @@ def snapshot(master: int, clients: list[int], pg, db_name: str, burners: list) -
 class Tally:
     opened: int = 0
     refused: int = 0
+    refusals: Counter = field(default_factory=Counter)  # 503s at the handshake by cause, tried again or not
+    admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -377,6 +392,17 @@ async def _call(ws, event: str, frame_id: int, data: dict, timeout: float) -> di
                 return frame
 
 
+REFUSED_BECAUSE = {"holds all": "full", "runs late": "slow", "database connection": "busy"}
+
+
+def _refusal(body: bytes | None) -> str:
+    """Why the dyno refused (streampay.streaming.ws.REFUSALS), from the 503's message."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        message = json.loads(body or b"{}").get("message") or ""
+        return next((why for words, why in REFUSED_BECAUSE.items() if words in message), "other")
+    return "other"
+
+
 def _failure(exc: BaseException) -> str:
     return exc.__class__.__name__ if not isinstance(exc, ReplyError) else exc.args[0]
 
@@ -391,39 +417,69 @@ def _checked(reply: dict, event: str) -> dict:
     return reply["data"]
 
 
-async def _player(cfg: dict, index: int, token: str | None, open_at: float, gate, window, stop, tally: Tally, progress):
+async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally):
+    """Open the socket and start the stream as a player does: a 503 before the upgrade (the dyno refuses what it
+    cannot serve) is tried again after its Retry-After, with jitter, until `open_by`; then it counts as refused.
+    Returns the socket and the session id (for the echo, a made-up one: its frames carry a heartbeat's fields)."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    refusals = 0
+    while True:
+        async with gate:  # opens in flight; a refused player waits for its retry outside
+            try:
+                ws = await connect(
+                    cfg["url"],
+                    additional_headers=headers,
+                    compression=cfg["compression"],
+                    proxy=None,
+                    ping_interval=None,  # as a browser: it answers the server's pings, sends none
+                    open_timeout=3 * cfg["ack_timeout"],
+                )
+            except InvalidStatus as exc:
+                if exc.response.status_code != 503:
+                    raise
+                refusals += 1
+                tally.refusals[_refusal(exc.response.body)] += 1
+                wait = float(exc.response.headers.get("Retry-After") or 5) * (1 + random.random())
+                if not cfg["retry"] or time.time() + wait > open_by:
+                    raise
+            else:
+                tally.admitted_after_503 += refusals > 0
+                session_id = str(uuid.uuid4())
+                try:
+                    if cfg["phase"] == "heartbeat":
+                        reply = await _call(
+                            ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * cfg["ack_timeout"]
+                        )
+                        session_id = _checked(reply, "startStream")["session_id"]
+                except BaseException:
+                    await ws.close()
+                    raise
+                return ws, session_id
+        await asyncio.sleep(wait)
+
+
+async def _player(
+    cfg: dict, index: int, token: str | None, open_at: float, open_by: float, gate, window, stop, tally, progress
+):
     from websockets.exceptions import InvalidStatus, WebSocketException
 
     errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
     interval, timeout = cfg["interval"], cfg["ack_timeout"]
     await asyncio.sleep(max(0.0, open_at - time.time()))
-    ws, session_id = None, str(uuid.uuid4())  # the echo's frames carry the same fields as a heartbeat's
     try:
-        async with gate:
-            headers = {"Authorization": f"Bearer {token}"} if token else None
-            ws = await connect(
-                cfg["url"],
-                additional_headers=headers,
-                compression=cfg["compression"],
-                proxy=None,
-                ping_interval=None,  # as a browser: it answers the server's pings, sends none
-                open_timeout=3 * timeout,
-            )
-            if cfg["phase"] == "heartbeat":
-                reply = await _call(ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * timeout)
-                session_id = _checked(reply, "startStream")["session_id"]
+        ws, session_id = await _open(cfg, token, open_by, gate, tally)
         tally.opened += 1
     except InvalidStatus as exc:
-        if exc.response.status_code == 503:  # refused before the upgrade: the dyno is full, by design
+        if exc.response.status_code == 503:  # refused before the upgrade, every time: the dyno is full, by design
             tally.refused += 1
         else:
             tally.failures[f"open: HTTP {exc.response.status_code}"] += 1
         return
     except errors as exc:
         tally.failures[f"open: {_failure(exc)}"] += 1
-        if ws is not None:
-            await ws.close()
         return
     finally:
         progress(index)
@@ -481,8 +537,11 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
             all_open.set()
 
     rate, t0 = cfg["ramp"] / cfg["procs"], time.time()
+    open_by = t0 + len(players) / rate + 30  # the last try leaves the last open its 3 * ack_timeout
     tasks = {
-        index: asyncio.create_task(_player(cfg, index, token, t0 + k / rate, gate, window, stop, tally, progress))
+        index: asyncio.create_task(
+            _player(cfg, index, token, t0 + k / rate, open_by, gate, window, stop, tally, progress)
+        )
         for k, (index, token) in enumerate(players)
     }
     if not players:
@@ -501,7 +560,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     stop.set()
     await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
     tally.failures["unfinished at stop"] += sum(1 for t in tasks.values() if not t.done())
-    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures)}))
+    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures), "refusals": dict(tally.refusals)}))
 
 
 def client_process(cfg: dict, players: list, pipe) -> None:
@@ -570,6 +629,8 @@ class Phase:
     seconds: float = 0.0
     opened: int = 0
     refused: int = 0
+    refusals: Counter = field(default_factory=Counter)
+    admitted_after_503: int = 0
     held: int = 0
     sent: int = 0
     acked: int = 0
@@ -601,6 +662,7 @@ def client_processes(name: str, args, port: int, tokens: list, content_id: str):
         "procs": args.client_procs,
         "in_flight": args.in_flight,
         "epoch": time.time() + 2.0,
+        "retry": not args.no_retry,
     }
     ctx = multiprocessing.get_context("spawn")
     procs, pipes = [], []
@@ -658,6 +720,8 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
             for (tally,) in _expect(pipes, "done", ramp_seconds + args.interval + 6 * args.ack_timeout + 30):
                 for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
                     setattr(result, key, getattr(result, key) + tally[key])
+                result.admitted_after_503 += tally["admitted_after_503"]
+                result.refusals.update(tally["refusals"])
                 result.failures.update({k: v for k, v in tally["failures"].items() if v})
     if result.failures:
         print(f"    failures: {dict(result.failures)}; gunicorn's log says:", flush=True)
@@ -779,6 +843,8 @@ def figures(p: Phase) -> dict:
         "sessions_held": p.held,
         "players": p.players,
         "refused": p.refused,
+        "refusals": dict(p.refusals),
+        "admitted_after_503": p.admitted_after_503,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
         "p99_ms": _pct(p.latencies, 0.99),
@@ -807,6 +873,7 @@ def figures(p: Phase) -> dict:
 ROWS = (
     ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
     ("refused with 503 (handshake)", lambda f: str(f["refused"])),
+    ("503s / admitted on a retry", lambda f: f"{sum(f['refusals'].values())} / {f['admitted_after_503']}"),
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
@@ -841,6 +908,8 @@ def report(phases: list[Phase], args) -> dict:
             print(
                 f"{titles[p.name]} failures: {f['failures']}{'; a worker died and respawned' * f['workers_respawned']}"
             )
+        if f["refusals"]:
+            print(f"{titles[p.name]} 503s at the handshake by cause (full, slow loop, busy pool): {f['refusals']}")
     if beat:
         n = args.players
         bad = sum(v for k, v in beat["failures"].items() if "Timeout" in k or "internal" in k)
@@ -894,6 +963,11 @@ def parse_args(argv=None):
     parser.add_argument("--background-cores", type=float, default=0, help="cores of CPU burned beside the run (0)")
     parser.add_argument(
         "--sockets-per-worker", type=int, help="WS_MAX_SOCKETS_PER_WORKER, the admission cap (the app's default)"
+    )
+    parser.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="a 503 at the handshake is final (default: tried again after its Retry-After)",
     )
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate, as browsers do")
     parser.add_argument("--only", choices=[p for p, _ in PHASES], help="run one phase")

@@ -266,6 +266,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # Admission: a web process holds at most this many player sockets and refuses more with 503 (Retry-After).
         "WS_MAX_SOCKETS_PER_WORKER": _int("WS_MAX_SOCKETS_PER_WORKER", 5000),
         "WS_RETRY_AFTER_SECONDS": _int("WS_RETRY_AFTER_SECONDS", 5),
+        # ... and refuses them too while its event loop runs this late (ms): the CPU it gets is already spoken for.
+        "WS_ADMIT_MAX_LAG_MS": _int("WS_ADMIT_MAX_LAG_MS", 50),
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",

@@ -25,6 +25,12 @@ HTTP_LATENCY = Histogram(
     "streampay_http_request_duration_seconds", "Time to answer.", ["method", "route"], buckets=LATENCY_BUCKETS
 )
 WEBSOCKETS = Gauge("streampay_websockets_open", "Player sockets open now.", multiprocess_mode="livesum")
+WS_REFUSED = Counter(
+    "streampay_websockets_refused_total",
+    "Player sockets refused with 503 before the upgrade: full (the cap), slow (the loop runs late), busy (no free "
+    "database connection).",
+    ["why"],
+)
 HEARTBEATS = Histogram(
     "streampay_heartbeat_duration_seconds", "Heartbeats handled, and the time each took.", buckets=LATENCY_BUCKETS
 )

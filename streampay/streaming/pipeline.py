@@ -1,8 +1,10 @@
 """One Redis connection that every socket of a process shares for the meter (auto-pipelining).
 
-A caller that finds the connection free makes the round trip itself: it sends its commands and
-reads the replies, with no other thread or greenlet involved, which is what a quiet process does
-on every call. A caller that finds a round trip in flight queues its commands and waits; when the
+A caller that finds the connection free leads the next round trip: it lets the loop take one turn
+(under gevent, the other sockets whose frames arrived in the same turn queue their commands behind
+it), then sends everything queued in one write and reads the replies. Under load that turns a
+write, a read and a wake-up of Redis per heartbeat into one per batch; a quiet process pays one
+greenlet switch. A caller that finds a round trip in flight queues its commands and waits; when the
 round trip ends, its caller sends everything queued meanwhile in one write and hands the reading of
 the replies to the first call of that batch. So the next round trip is already on its way while
 that call waits for its turn to run (under gevent, a wake-up waits for the loop's other greenlets),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import redis
@@ -66,6 +69,12 @@ class SharedConnection:
             if not arrived and not self._leave(call, killed=False):
                 raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
         if call.leads:
+            if call.batch is None:  # a new round trip, not the replies of one already sent
+                try:
+                    time.sleep(0)  # one turn of the loop: what the other sockets send in it joins this round trip
+                except BaseException:  # killed before its round trip: the turn passes to whoever queued meanwhile
+                    self._leave(call, killed=True)
+                    raise
             self._lead(call)
         if call.error is not None:
             raise call.error

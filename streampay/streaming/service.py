@@ -9,11 +9,14 @@ the money held for the session. PostgreSQL is written at start, once per window
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 from flask import current_app
 from sqlalchemy import func, select
 
@@ -120,12 +123,13 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     db.session.add(session)  # after the hold: one INSERT at the commit
     db.session.add(_usage(session, now, sessions=1))
     live = _Live.of(session, wallet)  # read before the commit expires them: no query after it
+    viewer_id = str(viewer.id)  # ... the viewer's too: after it, a reload is a checkout and three round trips
     db.session.commit()
     metrics.SESSIONS_STARTED.inc()
     try:
         meter.put(
             live.session_id,
-            viewer=str(viewer.id),
+            viewer=viewer_id,
             started=now,
             last_hb=now,
             window_end=live.window_end,
@@ -239,6 +243,33 @@ def _locked(session_id) -> StreamSession | None:
     ).one_or_none()
 
 
+# Settlements at once in a process. Each one updates rows that every settlement shares (a creator's earnings, the
+# platform's fees) and, in a gevent worker, holds their locks across other greenlets' turns: more at once would only
+# queue on those locks in PostgreSQL, each holding a pooled connection that startStream needs.
+SETTLEMENTS_AT_ONCE = 4
+
+
+def _few_at_once(settle):
+    """Run `settle` once one of the process's SETTLEMENTS_AT_ONCE turns is free: waited for as long as a pooled
+    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be."""
+
+    @functools.wraps(settle)
+    def gated(*args, **kwargs):
+        turns = current_app.extensions.get("streampay.settlements")
+        if turns is None:  # made in each process, after the fork
+            turns = current_app.extensions["streampay.settlements"] = threading.BoundedSemaphore(SETTLEMENTS_AT_ONCE)
+        wait = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5)
+        if not turns.acquire(timeout=wait):
+            raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {wait} s")
+        try:
+            return settle(*args, **kwargs)
+        finally:
+            turns.release()
+
+    return gated
+
+
+@_few_at_once
 def checkpoint(session_id: str, billed_ms: int) -> int | None:
     """Settle what was watched and hold the next window (once per window, idempotent).
 
@@ -247,7 +278,10 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
     session = _locked(uuid.UUID(session_id))
     if session is None or session.status is not SessionStatus.ACTIVE or billed_ms <= session.billed_ms:
         window_end = None if session is None else session.window_end_ms
+        active = session is not None and session.status is SessionStatus.ACTIVE
         db.session.rollback()
+        if active:  # settled already: the meter may have missed that checkpoint (Redis away as it ended)
+            meter.put(session_id, window_end=window_end)
         return window_end
     old_end, billed_before = session.window_end_ms, session.billed_ms
     wallet = ledger.wallet(session.viewer_id, lock=True)
@@ -274,6 +308,7 @@ class Closed:
     charged: int
 
 
+@_few_at_once
 def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None = None) -> Closed | None:
     """Close a session at a server time: settle up to it (within what was held), release the rest.
 
@@ -448,10 +483,13 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
 
 def _why_the_window_ends(session_id: str, window_end: int) -> EndReason:
     session = db.session.get(StreamSession, uuid.UUID(session_id))
-    if session is not None and session.media_ms and window_end >= session.media_ms:
-        return EndReason.COMPLETED
     cap = _cap_end(session) if session else None
-    return EndReason.SPEND_CAP_REACHED if cap is not None and window_end >= cap else EndReason.INSUFFICIENT_FUNDS
+    if session is not None and session.media_ms and window_end >= session.media_ms:
+        reason = EndReason.COMPLETED
+    else:
+        reason = EndReason.SPEND_CAP_REACHED if cap is not None and window_end >= cap else EndReason.INSUFFICIENT_FUNDS
+    db.session.rollback()  # no pooled connection held while the end waits for its settlement turn
+    return reason
 
 
 def stop(viewer: User, session_id: str) -> dict:

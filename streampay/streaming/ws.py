@@ -7,6 +7,7 @@ session, and reach the socket through this process's hub.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -16,6 +17,7 @@ import time
 from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
+from sqlalchemy.pool import QueuePool
 
 from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
 MAX_FRAME = 4096
 EARLY_PUSH_SECONDS = 10
+LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sleep wakes, at least, over ~0.5 s
 
 
 class StartSchema(Schema):
@@ -144,13 +147,41 @@ class Hub:
         self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
         self.subscribed = threading.Event()
         self.sockets = 0  # admitted and not yet closed, in this process
+        self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag)
+        self.lag_probe = None
 
-    def admit(self) -> bool:
+    def admit(self) -> str | None:
+        """Take a socket slot; or why this process cannot serve another socket now (then it takes none)."""
+        self._probe_lag()
+        cfg = self.app.config
         with self.lock:
-            if self.sockets >= self.app.config["WS_MAX_SOCKETS_PER_WORKER"]:
-                return False
+            if self.sockets >= cfg["WS_MAX_SOCKETS_PER_WORKER"]:
+                return "full"
+            if self.lag * 1000 > cfg["WS_ADMIT_MAX_LAG_MS"]:
+                return "slow"
+            if _pool_exhausted():
+                return "busy"
             self.sockets += 1
-            return True
+            return None
+
+    def _probe_lag(self) -> None:
+        """Start the probe (once): it sleeps LAG_PROBE_SECONDS again and again, and how late it wakes is how long a
+        ready socket of this process waits for its turn. The lag is the least of the last LAG_PROBES wake-ups: only a
+        loop late all the time (the process gets less CPU than its sockets need) refuses, not a spike (a collection,
+        a burst of opens)."""
+        with self.lock:
+            if self.lag_probe is not None:
+                return
+            self.lag_probe = threading.Thread(target=self._measure_lag, name="ws-lag", daemon=True)
+        self.lag_probe.start()
+
+    def _measure_lag(self) -> None:
+        lates = collections.deque(maxlen=LAG_PROBES)
+        while True:
+            began = time.monotonic()
+            time.sleep(LAG_PROBE_SECONDS)
+            lates.append(time.monotonic() - began - LAG_PROBE_SECONDS)
+            self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
 
     def release(self) -> None:
         with self.lock:
@@ -349,15 +380,34 @@ def handle(player: Player, raw) -> None:
                 db.session.remove()
 
 
+def _pool_exhausted() -> bool:
+    """Every pooled database connection of this process is in use (and no overflow is left): a new socket's token
+    check and startStream would queue for one, up to DB_POOL_TIMEOUT, behind the sockets already held."""
+    pool = db.engine.pool
+    if not isinstance(pool, QueuePool):
+        return False
+    return pool.checkedout() >= pool.size() + max(0, getattr(pool, "_max_overflow", 0))
+
+
+REFUSALS = {
+    "full": "This server holds all the players it can; retry shortly.",
+    "slow": "This server runs late already: another player would slow the others; retry shortly.",
+    "busy": "Every database connection of this server is in use; retry shortly.",
+}
+
+
 @ws_bp.before_request
 def admit_socket():
-    """Past WS_MAX_SOCKETS_PER_WORKER sockets, this process refuses new ones with a 503 before the upgrade (and
-    before the token is even read), so the sockets it holds keep their latency; the slot is freed when the socket's
-    request ends."""
+    """A new socket is refused with a 503 before the upgrade (and before the token is even read) when this process
+    holds WS_MAX_SOCKETS_PER_WORKER sockets, when its loop runs late by more than WS_ADMIT_MAX_LAG_MS (the CPU it
+    gets is spoken for), or when all its database connections are in use: so the sockets it holds keep their
+    latency and no new one is accepted only to starve. The slot is freed when the socket's request ends."""
     if request.endpoint != "streaming_ws.stream_socket":
         return None
-    if not hub().admit():
-        body = error_body(503, "Service Unavailable", "This server holds all the players it can; retry shortly.")
+    why = hub().admit()
+    if why is not None:
+        metrics.WS_REFUSED.labels(why).inc()
+        body = error_body(503, "Service Unavailable", REFUSALS[why])
         return body, 503, {"Retry-After": str(current_app.config["WS_RETRY_AFTER_SECONDS"])}
     g.ws_admitted = True
     return None

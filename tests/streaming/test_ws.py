@@ -6,6 +6,7 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
 from flask_jwt_extended import create_access_token
 
 from tests.conftest import bearer, register
@@ -177,6 +178,23 @@ UPGRADE = {
     "Sec-WebSocket-Version": "13",
     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
 }
+
+
+def test_with_every_database_connection_busy_a_server_refuses_new_sockets_with_503(app_factory):
+    """A new socket would queue for a connection behind the sockets already held: refused at once instead."""
+    from streampay.extensions import db
+    from tests.streaming.conftest import serve
+
+    pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
+    app = app_factory(SQLALCHEMY_ENGINE_OPTIONS=pool, RATELIMIT_ENABLED=False)
+    with serve(app) as url, app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            pytest.skip("the app sizes no pool for SQLite")
+        with db.engine.connect():  # the process's one connection, in use
+            status, headers, body = handshake(url)
+            assert status == 503 and headers["Retry-After"] == "5", (status, headers)
+            assert body["code"] == 503 and "database connection" in body["message"]
+        assert handshake(url)[0] == 101
 
 
 def test_past_its_socket_cap_a_server_refuses_new_sockets_with_503_before_the_upgrade(app_factory, funded_viewer):
