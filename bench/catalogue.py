@@ -97,12 +97,11 @@ def scratch_redis(url: str):
 
 def migrate_and_seed(items: int, seed: int) -> dict:
     """Apply the migrations and insert `items` visible items (plus 5% hidden ones) and their creators."""
-    from flask_migrate import upgrade
     from sqlalchemy import insert, text
 
     from streampay import create_app
     from streampay.content.models import Content
-    from streampay.extensions import db
+    from streampay.extensions import db, upgrade
     from streampay.users.models import User
 
     app = create_app()
