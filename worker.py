@@ -18,7 +18,7 @@ load_dotenv()
 from rq.exceptions import StopRequested  # noqa: E402
 from rq.worker import HerokuWorker  # noqa: E402
 
-from streampay import create_app  # noqa: E402
+from streampay import create_app, preload  # noqa: E402
 from streampay.extensions import db  # noqa: E402
 from streampay.jobs import QUEUES, REDIS_DOWN, backoff, queue  # noqa: E402
 
@@ -29,6 +29,7 @@ def main(names: list[str]) -> None:
     app = create_app({"EMBEDDED_WORKER": False})
     if not app.config["REDIS_URL"]:
         sys.exit("worker.py needs REDIS_URL; the embedded default runs its worker inside `python wsgi.py`.")
+    preload()  # once here, not in every job's forked work horse
     max_wait = app.config["RECONNECT_MAX_SECONDS"]
     failures = 0
     with app.app_context():

@@ -10,9 +10,10 @@ from dotenv import load_dotenv
 
 load_dotenv()
 
-from streampay import create_app  # noqa: E402
+from streampay import create_app, preload  # noqa: E402
 
 app = create_app()
+preload()
 
 if __name__ == "__main__":
     from streampay.embedded import prepare_server

@@ -28,13 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 
 from streampay import create_app  # noqa: E402
 from streampay.analytics import fold  # noqa: E402
 from streampay.auth import tokens  # noqa: E402
-from streampay.extensions import db  # noqa: E402
+from streampay.extensions import db, upgrade  # noqa: E402
 from streampay.users.models import Role, User  # noqa: E402
 
 DB = "streampay_bench_analytics"

@@ -127,12 +127,11 @@ def scratch_redis(url: str):
 def seed(players: int) -> tuple[str, list[str]]:
     """Migrate; a creator, one ready item, `players` credited viewers; returns the item id and their tokens."""
     from flask_jwt_extended import create_access_token
-    from flask_migrate import upgrade
     from sqlalchemy import insert, select, text
 
     from streampay import create_app
     from streampay.content.models import Content, ContentStatus
-    from streampay.extensions import db
+    from streampay.extensions import db, upgrade
     from streampay.ledger import service as ledger
     from streampay.ledger.models import Account, AccountKind
     from streampay.users.models import Role, User

@@ -22,12 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flask_migrate import upgrade  # noqa: E402
 from stellar_sdk import Keypair, Network  # noqa: E402
 
 from streampay import create_app  # noqa: E402
 from streampay.dbtypes import utcnow  # noqa: E402
-from streampay.extensions import db  # noqa: E402
+from streampay.extensions import db, upgrade  # noqa: E402
 from streampay.ledger import service as ledger  # noqa: E402
 from streampay.ledger.cli import violations  # noqa: E402
 from streampay.ledger.models import AccountKind  # noqa: E402

@@ -22,10 +22,17 @@ def _render_item(type_, obj, _autogen_context):
     return False
 
 
+def _include_object(obj, _name, type_, reflected, _compare_to) -> bool:
+    # An index the models make on one database only (info["dialect"]) is compared on that database alone.
+    dialect = obj.info.get("dialect") if type_ == "index" and not reflected else None
+    return dialect is None or dialect == target_db.engine.dialect.name
+
+
 def _options() -> dict:
     return {
         "target_metadata": target_db.metadata,
         "render_item": _render_item,
+        "include_object": _include_object,
         **current_app.extensions["migrate"].configure_args,
     }
 

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import os
-from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from streampay import apidocs, embedded, errors, inputs, logs, metrics, openapi, security
+from streampay import apidocs, commands, embedded, errors, inputs, logs, metrics, openapi, security
 from streampay import config as settings
-from streampay.extensions import cors, db, init_redis, limiter, migrate, sock
+from streampay.extensions import cors, db, init_redis, limiter, sock
 
-MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+# What the views and jobs import where they use it (the Stellar SDK, PyAV, Alembic...), so that a `flask`
+# command loads only what it runs. A server and the worker import it all before they serve: no request,
+# and no job in a worker's forked work horse, waits half a second on an import.
+DEFERRED = (
+    "streampay.stellar.jobs",
+    "streampay.stellar.sep10",
+    "streampay.stellar.soroban",
+    "streampay.ledger.deposit",
+    "av",
+    "PIL.Image",
+    "alembic.script",
+)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -42,7 +53,6 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS)
     if not app.config["REDIS_URL"]:
         # The embedded default: a running server of this checkout lends its Redis, if there is one.
         app.config["REDIS_URL"] = embedded.discover(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
@@ -66,6 +76,12 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def preload() -> None:
+    """Import what the app imports only where it is used: a server calls this before it serves."""
+    for name in DEFERRED:
+        importlib.import_module(name)
+
+
 def _init_api(app: Flask):
     api = errors.Api(
         app,
@@ -83,22 +99,17 @@ def _register_domains(app: Flask, api) -> None:
     from streampay import health, mail
     from streampay.admin import dashboard
     from streampay.admin.routes import blp as admin_blp
-    from streampay.analytics import cli as analytics_cli
     from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
     from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
-    from streampay.content import cli as content_cli
     from streampay.content.routes import blp as content_blp
-    from streampay.ledger import cli as ledger_cli
     from streampay.ledger.routes import blp as wallet_blp
-    from streampay.stellar import cli as stellar_cli
     from streampay.stellar.routes import blp as stellar_blp
     from streampay.stellar.routes import payouts_blp
     from streampay.streaming import asyncapi, ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
-    from streampay.users import cli as users_cli
     from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
@@ -121,12 +132,8 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(admin_blp, url_prefix=f"{prefix}/admin")
     ws.init_app(app, prefix)
     app.register_blueprint(asyncapi.blp)
-    users_cli.init_app(app)
+    commands.init_app(app)
     mail.init_app(app)
-    content_cli.init_app(app)
-    ledger_cli.init_app(app)
-    stellar_cli.init_app(app)
     analytics_metrics.init_app(app)
-    analytics_cli.init_app(app)
     web.init_app(app)
     dashboard.init_app(app)

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import click
 import redis
-from fakeredis import TcpFakeServer
 from flask import Flask
 from flask.cli import run_command
 from flask.helpers import get_debug_flag
-from flask_migrate import upgrade
 from werkzeug.serving import is_running_from_reloader
 
 from streampay.config import database_url
+from streampay.extensions import upgrade
 from streampay.jobs import start_embedded
 
 log = logging.getLogger(__name__)
@@ -75,6 +74,8 @@ def discover_from_environment(env: dict | None = None) -> str | None:
 
 def share(app: Flask) -> str:
     """Serve this process's in-process Redis on a loopback port and record where, until exit."""
+    from fakeredis import TcpFakeServer
+
     server = TcpFakeServer(("127.0.0.1", 0))
     server.daemon_threads = True  # a client's connection never keeps the process from exiting
     server.fake_server = app.extensions["streampay.fakeserver"]
@@ -104,6 +105,9 @@ def _forget(path: Path, pid: int) -> None:
 
 def prepare_server(app: Flask) -> None:
     """What a server of the embedded default does before it serves: migrate, share Redis, start the threads."""
+    from streampay import preload
+
+    preload()
     with app.app_context():
         upgrade()
     if app.config["REDIS_URL"]:

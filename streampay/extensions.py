@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
-import fakeredis
 import redis
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
@@ -51,7 +50,30 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-migrate = Migrate(render_as_batch=True, compare_type=True)
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def migrations(app: Flask | None = None):
+    """flask-migrate's record for the app (what `flask db` and `upgrade` read), made at first use.
+
+    Alembic takes a third of a second to import: a command that does not migrate should not pay for it.
+    """
+    app = app or current_app
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+
+        Migrate(render_as_batch=True, compare_type=True).init_app(app, db, directory=MIGRATIONS)
+    return app.extensions["migrate"]
+
+
+def upgrade(revision: str = "head") -> None:
+    """Apply the migrations up to `revision`, in the current app's context."""
+    migrations()
+    from flask_migrate import upgrade as alembic_upgrade
+
+    alembic_upgrade(revision=revision)
+
+
 jwt = JWTManager()
 sock = Sock()
 cors = CORS()
@@ -77,6 +99,8 @@ def init_redis(app: Flask) -> redis.Redis:
         client = redis.Redis(connection_pool=pool)
     else:
         # One in-process server per app, shared by the limiter, the queues and the services.
+        import fakeredis
+
         server = fakeredis.FakeServer()
         client = fakeredis.FakeRedis(server=server)
         # streampay.embedded serves it to the checkout's other processes when this one is the server.

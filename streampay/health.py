@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from alembic.script import ScriptDirectory
 from flask import current_app, jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -12,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from streampay.errors import RETRY_AFTER_SECONDS, error_body
-from streampay.extensions import db, redis_client
+from streampay.extensions import MIGRATIONS, db, redis_client
 from streampay.users.access import PUBLIC
 
 log = logging.getLogger(__name__)
@@ -76,6 +75,7 @@ def _applied_revisions() -> set[str]:
 def _migration_heads() -> set[str]:
     heads = current_app.extensions.get("streampay.migration_heads")
     if heads is None:
-        directory = current_app.extensions["migrate"].directory
-        heads = current_app.extensions["streampay.migration_heads"] = set(ScriptDirectory(directory).get_heads())
+        from alembic.script import ScriptDirectory  # a server imports it before it serves (streampay.preload)
+
+        heads = current_app.extensions["streampay.migration_heads"] = set(ScriptDirectory(MIGRATIONS).get_heads())
     return heads

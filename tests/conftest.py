@@ -11,12 +11,11 @@ import itertools
 import os
 
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import create_engine, make_url, text
 
 from streampay import create_app
 from streampay.config import database_url
-from streampay.extensions import db, redis_client
+from streampay.extensions import db, redis_client, upgrade
 
 TEST_CONFIG = {
     "TESTING": True,

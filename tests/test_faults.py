@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 import redis
 from rq.registry import FinishedJobRegistry
+from simple_websocket import ConnectionClosed
 from sqlalchemy import make_url
 
 from streampay.content import samples
@@ -27,6 +28,7 @@ from streampay.streaming.meter import PUSH_CHANNEL
 from tests.conftest import bearer, register
 from tests.content.conftest import ready_item, upload
 from tests.streaming.conftest import Player, serve
+from tests.streaming.test_revocation import closed_by_server
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL") and shutil.which("redis-server")),
@@ -329,6 +331,58 @@ def test_a_redis_restart_without_persistence_loses_no_active_session(
     assert settled[0]["billed_ms"] < kept["billed_ms"] <= (settled[0]["billed_ms"] + (played - (wiped - began)) * 1000)
     assert kept["charged"] == kept["billed_ms"] * 100
     assert closed["reason"] == "timeout" and closed["billed_ms"] == settled[1]["billed_ms"], (closed, settled[1])
+    check = runner.invoke(args=["ledger", "check"])
+    assert check.exit_code == 0, check.output
+
+
+@pytest.mark.parametrize("revoke", ["logout", "deactivate"])
+def test_a_revocation_while_redis_is_down_closes_the_sockets_once_it_returns(
+    app, client, runner, redis_server, dyno_env, movie, viewer, make_admin, revoke
+):
+    """The push that closes a revoked sign-in's sockets goes through Redis: one sent while Redis is away reaches
+    nobody, so every web process checks the sockets it holds against PostgreSQL as soon as it subscribes again."""
+    env = dyno_env(STREAM_WINDOW_SECONDS=3, CHECKPOINT_LEAD_SECONDS=2)
+    who, admin = viewer("10"), make_admin()
+    with web(env, workers=2) as base:
+        url = base.replace("http", "ws")
+        idle, playing = Player(url, who["access_token"]), Player(url, who["access_token"])
+        try:
+            session_id = playing.call("startStream", content_id=movie["id"])["data"]["session_id"]
+            time.sleep(1.2)
+            assert playing.call("heartbeat", session_id=session_id)["event"] == "heartbeat"  # a checkpoint
+            settled = session_row(session_id)
+            assert settled["billed_ms"] >= 1000, settled
+
+            redis_server.kill()
+            if revoke == "logout":
+                reply = client.post("/api/v1/auth/logout", headers=bearer(who["access_token"]))
+            else:
+                url_of_user = f"/api/v1/users/{who['user']['id']}"
+                reply = client.patch(url_of_user, json={"is_active": False}, headers=bearer(admin["access_token"]))
+            assert reply.status_code == 200, reply.json
+            time.sleep(1)
+            assert playing.call("heartbeat", session_id=session_id)["data"]["code"] == "unavailable"
+
+            redis_server.start()  # empty: the meter is gone, the last proof of play is the checkpoint
+            back = time.monotonic()
+            frames = {"idle": closed_by_server(idle, 20)}
+            print(f"the idle socket closed {time.monotonic() - back:.2f} s after Redis came back")
+            with contextlib.suppress(ConnectionClosed):  # closed already by its process's check, or by this beat
+                playing.ws.send(json.dumps({"event": "heartbeat", "id": 99, "data": {"session_id": session_id}}))
+            frames["playing"] = closed_by_server(playing, 20)
+        finally:
+            for player in (idle, playing):
+                with contextlib.suppress(ConnectionClosed):
+                    player.close()
+
+    for name, seen in frames.items():
+        assert any(f["event"] == "error" and f["data"]["code"] == "unauthorized" for f in seen), (name, seen)
+    assert {"event": "streamEnded", "data": {"session_id": session_id, "reason": "revoked"}} in frames["playing"]
+    assert idle.ws.close_reason == 1008 and playing.ws.close_reason == 1008
+    ended = session_row(session_id)
+    assert ended["status"] == "ended" and ended["reason"] == "revoked", ended
+    assert ended["billed_ms"] == settled["billed_ms"] and ended["charged"] == ended["billed_ms"] * 100, ended
+    assert client.get("/api/v1/auth/profile", headers=bearer(who["access_token"])).status_code == 401
     check = runner.invoke(args=["ledger", "check"])
     assert check.exit_code == 0, check.output
 

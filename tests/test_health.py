@@ -1,5 +1,4 @@
-from flask_migrate import upgrade
-
+from streampay.extensions import upgrade
 from tests.conftest import bearer, make_app, register
 
 

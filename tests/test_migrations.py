@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from streampay.config import database_url
-from streampay.extensions import db
+from streampay.extensions import db, migrations
 from tests.conftest import make_app
 
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql"))
@@ -40,7 +40,7 @@ def versions(app) -> set[str]:
 
 def heads(app) -> set[str]:
     with app.app_context():
-        return set(ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config()).get_heads())
+        return set(ScriptDirectory.from_config(migrations(app).migrate.get_config()).get_heads())
 
 
 def model_tables() -> set[str]:

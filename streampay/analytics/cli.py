@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from streampay.analytics import fold, rebuild
 
-analytics_cli = AppGroup("analytics", help="Fold the usage outbox, or rebuild the rollups from the ledger.")
+analytics_cli = AppGroup("analytics")
 
 
 @analytics_cli.command("fold")
@@ -30,7 +29,3 @@ def rebuild_now(since) -> None:
     """Rebuild the rollups from the ledger and the sessions: history from before the usage outbox, or a repair.
     Safe to run again; sessions may stream meanwhile."""
     click.echo(json.dumps(rebuild.rebuild(since.date() if since else None)))
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(analytics_cli)

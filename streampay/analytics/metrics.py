@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from streampay.extensions import db
 from streampay.jobs import QUEUES
 from streampay.metrics import DEPENDENCY_ERRORS
-from streampay.stellar import reconcile
 from streampay.stellar.models import Deposit, Payout, PayoutAttempt
 
 blp = Blueprint("metrics", __name__)
@@ -65,6 +64,9 @@ class SharedStateCollector:
         yield from (deposits, received, payouts, submitted, up)
 
     def _queues(self):
+        # The Stellar SDK comes with it: a `flask` command does not pay for it, a server preloads it.
+        from streampay.stellar import reconcile
+
         depth = GaugeMetricFamily("streampay_rq_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
         failed = GaugeMetricFamily("streampay_rq_failed_jobs", "Failed jobs, by queue.", labels=["queue"])
         up = GaugeMetricFamily("streampay_redis_up", "1 if Redis answered this scrape.")

@@ -23,7 +23,7 @@ from streampay.dbtypes import utcnow
 from streampay.errors import error_body
 from streampay.extensions import db, jwt
 from streampay.users import signals
-from streampay.users.models import User
+from streampay.users.models import Role, User
 
 _signing_refresh: ContextVar[bool] = ContextVar("signing_refresh", default=False)
 
@@ -85,6 +85,26 @@ def revoke(payload: dict, reason: str = "logout") -> None:
         db.session.add(SignIn(id=family, user_id=uuid.UUID(payload["sub"]), revoked_at=now, revoked_reason=reason))
     db.session.commit()
     signals.access_revoked.send(current_app._get_current_object(), user_id=payload["sub"], sign_in=family, why=reason)
+
+
+def standing(pairs: set[tuple[str, str | None]]) -> dict[tuple[str, str | None], tuple[Role | None, str | None]]:
+    """Where each (user id, sign-in) stands now, one query a thousand: the account's role (None when it is
+    deactivated or gone) and why the sign-in was revoked (None while it stands). For sockets that may have missed
+    the push of a revocation."""
+    roles, revoked, pairs = {}, {}, sorted(pairs, key=str)
+    for i in range(0, len(pairs), 1000):
+        chunk = pairs[i : i + 1000]
+        rows = db.session.execute(
+            select(User.id, User.role, User.is_active, SignIn.id, SignIn.revoked_at, SignIn.revoked_reason)
+            .outerjoin(SignIn, and_(SignIn.user_id == User.id, SignIn.id.in_({f for _, f in chunk if f})))
+            .where(User.id.in_({uuid.UUID(u) for u, _ in chunk}))
+        )
+        for user_id, role, active, family, revoked_at, reason in rows:
+            roles[str(user_id)] = role if active else None
+            if revoked_at is not None:
+                revoked[(str(user_id), family)] = reason or "logout"
+    db.session.rollback()
+    return {pair: (roles.get(pair[0]), revoked.get(pair)) for pair in pairs}
 
 
 def _revoke_every_sign_in(_app: Flask, *, user_id: uuid.UUID) -> None:

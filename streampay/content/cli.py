@@ -5,7 +5,6 @@ import tempfile
 import uuid
 
 import click
-from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
@@ -19,7 +18,7 @@ from streampay.extensions import db
 from streampay.users import service as users
 from streampay.users.models import Role, User
 
-content_cli = AppGroup("content", help="Inspect and reprocess media items.")
+content_cli = AppGroup("content")
 
 
 @content_cli.command("list")
@@ -96,8 +95,3 @@ def seed() -> None:
             click.echo(f"added {content.id}  {title}")
     click.echo(f"demo creator: creator@demo.streampay / {DEMO_PASSWORD}")
     click.echo(f"demo viewer:  viewer@demo.streampay / {DEMO_PASSWORD}")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(content_cli)
-    app.cli.add_command(seed)

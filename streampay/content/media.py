@@ -1,4 +1,8 @@
-"""What an upload is: its type sniffed from the bytes, and its facts probed with PyAV."""
+"""What an upload is: its type sniffed from the bytes, and its facts probed with PyAV.
+
+PyAV is imported by the functions that probe (the processing job), not by the upload's sniffing:
+a `flask` command or a web request does not load FFmpeg's libraries it does not use.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 
-import av
 import filetype
 
 SNIFF_BYTES = 8192
@@ -54,6 +57,8 @@ def _audio_ok(name: str) -> bool:
 
 def probe(path: str, max_duration_ms: int) -> Probe:
     """Open, check and measure the file; raise MediaRejected with a reason a creator can act on."""
+    import av
+
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -88,6 +93,8 @@ def probe(path: str, max_duration_ms: int) -> Probe:
 
 def _check_complete(container, duration_ms: int) -> None:
     """Demux every packet (no decoding): a truncated file ends well before its stated duration."""
+    import av
+
     reached_ms = 0
     try:
         for packet in container.demux():
@@ -104,6 +111,8 @@ def _check_complete(container, duration_ms: int) -> None:
 
 def thumbnail(path: str) -> bytes:
     """A JPEG of a frame about a tenth of the way in (the first frame for short clips)."""
+    import av
+
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

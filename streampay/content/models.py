@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
@@ -77,3 +77,46 @@ class Content(StateMachine, db.Model):
     def move_to(self, status: ContentStatus, reason: str | None = None) -> None:
         super().move_to(status)
         self.failure_reason = reason if status is ContentStatus.FAILED else None
+
+
+_c = Content.__table__.c  # plain columns: a Core statement of them skips the ORM's loading machinery
+
+# What everyone may see in the catalogue. The sort indexes below are partial on exactly this expression, so a
+# query must write it the same way (PostgreSQL matches an index's predicate by its form) to be served by them.
+VISIBLE = and_(_c.deleted_at.is_(None), _c.status == ContentStatus.READY, _c.is_published.is_(True))
+
+# The catalogue's sort orders; the id makes each order total, so a page never repeats or skips an item.
+ORDER = {
+    "newest": (_c.created_at.desc(), _c.id),
+    "oldest": (_c.created_at, _c.id),
+    "price": (_c.price_per_second, _c.created_at.desc(), _c.id),
+    "-price": (_c.price_per_second.desc(), _c.created_at.desc(), _c.id),
+    "duration": (_c.duration_ms, _c.created_at.desc(), _c.id),
+    "-duration": (_c.duration_ms.desc(), _c.created_at.desc(), _c.id),
+    "title": (_c.title, _c.id),
+}
+
+
+def _postgresql_index(name: str, *expressions, **options) -> Index:
+    """An index made on PostgreSQL alone; `info` tells the migrations' autogenerate (which ignores ddl_if)."""
+    return Index(name, *expressions, info={"dialect": "postgresql"}, **options).ddl_if(dialect="postgresql")
+
+
+def _catalogue_indexes() -> None:
+    """One index per sort order, alone and within a category, holding the visible items in exactly that order
+    (any page is an index-only walk); and pg_trgm's indexes serving the search's ILIKE '%term%'. PostgreSQL
+    only: SQLite's embedded catalogues are small."""
+    for sort, keys in ORDER.items():
+        name = sort.removeprefix("-") + ("_desc" if sort.startswith("-") else "")
+        for prefix, columns in (("", ()), ("category_", (_c.category,))):
+            _postgresql_index(f"ix_content_visible_{prefix}{name}", *columns, *keys, postgresql_where=VISIBLE)
+    for column in ("title", "description"):
+        _postgresql_index(
+            f"ix_content_{column}_trgm",
+            _c[column],
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+        )
+
+
+_catalogue_indexes()

@@ -4,8 +4,10 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from streampay.content.models import ContentStatus
+from streampay import money
+from streampay.content.models import Content, ContentStatus
 from streampay.money import Amount
+from streampay.users.models import User
 from streampay.users.schemas import Text
 
 MAX_PRICE = 1000 * 10_000_000  # 1000 units per second
@@ -47,6 +49,55 @@ class ContentSchema(Schema):
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
     processed_at = fields.DateTime(allow_none=True)
+
+
+# The catalogue's pages are built from a Core select of these columns, serialised by `content_row` into exactly
+# what ContentSchema dumps, without loading ORM objects or marshmallow's work per field (tests hold them equal).
+ROW_COLUMNS = (
+    *(
+        Content.__table__.c[name]
+        for name in (
+            "id creator_id title description category tags price_per_second is_published status failure_reason "
+            "media_type size_bytes duration_ms container video_codec audio_codec bitrate width height sha256 "
+            "thumbnail_key created_at updated_at processed_at"
+        ).split()
+    ),
+    User.__table__.c.display_name,
+    User.__table__.c.username,
+)
+
+
+def content_row(row) -> dict:
+    """ContentSchema's dump of one item, from a row of ROW_COLUMNS."""
+    duration_ms, processed_at = row.duration_ms, row.processed_at
+    return {
+        "id": str(row.id),
+        "creator_id": str(row.creator_id),
+        "creator": row.display_name or row.username,
+        "title": row.title,
+        "description": row.description,
+        "category": row.category,
+        "tags": row.tags,
+        "price_per_second": money.format(row.price_per_second),
+        "is_published": row.is_published,
+        "status": row.status.value,
+        "failure_reason": row.failure_reason,
+        "media_type": row.media_type,
+        "size_bytes": row.size_bytes,
+        "duration_ms": duration_ms,
+        "duration_seconds": None if duration_ms is None else duration_ms // 1000,
+        "container": row.container,
+        "video_codec": row.video_codec,
+        "audio_codec": row.audio_codec,
+        "bitrate": row.bitrate,
+        "width": row.width,
+        "height": row.height,
+        "sha256": row.sha256,
+        "has_thumbnail": row.thumbnail_key is not None,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "processed_at": None if processed_at is None else processed_at.isoformat(),
+    }
 
 
 class UploadFormSchema(Schema):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import uuid
 
 from blinker import Namespace
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from werkzeug.datastructures import FileStorage
 
 from streampay.content.media import SNIFF_BYTES, sniff
-from streampay.content.models import Content, ContentStatus
-from streampay.content.schemas import ContentSchema
+from streampay.content.models import ORDER, VISIBLE, Content, ContentStatus
+from streampay.content.schemas import ROW_COLUMNS, ContentSchema, content_row
 from streampay.content.storage import StorageError, get_storage
 from streampay.dbtypes import utcnow
 from streampay.errors import DomainError, Forbidden, Invalid, NotFound
@@ -177,38 +178,34 @@ def delete(user: User, content_id) -> None:
     withdrawn.send(content.id)
 
 
-ORDER = {
-    "newest": (Content.created_at.desc(),),
-    "oldest": (Content.created_at.asc(),),
-    "price": (Content.price_per_second.asc(), Content.created_at.desc()),
-    "-price": (Content.price_per_second.desc(), Content.created_at.desc()),
-    "duration": (Content.duration_ms.asc(), Content.created_at.desc()),
-    "-duration": (Content.duration_ms.desc(), Content.created_at.desc()),
-    "title": (Content.title.asc(),),
-}
+@functools.cache
+def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple[Select, Select]:
+    """The count and the page statements of one kind of listing, built once; the values are bound when run.
 
-
-def catalogue(user: User | None, query: dict) -> Select:
-    public = (Content.status == ContentStatus.READY) & Content.is_published.is_(True)
-    if user is not None and user.role == Role.CREATOR:
-        public = or_(public, Content.creator_id == user.id)
-    elif user is not None and user.role == Role.ADMIN:
-        public = Content.deleted_at.is_(None)
-    stmt = select(Content).where(Content.deleted_at.is_(None), public)
-    if query.get("category"):
-        stmt = stmt.where(Content.category == query["category"])
-    if query.get("creator_id"):
-        stmt = stmt.where(Content.creator_id == query["creator_id"])
-    if query.get("search"):
-        pattern = like_pattern(query["search"].strip())
-        stmt = stmt.where(
-            or_(Content.title.ilike(pattern, escape="\\"), Content.description.ilike(pattern, escape="\\"))
-        )
-    return stmt.order_by(*_catalogue_order(query))
-
-
-def _catalogue_order(query: dict) -> tuple:
-    return (*ORDER[query["sort"]], Content.id)
+    Everyone's view (no user, or a viewer) selects VISIBLE itself, so the sort indexes serve it.
+    """
+    c = Content.__table__.c
+    if audience == Role.ADMIN:
+        where = [c.deleted_at.is_(None)]
+    elif audience == Role.CREATOR:
+        public = (c.status == ContentStatus.READY) & c.is_published.is_(True)
+        where = [c.deleted_at.is_(None), or_(public, c.creator_id == bindparam("me"))]
+    else:
+        where = [VISIBLE]
+    if "category" in filters:
+        where.append(c.category == bindparam("category"))
+    if "creator_id" in filters:
+        where.append(c.creator_id == bindparam("creator_id"))
+    if "search" in filters:
+        pattern = bindparam("pattern")
+        where.append(or_(c.title.ilike(pattern, escape="\\"), c.description.ilike(pattern, escape="\\")))
+    count = select(func.count()).select_from(Content.__table__).where(*where)
+    # Skip and sort bare ids (for every sort an index-only walk to any page), then read the page's rows alone.
+    order = ORDER[sort]
+    ids = select(c.id).where(*where).order_by(*order).offset(bindparam("offset")).limit(bindparam("limit"))
+    creators = Content.__table__.join(User.__table__, User.__table__.c.id == c.creator_id)
+    page = select(*ROW_COLUMNS).select_from(creators).where(c.id.in_(ids)).order_by(*order)
+    return count, page
 
 
 def catalogue_page(user: User | None, query: dict, page: int, page_size: int) -> tuple[int, str | bytes]:
@@ -244,17 +241,21 @@ def catalogue_page(user: User | None, query: dict, page: int, page_size: int) ->
 
 
 def _catalogue_page(user: User | None, query: dict, page: int, page_size: int, count: int | None = None):
-    stmt = catalogue(user, query)
+    audience = user.role if user is not None and user.role != Role.VIEWER else None
+    filters = frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
+    count_stmt, page_stmt = _listing(query["sort"], audience, filters)
+    values = {k: query[k] for k in filters - {"search"}}
+    if "search" in filters:
+        values["pattern"] = like_pattern(query["search"].strip())
+    if audience == Role.CREATOR:
+        values["me"] = user.id
     if count is None:
-        count = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        count = db.session.scalar(count_stmt, values)
     first = (page - 1) * page_size
-    items = []
+    rows = []
     if first < count:
-        # Skip and sort bare ids, then load whole rows (and their creators) for the page alone: a deep page
-        # no longer drags thousands of wide rows through the sort or the join.
-        ids = stmt.with_only_columns(Content.id).offset(first).limit(page_size).scalar_subquery()
-        items = db.session.scalars(select(Content).where(Content.id.in_(ids)).order_by(*_catalogue_order(query))).all()
-    return count, json.dumps(_dump.dump(items, many=True))
+        rows = db.session.execute(page_stmt, {**values, "offset": first, "limit": page_size}).all()
+    return count, json.dumps([content_row(row) for row in rows])
 
 
 def catalogue_cache_key(user: User | None, query: dict) -> str | None:

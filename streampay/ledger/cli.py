@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
@@ -15,8 +14,8 @@ from streampay.ledger import service
 from streampay.ledger.models import Account, AccountKind, Entry, Transaction
 from streampay.users.service import find_by_email
 
-wallet_cli = AppGroup("wallet", help="Operator credits and debits of a viewer's wallet (audited postings).")
-ledger_cli = AppGroup("ledger", help="Check the ledger's invariants.")
+wallet_cli = AppGroup("wallet")
+ledger_cli = AppGroup("ledger")
 
 
 def _move(email: str, amount: str, reason: str, key: str | None, sign: int) -> None:
@@ -127,8 +126,3 @@ def check() -> None:
         raise click.exceptions.Exit(1)
     count = db.session.scalar(select(func.count()).select_from(Transaction))
     click.echo(f"ledger ok: {count} transactions balanced; wallets covered; holds match open sessions")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(wallet_cli)
-    app.cli.add_command(ledger_cli)

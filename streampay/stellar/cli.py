@@ -4,7 +4,7 @@ import json
 
 import click
 import requests
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 from stellar_sdk import Account as StellarAccount
@@ -19,9 +19,9 @@ from streampay.stellar import deposits, horizon, payouts, reconcile
 from streampay.stellar.models import Payout, PayoutStatus
 from streampay.users.service import find_by_email
 
-stellar_cli = AppGroup("stellar", help="Keys, funding and the custody account.")
-deposits_cli = AppGroup("deposits", help="Credit on-chain deposits.")
-payouts_cli = AppGroup("payouts", help="Pay creators on Stellar.")
+stellar_cli = AppGroup("stellar")
+deposits_cli = AppGroup("deposits")
+payouts_cli = AppGroup("payouts")
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -224,8 +224,3 @@ def reconcile_command() -> None:
     click.echo(json.dumps(report.as_dict(), indent=2))
     if not report.ok:
         raise click.ClickException("the ledger and the network differ: " + "; ".join(report.problems))
-
-
-def init_app(app: Flask) -> None:
-    for group in (stellar_cli, deposits_cli, payouts_cli):
-        app.cli.add_command(group)

@@ -1,3 +1,10 @@
+"""The Stellar routes: SEP-10 sign-in, accounts on the network, the stream contract, payouts.
+
+The services behind them import the Stellar SDK, which takes half a second: the views import them
+when called, so a `flask` command does not pay for it; a server imports them before it serves
+(`streampay.preload`).
+"""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +14,6 @@ from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, or_, select
-from stellar_sdk.exceptions import BaseRequestError, NotFoundError
 
 from streampay import csvexport, money
 from streampay.errors import Conflict, NotFound
@@ -15,8 +21,6 @@ from streampay.extensions import limiter
 from streampay.idempotency import idempotent
 from streampay.money import Amount
 from streampay.pagination import page_of
-from streampay.stellar import horizon, sep10, soroban
-from streampay.stellar import payouts as payout_engine
 from streampay.stellar.models import Payout
 from streampay.stellar.schemas import PayoutSchema
 from streampay.users.access import PUBLIC, auth_rate_limit, auth_required
@@ -111,6 +115,8 @@ class StreamContractSchema(Schema):
 @blp.response(200, ChallengeSchema)
 def challenge(body):
     """A SEP-10 challenge for an account: sign it with that account's key, then post it to /auth/verify."""
+    from streampay.stellar import sep10
+
     return sep10.challenge(body["account"])
 
 
@@ -121,6 +127,8 @@ def challenge(body):
 @blp.response(200, VerifyResultSchema)
 def verify(body):
     """Signed in: links the proven account as your payout address. Signed out: signs in its user."""
+    from streampay.stellar import sep10
+
     verify_jwt_in_request(optional=True)
     account = sep10.verify(body["transaction"])
     if current_user:
@@ -133,6 +141,8 @@ def verify(body):
 @blp.response(200, AccountBalancesSchema)
 def balances(address: str):
     """An account's balances on the network."""
+    from streampay.stellar import horizon
+
     record = horizon.load_account_record(address)
     return {"account": record["account_id"], "sequence": record["sequence"], "balances": record["balances"]}
 
@@ -143,6 +153,10 @@ def balances(address: str):
 @blp.response(200, TransactionsPageSchema)
 def transactions(query, address: str):
     """An account's transactions on the network, a page at a time (pass next_cursor back as cursor)."""
+    from stellar_sdk.exceptions import BaseRequestError, NotFoundError
+
+    from streampay.stellar import horizon
+
     horizon.check_address(address)
     try:
 
@@ -164,6 +178,8 @@ def transactions(query, address: str):
 @blp.response(200, StreamContractSchema)
 def contract_stream(body):
     """The unsigned Soroban call initialize_stream(content_id, rate) for your linked account's wallet."""
+    from streampay.stellar import soroban
+
     if not current_user.stellar_address:
         raise Conflict("Link a Stellar account first (SEP-10: /stellar/auth/challenge and /verify).")
     return soroban.stream_invocation(current_user.stellar_address, str(body["content_id"]), body["rate"])
@@ -223,6 +239,8 @@ class PayoutRunSchema(Schema):
 def run_payouts():
     """Run payouts now (admin), as the clock does: settle open batches, then pay every creator who is due.
     Counts are of all payouts by status."""
+    from streampay.stellar import payouts as payout_engine
+
     if not current_app.config.get("STELLAR_MASTER_SECRET_KEY"):
         raise Conflict("Payouts need STELLAR_MASTER_SECRET_KEY (the custody account).")
     return payout_engine.run()

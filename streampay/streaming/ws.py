@@ -146,6 +146,8 @@ class Hub:
         self.thread = None
         self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
         self.subscribed = threading.Event()
+        # Pushes reach this process: subscribed, and its sockets checked since. Until then a heartbeat checks its own.
+        self.live = False
         self.sockets = 0  # admitted and not yet closed, in this process
         self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag)
         self.lag_probe = None
@@ -221,7 +223,8 @@ class Hub:
         failures, max_wait = 0, self.app.config["RECONNECT_MAX_SECONDS"]
         with self.app.app_context():
             while True:
-                pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+                pubsub = redis_client().pubsub()
+                unchecked = False
                 try:
                     pubsub.subscribe(meter.PUSH_CHANNEL)
                     self.subscribed.set()
@@ -232,7 +235,12 @@ class Hub:
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":
                             self._deliver_raw(message["data"])
+                        elif message and message.get("type") == "subscribe":  # (again): pushes may have been missed
+                            self.live, unchecked = False, True
+                        if unchecked:
+                            unchecked = not self._check_all()
                 except Exception as exc:  # noqa: BLE001 (whatever broke the subscription, subscribe again)
+                    self.live = False
                     failures += 1
                     wait = backoff(failures, max_wait)
                     log.warning("push listener lost Redis (%s); subscribing again in %.1f s", exc, wait)
@@ -275,13 +283,43 @@ class Hub:
         """Close this process's sockets of a revoked sign-in (or user), ending their sessions."""
         with self.lock:
             matched = [p for p in self.signed_in if p.follows(revocation)]
-            sessions = {p: [s for s, q in self.players.items() if q is p] for p in matched}
+        self._close([(p, revocation.get("why") or "") for p in matched])
+
+    def _close(self, doomed: list[tuple[Player, str]]) -> None:
+        with self.lock:
+            doomed = [(p, why) for p, why in doomed if p in self.signed_in]  # each closed once, whoever saw it first
+            sessions = {p: [s for s, q in self.players.items() if q is p] for p, _ in doomed}
             for player, session_ids in sessions.items():
                 self.signed_in.discard(player)
                 for session_id in session_ids:
                     del self.players[session_id]
-        for player, session_ids in sessions.items():
-            player.revoke(session_ids, revocation.get("why") or "")
+        for player, why in doomed:
+            player.revoke(sessions[player], why)
+
+    def _check_all(self) -> bool:
+        """Subscribed (again): close the sockets whose access went while no push could reach them; False if
+        PostgreSQL could not say (then it is tried again in a second, and heartbeats check for themselves)."""
+        with self.lock:
+            held = list(self.signed_in)
+        try:
+            self._close(revocation.lost_access(held))
+        except DEPENDENCY_DOWN as exc:
+            log.warning("push listener: could not check the sockets' access (%s); again in a second", exc)
+            return False
+        finally:
+            db.session.remove()
+        self.live = True
+        return True
+
+    def check(self, player: Player) -> None:
+        """While pushes may not reach this process, a socket's access is checked in PostgreSQL before it bills."""
+        doomed = revocation.lost_access([player])
+        if doomed:
+            # Its sessions end at their last proof of play, which the meter holds: while Redis is away the heartbeat
+            # gets `unavailable`, and the socket closes once Redis returns.
+            meter.shared().execute(("PING",))
+            self._close(doomed)
+            raise Unauthorized(REVOKED_MESSAGES.get(doomed[0][1], REVOKED_MESSAGES[""]))
 
 
 def hub() -> Hub:
@@ -319,6 +357,8 @@ def _session_id(data) -> str:
 
 def on_heartbeat(player: Player, data: dict) -> dict:
     session_id = _session_id(data)
+    if not hub().live:
+        hub().check(player)
     with metrics.HEARTBEATS.time():
         reply, ended = service.heartbeat(player.user, session_id)
     if ended is None:

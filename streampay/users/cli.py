@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -10,7 +9,7 @@ from streampay.extensions import db
 from streampay.users import service
 from streampay.users.models import Role, User
 
-users_cli = AppGroup("users", help="Create and list accounts.")
+users_cli = AppGroup("users")
 
 
 @users_cli.command("create")
@@ -38,7 +37,3 @@ def list_users(role: str | None) -> None:
     for user in db.session.scalars(stmt):
         state = "active" if user.is_active else "deactivated"
         click.echo(f"{user.id}  {user.email:<32} {user.username:<20} {user.role.value:<8} {state}")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(users_cli)

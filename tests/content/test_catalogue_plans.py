@@ -1,0 +1,65 @@
+"""On PostgreSQL, every listing the catalogue runs is served by its index (the plans, not the timings)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import event, text
+
+from streampay.extensions import db
+from tests.conftest import bearer
+from tests.content.test_catalogue import shelf  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")), reason="PostgreSQL plans"
+)
+# No plan without the index may win: a scan of the whole table or an explicit sort costs "infinitely" much.
+NO_SHORTCUTS = ("enable_seqscan", "enable_sort", "enable_incremental_sort")
+
+
+def plans_of(app, client, url: str, *, off=NO_SHORTCUTS, headers=None) -> list[str]:
+    """The plans of the statements that a GET of `url` ran, explained with `off` planner methods disabled."""
+    seen = []
+    with app.app_context():
+        engine = db.engine
+
+        def remember(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("SELECT") and " content" in statement:
+                seen.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", remember)
+        try:
+            assert client.get(url, headers=headers).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", remember)
+        plans = []
+        with engine.connect() as conn:
+            for setting in off:
+                conn.execute(text(f"SET {setting} = off"))
+            for statement, parameters in seen:
+                cursor = conn.connection.cursor()
+                cursor.execute("EXPLAIN " + statement, parameters)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+            conn.rollback()
+        return plans
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "price", "-price", "duration", "-duration", "title"])
+@pytest.mark.parametrize("category", [None, "music"])
+def test_a_page_in_every_sort_walks_its_own_index(app, client, shelf, sort, category):  # noqa: F811
+    url = f"/api/v1/content/?sort={sort}&page=1&page_size=2" + (f"&category={category}" if category else "")
+    count, page = plans_of(app, client, url)
+    name = sort.removeprefix("-") + ("_desc" if sort.startswith("-") else "")
+    index = f"ix_content_visible_{'category_' if category else ''}{name} "
+    assert f"using {index}" in page, page
+
+
+def test_a_search_can_read_the_trigram_indexes(app, client, shelf, make_admin):  # noqa: F811
+    """An admin's search: no partial index covers it, so with bitmaps alone left only pg_trgm's can find '%harbour%'.
+    (Which plan a public search takes is the planner's choice by the table's statistics: see docs/performance.md.)"""
+    off = ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan")
+    admin = bearer(make_admin()["access_token"])
+    count, page = plans_of(app, client, "/api/v1/content/?search=harbour", off=off, headers=admin)
+    for plan in (count, page):
+        assert "ix_content_title_trgm" in plan and "ix_content_description_trgm" in plan, plan
