@@ -155,8 +155,10 @@ def cover(boundaries: list[int], midnights: list[int]) -> Cover:
     return Cover(merged, midnights, dict(corrections))
 
 
+@lru_cache(maxsize=512)
 def day_masks(start: int, end: int) -> dict[int, dict[int, int]]:
-    """The whole UTC days [start, end) as {year: {month: bits}}, bit d-1 for day d of the month."""
+    """The whole UTC days [start, end) as {year: {month: bits}}, bit d-1 for day d of the month (not to be
+    changed: the answer is shared)."""
     masks: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for t in range(start, end, SECONDS[DAY]):
         d = datetime.fromtimestamp(t, UTC)

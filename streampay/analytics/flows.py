@@ -6,91 +6,69 @@ its time, and summed per local day by the database: a year of them is at most 36
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
-from sqlalchemy import BigInteger, case, func, literal, select, union_all
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
-
 from streampay.analytics import buckets
-from streampay.analytics.queries import EPOCH, Period, local_day
-from streampay.extensions import db
+from streampay.analytics.batch import Batch, epoch_seconds
+from streampay.analytics.queries import Period, local_day
+from streampay.dbtypes import UTCDateTime
 from streampay.ledger import service as ledger
 from streampay.ledger.models import Account, AccountKind
 from streampay.stellar.models import Deposit, DepositStatus, Payout, PayoutStatus
 from streampay.streaming.models import SessionStatus, StreamSession
 from streampay.users.models import User
 
-
-class epoch_seconds(FunctionElement):  # noqa: N801 (an SQL function)
-    """A UTC timestamp column as whole epoch seconds, on PostgreSQL and on SQLite (naive UTC text)."""
-
-    type = BigInteger()
-    inherit_cache = True
+UTC_TIME = UTCDateTime()
 
 
-@compiles(epoch_seconds, "postgresql")
-def _epoch_pg(element, compiler, **kw) -> str:
-    return f"CAST(floor(extract(epoch FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
-
-
-@compiles(epoch_seconds)
-def _epoch_sqlite(element, compiler, **kw) -> str:
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
-
-
-def _daily(name: str, column, period: Period, amount, extra=0, where=()):
-    """Sums of `amount` (and `extra`) per local day of the rows whose `column` (a time) falls in the period."""
-    day = local_day(epoch_seconds(column), buckets.offset_runs(period.start, period.end, period.zone)).label("day")
-    return (
-        select(literal(name).label("flow"), day, func.sum(amount), func.sum(extra))
-        .where(column >= period.start_at, column < period.end_at, *where)
-        .group_by(day)
+def _daily(batch: Batch, name: str, table: str, column: str, period: Period, amount: str, extra="0", where="") -> None:
+    """Sums of `amount` (and `extra`) per local day of the rows whose `column` (a time) falls in the period,
+    as (local day number, 0, amount, extra)."""
+    day = local_day(epoch_seconds(column), buckets.offset_runs(period.start, period.end, period.zone))
+    start = batch.bind(f"{name}_start", period.start_at, UTC_TIME)
+    end = batch.bind(f"{name}_end", period.end_at, UTC_TIME)
+    batch.add(
+        name,
+        f"SELECT {day} AS day, 0 AS k2, sum({amount}), sum({extra}), 0, 0, '', '' FROM {table} "  # noqa: S608
+        f"WHERE {column} >= {start} AND {column} < {end}{where} GROUP BY {day}",
     )
 
 
-def _read(*flows) -> dict[str, dict[date, tuple[int, int]]]:
-    """Each flow's sums per local day, in one statement: {name: {day: (amount, extra)}} for (name, select)."""
-    out: dict[str, dict] = {name: {} for name, _ in flows}
-    selects = [f for _, f in flows]
-    for name, n, amount, extra in db.session.execute(union_all(*selects) if len(selects) > 1 else selects[0]):
-        out[name][EPOCH + timedelta(days=int(n))] = (int(amount or 0), int(extra or 0))
-    return out
+def add_paid(batch: Batch, period: Period, creator_id=None) -> None:
+    """Payouts confirmed on the network, by the day they were confirmed (`paid_out` rows)."""
+    where = f" AND status = {batch.bind('paid_status', PayoutStatus.PAID.value)}"
+    if creator_id is not None:
+        where += f" AND creator_id = {batch.bind('paid_creator', creator_id, Payout.creator_id.type)}"
+    _daily(batch, "paid_out", Payout.__tablename__, "status_changed_at", period, "amount", where=where)
 
 
-def _paid(period: Period, creator_id=None):
-    """Payouts confirmed on the network, by the day they were confirmed."""
-    where = [Payout.status == PayoutStatus.PAID] + ([Payout.creator_id == creator_id] if creator_id else [])
-    return "paid_out", _daily("paid_out", Payout.status_changed_at, period, Payout.amount, where=where)
+def add_platform(batch: Batch, period: Period) -> None:
+    """Payouts confirmed, deposits received (and the part no memo matched) and users joined, per local day."""
+    add_paid(batch, period)
+    credited = batch.bind("credited", DepositStatus.CREDITED.value)
+    unmatched = f"CASE WHEN status <> {credited} THEN amount ELSE 0 END"
+    _daily(batch, "deposits", Deposit.__tablename__, "created_at", period, "amount", unmatched)
+    _daily(batch, "new_users", User.__tablename__, "created_at", period, "1")
 
 
-def paid_out(period: Period, creator_id) -> dict[date, int]:
-    return {d: v for d, (v, _) in _read(_paid(period, creator_id))["paid_out"].items()}
-
-
-def platform(period: Period) -> tuple[dict[str, dict[date, int]], int]:
-    """Payouts confirmed, deposits received and users joined per local day; and the deposits no memo matched."""
-    unmatched = case((Deposit.status != DepositStatus.CREDITED, Deposit.amount), else_=0)
-    flows = _read(
-        _paid(period),
-        ("deposits", _daily("deposits", Deposit.created_at, period, Deposit.amount, unmatched)),
-        ("new_users", _daily("new_users", User.created_at, period, 1)),
+def add_now(batch: Batch) -> None:
+    """What holds right now: money in custody and in flight, sessions running (one `now` row)."""
+    owner = batch.bind("now_owner", ledger.PLATFORM)
+    custody = batch.bind("now_custody", AccountKind.CUSTODY.value)
+    flight = batch.bind("now_flight", AccountKind.PAYOUTS_IN_FLIGHT.value)
+    active = batch.bind("now_active", SessionStatus.ACTIVE.value)
+    batch.add(
+        "now",
+        f"SELECT 0, 0, coalesce(sum(CASE WHEN kind = {custody} THEN balance END), 0), "  # noqa: S608
+        f"coalesce(sum(CASE WHEN kind = {flight} THEN balance END), 0), "
+        f"(SELECT count(*) FROM {StreamSession.__tablename__} WHERE status = {active}), 0, '', '' "
+        f"FROM {Account.__tablename__} WHERE owner = {owner} AND kind IN ({custody}, {flight})",
     )
-    per_day = {name: {d: v for d, (v, _) in days.items()} for name, days in flows.items()}
-    return per_day, sum(u for _, u in flows["deposits"].values())
 
 
-def now() -> dict:
-    """What holds right now: money in custody and in flight, sessions running."""
-    balances = dict(
-        db.session.execute(
-            select(Account.kind, Account.balance).where(
-                Account.owner == ledger.PLATFORM, Account.kind.in_([AccountKind.CUSTODY, AccountKind.PAYOUTS_IN_FLIGHT])
-            )
-        ).all()
-    )
-    custody, in_flight = balances.get(AccountKind.CUSTODY, 0), balances.get(AccountKind.PAYOUTS_IN_FLIGHT, 0)
-    active = db.session.scalar(
-        select(func.count()).select_from(StreamSession).where(StreamSession.status == SessionStatus.ACTIVE)
-    )
-    return {"custody": -custody, "payouts_in_flight": in_flight, "active_sessions": active}
+def now(rows: list[tuple]) -> dict:
+    _, _, custody, in_flight, active, *_ = rows[0]
+    return {"custody": -int(custody), "payouts_in_flight": int(in_flight), "active_sessions": int(active)}
+
+
+def unmatched(rows: list[tuple]) -> int:
+    """The deposits no memo matched, from the `deposits` rows."""
+    return sum(int(extra or 0) for _, _, _, extra, *_ in rows)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
+import psycopg2.extensions
 from flask import jsonify
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
 from streampay import csvexport, money
 from streampay.analytics import flows, queries, schemas
+from streampay.analytics.batch import Batch
 from streampay.analytics.queries import Period
 from streampay.content.models import Content
 from streampay.errors import Forbidden, Invalid, NotFound
@@ -42,33 +45,27 @@ def _period_body(period: Period, tz: str) -> dict:
     }
 
 
-def _figures(sums: dict) -> dict:
-    gross, fee, watch_ms = sums.get("gross", 0), sums.get("fee", 0), sums.get("watch_ms", 0)
-    extra = {k: v for k, v in sums.items() if k not in queries.FIGURES}
-    return {
-        "gross": gross,
-        "fees": fee,
-        "net": gross - fee,
-        "watch_ms": watch_ms,
-        "watch_seconds": watch_ms // 1000,
-        "sessions": sums.get("sessions", 0),
-        **extra,
-    }
-
-
-def _totals(series: list[dict]) -> dict:
-    """The period's totals: the sum of its series, which covers it exactly (one query fewer)."""
-    keys = [k for k in series[0] if k not in ("period", "start")] if series else []
-    totals = {k: sum(p[k] for p in series) for k in keys}
-    if "watch_ms" in totals:  # the whole seconds of the total, not a sum of each point's rounded-down seconds
-        totals["watch_seconds"] = totals["watch_ms"] // 1000
-    return totals
-
-
 ONE = 10**money.PLACES
 AMOUNTS = frozenset(
     ("gross", "fees", "net", "paid_out", "deposits", "deposits_unmatched", "custody", "payouts_in_flight")
 )
+
+
+def _amount(v: int) -> str:
+    return f"{v // ONE}.{v % ONE:07d}" if v >= 0 else money.format(v)  # money.format, inlined
+
+
+def _points(series: queries.Series) -> list[dict]:
+    """A series' points as the schema documents them, built in one pass: a year by day is 365 points."""
+    names = series.names
+    amounts = [i for i, n in enumerate(names) if n in AMOUNTS]
+    out = []
+    for (period, start), values in zip(series.labels, series.values, strict=True):
+        shown = list(values)
+        for i in amounts:
+            shown[i] = _amount(shown[i])
+        out.append({"period": period, "start": start, **dict(zip(names, shown, strict=True))})
+    return out
 
 
 def _flat(points: list[dict]) -> list[dict]:
@@ -82,8 +79,7 @@ def _flat(points: list[dict]) -> list[dict]:
     for point in points:
         flat = dict(point)
         for k in amounts:
-            v = flat[k]
-            flat[k] = f"{v // ONE}.{v % ONE:07d}" if v >= 0 else money.format(v)  # money.format, inlined
+            flat[k] = _amount(flat[k])
         for k in dates:
             flat[k] = flat[k].isoformat()
         out.append(flat)
@@ -95,6 +91,8 @@ def _present(value, key: str | None = None):
     flat (lists hold points, top entries or curve steps)."""
     if isinstance(value, dict):
         return {("from" if k == "from_" else k): _present(v, k) for k, v in value.items()}
+    if isinstance(value, queries.Series):
+        return _points(value)
     if isinstance(value, list):
         return _flat(value)
     if key in AMOUNTS:
@@ -108,30 +106,17 @@ def _json(body: dict):
     return jsonify(_present(body))
 
 
-def _titles(ids: list[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = db.session.execute(select(Content.id, Content.title).where(Content.id.in_([uuid.UUID(i) for i in ids])))
-    return {str(i): title for i, title in rows}
+def _top(rows: list[tuple], order: str, key: str, name: str) -> list[dict]:
+    return [{key: sid, name: label, **figures} for sid, label, figures in queries.ranked(rows, order)]
 
 
-def _top_content(period: Period, orders: dict[str, str], limit: int, owner: str | None = None) -> dict[str, list]:
-    lists = queries.ranked("content", period, orders, limit, owner)
-    titles = _titles(sorted({r["id"] for rows in lists.values() for r in rows}))
-    return {
-        name: [{"content_id": r["id"], "title": titles.get(r["id"]), **_figures(r)} for r in rows]
-        for name, rows in lists.items()
-    }
-
-
-def _series_csv(name: str, series: list[dict], columns: tuple[str, ...]):
+def _series_csv(name: str, series: queries.Series, columns: tuple[str, ...]):
     header = ["period", "start", *columns]
+    at = [(series.names.index(c), c in AMOUNTS) for c in columns]
 
     def rows():
-        for point in series:
-            yield [point["period"], point["start"]] + [
-                money.format(point[c]) if c in AMOUNTS else point[c] for c in columns
-            ]
+        for (period, start), values in zip(series.labels, series.values, strict=True):
+            yield [period, start] + [money.format(values[i]) if amount else values[i] for i, amount in at]
 
     return csvexport.stream(f"{name}.csv", header, rows())
 
@@ -152,6 +137,26 @@ def _creator_id(query: dict) -> uuid.UUID:
     return current_user.id
 
 
+@blp.before_request
+def _without_transaction() -> None:
+    """A dashboard only reads, one statement per read: on PostgreSQL its statements run without a transaction
+    around them (each sees its own snapshot either way), which spares the BEGIN and ROLLBACK round trips.
+    psycopg2's own switch sends nothing (SQLAlchemy's isolation level option sends a SET each way)."""
+    raw = db.session.connection().connection.dbapi_connection
+    if isinstance(raw, psycopg2.extensions.connection):
+        raw.autocommit = True
+
+
+@event.listens_for(Pool, "checkin")
+def _with_transactions_again(raw, _record) -> None:
+    """Whatever happened in the request, a connection goes back to the pool with transactions on."""
+    if isinstance(raw, psycopg2.extensions.connection) and raw.autocommit and not raw.closed:
+        raw.autocommit = False
+
+
+TOP_CONTENT = {"by_earnings": "net", "by_watch_time": "watch_ms"}
+
+
 @blp.route("/creator", methods=["GET"])
 @auth_required(Role.CREATOR, Role.ADMIN)
 @blp.arguments(schemas.CreatorQuerySchema, location="query")
@@ -160,19 +165,24 @@ def _creator_id(query: dict) -> uuid.UUID:
 def creator(query):
     """A creator's totals, series and top content for a period of local days."""
     creator_id = _creator_id(query)
-    period, cid = _period(query), str(creator_id)
-    paid = flows.paid_out(period, creator_id)
-    series = [_figures(p) for p in queries.series("creator", cid, period, {"paid_out": paid})]
-    if csvexport.wanted():
+    period, cid, as_csv = _period(query), str(creator_id), csvexport.wanted()
+    batch = Batch()
+    flows.add_paid(batch, period, creator_id)
+    queries.add_series(batch, "creator", cid, period)
+    if not as_csv:
+        queries.add_unique_viewers(batch, "creator", cid, period)
+        queries.add_ranked(batch, "content", period, TOP_CONTENT, query["top"], cid)
+    rows = batch.run()
+    series = queries.series(period, rows["series"], {"paid_out": rows["paid_out"]})
+    if as_csv:
         return _series_csv(f"creator-{period.first}-{period.last}", series, (*SERIES_COLUMNS, "paid_out"))
-    totals = {**_totals(series), "unique_viewers": queries.unique_viewers("creator", cid, period)}
     return _json(
         {
             "creator_id": cid,
             "period": _period_body(period, query["tz"]),
-            "totals": totals,
+            "totals": {**series.totals(), "unique_viewers": queries.unique_viewers(rows["viewers"])},
             "series": series,
-            "top_content": _top_content(period, {"by_earnings": "net", "by_watch_time": "watch_ms"}, query["top"], cid),
+            "top_content": {name: _top(rows[name], o, "content_id", "title") for name, o in TOP_CONTENT.items()},
         }
     )
 
@@ -187,17 +197,23 @@ def content(query, content_id: uuid.UUID):
     item = db.session.get(Content, content_id)
     if item is None or not (current_user.role == Role.ADMIN or item.creator_id == current_user.id):
         raise NotFound("No such content of yours.")
-    period, key = _period(query), str(content_id)
-    series = [_figures(p) for p in queries.series("content", key, period)]
-    if csvexport.wanted():
+    period, key, as_csv = _period(query), str(content_id), csvexport.wanted()
+    batch = Batch()
+    queries.add_series(batch, "content", key, period)
+    if not as_csv:
+        queries.add_retention(batch, key, period)
+        queries.add_unique_viewers(batch, "content", key, period)
+    rows = batch.run()
+    series = queries.series(period, rows["series"])
+    if as_csv:
         return _series_csv(f"content-{key}-{period.first}-{period.last}", series, SERIES_COLUMNS)
-    ended, curve = queries.retention(key, period)
+    ended, curve = queries.retention(rows["retention"])
     return _json(
         {
             "content_id": key,
             "title": item.title,
             "period": _period_body(period, query["tz"]),
-            "totals": {**_totals(series), "unique_viewers": queries.unique_viewers("content", key, period)},
+            "totals": {**series.totals(), "unique_viewers": queries.unique_viewers(rows["viewers"])},
             "series": series,
             "retention": {"sessions": ended, "duration_ms": item.duration_ms, "curve": curve},
         }
@@ -211,33 +227,34 @@ def content(query, content_id: uuid.UUID):
 @blp.doc(**csvexport.doc(schemas.PlatformAnalyticsSchema))
 def platform(query):
     """The platform's day: charges, fees, deposits, payouts, custody, sessions and new users."""
-    period = _period(query)
+    period, as_csv = _period(query), csvexport.wanted()
     scope, scope_id = queries.platform_scope()
-    extra, unmatched = flows.platform(period)
-    series = [_figures(p) for p in queries.series(scope, scope_id, period, extra)]
-    if csvexport.wanted():
+    batch = Batch()
+    flows.add_platform(batch, period)
+    queries.add_series(batch, scope, scope_id, period)
+    if not as_csv:
+        queries.add_unique_viewers(batch, scope, scope_id, period)
+        queries.add_ranked(batch, "creator", period, {"top_creators": "gross"}, query["top"], None)
+        queries.add_ranked(batch, "content", period, {"top_content": "gross"}, query["top"], None)
+        flows.add_now(batch)
+    rows = batch.run()
+    extra = {name: rows[name] for name in ("paid_out", "deposits", "new_users")}
+    series = queries.series(period, rows["series"], extra)
+    if as_csv:
         columns = (*SERIES_COLUMNS, "paid_out", "deposits", "new_users")
         return _series_csv(f"platform-{period.first}-{period.last}", series, columns)
     totals = {
-        **_totals(series),
-        "deposits_unmatched": unmatched,
-        "unique_viewers": queries.unique_viewers(scope, scope_id, period),
+        **series.totals(),
+        "deposits_unmatched": flows.unmatched(rows["deposits"]),
+        "unique_viewers": queries.unique_viewers(rows["viewers"]),
     }
-    creators = queries.ranked("creator", period, {"top": "gross"}, query["top"])["top"]
-    names = dict(
-        db.session.execute(
-            select(User.id, User.username).where(User.id.in_([uuid.UUID(r["id"]) for r in creators]))
-        ).all()
-    )
     return _json(
         {
             "period": _period_body(period, query["tz"]),
             "totals": totals,
-            "now": flows.now(),
+            "now": flows.now(rows["now"]),
             "series": series,
-            "top_creators": [
-                {"creator_id": r["id"], "username": names.get(uuid.UUID(r["id"])), **_figures(r)} for r in creators
-            ],
-            "top_content": _top_content(period, {"top": "gross"}, query["top"])["top"],
+            "top_creators": _top(rows["top_creators"], "gross", "creator_id", "username"),
+            "top_content": _top(rows["top_content"], "gross", "content_id", "title"),
         }
     )

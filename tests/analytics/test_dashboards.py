@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from streampay.extensions import db
 from tests.analytics.conftest import fold_now, serve
 from tests.stellar.conftest import XLM
 
@@ -69,6 +70,19 @@ def test_bad_queries_are_422_in_the_one_error_shape(platform, people, query):
     reply = platform.get(people["creator"], "/analytics/creator", **query)
     assert reply.status_code == 422, reply.json
     assert set(reply.json) >= {"code", "status", "message", "errors"} and reply.json["code"] == 422
+
+
+def test_a_dashboard_read_hands_its_connection_back_with_transactions_on(app, platform, people):
+    assert platform.get(people["creator"], "/analytics/creator", **DAY).status_code == 200
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("reads run without a transaction on PostgreSQL only")
+        idle = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
+        try:
+            assert idle and not any(c.dbapi_connection.autocommit for c in idle)
+        finally:
+            for c in idle:
+                c.close()
 
 
 def test_a_default_period_is_the_last_thirty_local_days(platform, people):
