@@ -7,7 +7,7 @@ its time, and summed per local day by the database: a year of them is at most 36
 from __future__ import annotations
 
 from streampay.analytics import buckets
-from streampay.analytics.batch import Batch, epoch_seconds
+from streampay.analytics.batch import Batch, epoch_seconds, total
 from streampay.analytics.queries import Period, local_day
 from streampay.dbtypes import UTCDateTime
 from streampay.ledger import service as ledger
@@ -27,7 +27,7 @@ def _daily(batch: Batch, name: str, table: str, column: str, period: Period, amo
     end = batch.bind(f"{name}_end", period.end_at, UTC_TIME)
     batch.add(
         name,
-        f"SELECT {day} AS day, 0 AS k2, sum({amount}), sum({extra}), 0, 0, '', '' FROM {table} "  # noqa: S608
+        f"SELECT {day} AS day, 0 AS k2, {total(amount)}, {total(extra)}, 0, 0, '', '' FROM {table} "  # noqa: S608
         f"WHERE {column} >= {start} AND {column} < {end}{where} GROUP BY {day}",
     )
 
@@ -57,8 +57,8 @@ def add_now(batch: Batch) -> None:
     active = batch.bind("now_active", SessionStatus.ACTIVE.value)
     batch.add(
         "now",
-        f"SELECT 0, 0, coalesce(sum(CASE WHEN kind = {custody} THEN balance END), 0), "  # noqa: S608
-        f"coalesce(sum(CASE WHEN kind = {flight} THEN balance END), 0), "
+        f"SELECT 0, 0, coalesce({total(f'CASE WHEN kind = {custody} THEN balance END')}, 0), "  # noqa: S608
+        f"coalesce({total(f'CASE WHEN kind = {flight} THEN balance END')}, 0), "
         f"(SELECT count(*) FROM {StreamSession.__tablename__} WHERE status = {active}), 0, '', '' "
         f"FROM {Account.__tablename__} WHERE owner = {owner} AND kind IN ({custody}, {flight})",
     )

@@ -12,7 +12,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from streampay.analytics import buckets
-from streampay.analytics.batch import Batch, as_uuid_key, ints
+from streampay.analytics.batch import Batch, as_uuid_key, ints, total
 from streampay.analytics.fold import PLATFORM, RETENTION_GRAINS, STEPS
 
 EPOCH = buckets.EPOCH
@@ -204,7 +204,7 @@ def add_ranked(batch: Batch, scope: str, period: Period, orders: dict[str, str],
     if rows is None:
         return
     grouped = f"ranked_{scope}"
-    totals = ", ".join(f"sum({f} * sign) AS {f}" for f in ROLLUP_FIGURES.split(", "))
+    totals = ", ".join(f"{total(f'{f} * sign')} AS {f}" for f in ROLLUP_FIGURES.split(", "))
     batch.cte(grouped, f"SELECT scope_id, {totals} FROM ({rows}) AS r GROUP BY scope_id")  # noqa: S608
     table, name = NAMES[scope]
     join = as_uuid_key("g.scope_id")
@@ -250,7 +250,7 @@ def add_retention(batch: Batch, content_id: str, period: Period) -> None:
     ]
     batch.add(
         "retention",
-        f"SELECT step, 0, sum(sessions), 0, 0, 0, '', '' FROM ({' UNION ALL '.join(parts)}) AS r GROUP BY step",  # noqa: S608
+        f"SELECT step, 0, {total('sessions')}, 0, 0, 0, '', '' FROM ({' UNION ALL '.join(parts)}) AS r GROUP BY step",  # noqa: S608
     )
 
 

@@ -52,19 +52,22 @@ AMOUNTS = frozenset(
 
 
 def _amount(v: int) -> str:
-    return f"{v // ONE}.{v % ONE:07d}" if v >= 0 else money.format(v)  # money.format, inlined
+    if v < 0:
+        return money.format(v)
+    whole, part = divmod(v, ONE)
+    return f"{whole}.{part:07d}"  # money.format, inlined
 
 
 def _points(series: queries.Series) -> list[dict]:
     """A series' points as the schema documents them, built in one pass: a year by day is 365 points."""
-    names = series.names
-    amounts = [i for i, n in enumerate(names) if n in AMOUNTS]
+    keys = ("period", "start", *series.names)
+    amounts = [i + 2 for i, n in enumerate(series.names) if n in AMOUNTS]
     out = []
-    for (period, start), values in zip(series.labels, series.values, strict=True):
-        shown = list(values)
+    for labels, values in zip(series.labels, series.values, strict=True):
+        shown = [*labels, *values]
         for i in amounts:
             shown[i] = _amount(shown[i])
-        out.append({"period": period, "start": start, **dict(zip(names, shown, strict=True))})
+        out.append(dict(zip(keys, shown, strict=True)))
     return out
 
 
