@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 from streampay.analytics import buckets
 from streampay.analytics.batch import Batch, as_uuid_key, ints, total
 from streampay.analytics.fold import PLATFORM, RETENTION_GRAINS, STEPS
+from streampay.analytics.models import FIGURES, RetentionBucket, Rollup, ViewerBucket, ViewerDays
 
 EPOCH = buckets.EPOCH
-ROLLUP_FIGURES = "gross, fee, watch_ms, sessions"
+ROLLUP_FIGURES = ", ".join(FIGURES)
+ROLLUPS, VIEWERS, VIEWER_DAYS = Rollup.__tablename__, ViewerBucket.__tablename__, ViewerDays.__tablename__
+RETENTION = RetentionBucket.__tablename__
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _cover_sql(columns: str, where: str, cover: buckets.Cover, signs: bool = Fal
 
     def part(grain: int, bound: str, sign: int = 1) -> str:
         signed = f", {sign} AS sign" if signs else ""
-        return f"SELECT {columns}{signed} FROM analytics_rollups WHERE {where} AND grain = {grain} AND {bound}"  # noqa: S608
+        return f"SELECT {columns}{signed} FROM {ROLLUPS} WHERE {where} AND grain = {grain} AND {bound}"  # noqa: S608
 
     parts = [part(g, f"bucket >= {int(low)} AND bucket < {int(high)}") for g, low, high in cover.ranges]
     edges: dict[tuple[int, int], list[int]] = {}
@@ -172,11 +175,11 @@ def add_unique_viewers(batch: Batch, scope: str, scope_id: str, period: Period) 
         for year, months in buckets.day_masks(low, high).items():
             seen = " OR ".join(f"(m{m} & {int(months[m])}) <> 0" for m in sorted(months))
             where = f"{scoped} AND year = {int(year)} AND ({seen})"
-            parts.append(f"SELECT viewer_id FROM analytics_viewer_days WHERE {where}")  # noqa: S608 (our numbers)
+            parts.append(f"SELECT viewer_id FROM {VIEWER_DAYS} WHERE {where}")  # noqa: S608 (our numbers)
     for a, b in edges:
         if a < b:
             where = f"{scoped} AND grain = {buckets.QUARTER} AND bucket >= {int(a)} AND bucket < {int(b)}"
-            parts.append(f"SELECT viewer_id FROM analytics_viewers WHERE {where}")  # noqa: S608 (our numbers)
+            parts.append(f"SELECT viewer_id FROM {VIEWERS} WHERE {where}")  # noqa: S608 (our numbers)
     # GROUP BY hashes; count(DISTINCT) would sort the ids by the database's collation.
     seen = " UNION ALL ".join(parts)
     batch.add(
@@ -204,7 +207,7 @@ def add_ranked(batch: Batch, scope: str, period: Period, orders: dict[str, str],
     if rows is None:
         return
     grouped = f"ranked_{scope}"
-    totals = ", ".join(f"{total(f'{f} * sign')} AS {f}" for f in ROLLUP_FIGURES.split(", "))
+    totals = ", ".join(f"{total(f'{f} * sign')} AS {f}" for f in FIGURES)
     batch.cte(grouped, f"SELECT scope_id, {totals} FROM ({rows}) AS r GROUP BY scope_id")  # noqa: S608
     table, name = NAMES[scope]
     join = as_uuid_key("g.scope_id")
@@ -244,7 +247,7 @@ def add_retention(batch: Batch, content_id: str, period: Period) -> None:
     """Sessions of the item that ended in the period, by how far they got."""
     item = batch.bind("rt_id", content_id)
     parts = [
-        f"SELECT step, sessions FROM analytics_retention WHERE content_id = {item} AND grain = {int(grain)} "  # noqa: S608
+        f"SELECT step, sessions FROM {RETENTION} WHERE content_id = {item} AND grain = {int(grain)} "  # noqa: S608
         f"AND bucket >= {int(low)} AND bucket < {int(high)}"
         for grain, low, high in buckets.decompose(period.start, period.end, RETENTION_GRAINS)
     ]

@@ -145,15 +145,20 @@ def _without_transaction() -> None:
     """A dashboard only reads, one statement per read: on PostgreSQL its statements run without a transaction
     around them (each sees its own snapshot either way), which spares the BEGIN and ROLLBACK round trips.
     psycopg2's own switch sends nothing (SQLAlchemy's isolation level option sends a SET each way)."""
-    raw = db.session.connection().connection.dbapi_connection
-    if isinstance(raw, psycopg2.extensions.connection):
-        raw.autocommit = True
+    pooled = db.session.connection().connection
+    if isinstance(pooled.dbapi_connection, psycopg2.extensions.connection):
+        pooled.dbapi_connection.autocommit = True
+        pooled.info[_SWITCHED] = True
+
+
+_SWITCHED = "analytics_without_transaction"
 
 
 @event.listens_for(Pool, "checkin")
-def _with_transactions_again(raw, _record) -> None:
-    """Whatever happened in the request, a connection goes back to the pool with transactions on."""
-    if isinstance(raw, psycopg2.extensions.connection) and raw.autocommit and not raw.closed:
+def _with_transactions_again(raw, record) -> None:
+    """Whatever happened in the request, a connection it switched goes back to the pool with transactions on
+    (others, such as an engine made to autocommit, are left as they are)."""
+    if record is not None and record.info.pop(_SWITCHED, False) and raw is not None and not raw.closed:
         raw.autocommit = False
 
 
