@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from streampay.analytics import buckets
 from streampay.analytics.batch import Batch, epoch_seconds, total
-from streampay.analytics.queries import Period, local_day
+from streampay.analytics.queries import Period
 from streampay.dbtypes import UTCDateTime
 from streampay.ledger import service as ledger
 from streampay.ledger.models import Account, AccountKind
@@ -17,6 +17,16 @@ from streampay.streaming.models import SessionStatus, StreamSession
 from streampay.users.models import User
 
 UTC_TIME = UTCDateTime()
+
+
+def local_day(moment: str, runs: list[tuple[int, int, int]]) -> str:
+    """SQL for the local day (days since 1970-01-01 on the zone's wall clock) of `moment`, epoch seconds in SQL,
+    offset run by offset run (our own numbers, written into the SQL)."""
+    wall = f"{moment} + {int(runs[-1][2])}"
+    if len(runs) > 1:
+        whens = " ".join(f"WHEN {moment} < {int(high)} THEN {moment} + {int(offset)}" for _, high, offset in runs[:-1])
+        wall = f"CASE {whens} ELSE {wall} END"
+    return f"({wall}) / 86400"
 
 
 def _daily(batch: Batch, name: str, table: str, column: str, period: Period, amount: str, extra="0", where="") -> None:

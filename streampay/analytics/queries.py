@@ -5,6 +5,7 @@ Each read adds its parts to a call's Batch (one statement) and decodes its rows 
 
 from __future__ import annotations
 
+import uuid
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,6 +16,7 @@ from streampay.analytics import buckets
 from streampay.analytics.batch import Batch, as_uuid_key, ints, total
 from streampay.analytics.fold import PLATFORM, RETENTION_GRAINS, STEPS
 from streampay.analytics.models import FIGURES, RetentionBucket, Rollup, ViewerBucket, ViewerDays
+from streampay.content.models import Content
 
 EPOCH = buckets.EPOCH
 ROLLUP_FIGURES = ", ".join(FIGURES)
@@ -268,14 +270,22 @@ def retention(rows: list[tuple]) -> tuple[int, list[dict]]:
     return total, curve
 
 
-def local_day(moment: str, runs: list[tuple[int, int, int]]) -> str:
-    """SQL for the local day (days since 1970-01-01 on the zone's wall clock) of `moment`, epoch seconds in SQL,
-    offset run by offset run (our own numbers, written into the SQL)."""
-    wall = f"{moment} + {int(runs[-1][2])}"
-    if len(runs) > 1:
-        whens = " ".join(f"WHEN {moment} < {int(high)} THEN {moment} + {int(offset)}" for _, high, offset in runs[:-1])
-        wall = f"CASE {whens} ELSE {wall} END"
-    return f"({wall}) / 86400"
+def add_item(batch: Batch, content_id: uuid.UUID) -> None:
+    """The item itself, read with its figures: (0, 0, duration_ms, 0, 0, 0, creator id, title)."""
+    key = batch.bind("item_id", content_id, Content.id.type)
+    batch.add(
+        "item",
+        f"SELECT 0, 0, duration_ms, 0, 0, 0, CAST(creator_id AS TEXT), title FROM {Content.__tablename__} "  # noqa: S608
+        f"WHERE id = {key}",
+    )
+
+
+def item(rows: list[tuple]) -> tuple[uuid.UUID, str, int | None] | None:
+    """(creator id, title, duration_ms) of the item, or None when there is no such item."""
+    if not rows:
+        return None
+    _, _, duration_ms, _, _, _, creator_id, title = rows[0]
+    return uuid.UUID(creator_id), title, duration_ms
 
 
 def platform_scope() -> tuple[str, str]:

@@ -16,7 +16,6 @@ from streampay import csvexport, money
 from streampay.analytics import flows, queries, schemas
 from streampay.analytics.batch import Batch
 from streampay.analytics.queries import Period
-from streampay.content.models import Content
 from streampay.errors import Forbidden, Invalid, NotFound
 from streampay.extensions import db
 from streampay.users.access import auth_required
@@ -202,16 +201,18 @@ def creator(query):
 @blp.doc(**csvexport.doc(schemas.ContentAnalyticsSchema))
 def content(query, content_id: uuid.UUID):
     """One item's totals, series and retention curve (from billed time) for a period of local days."""
-    item = db.session.get(Content, content_id)
-    if item is None or not (current_user.role == Role.ADMIN or item.creator_id == current_user.id):
-        raise NotFound("No such content of yours.")
     period, key, as_csv = _period(query), str(content_id), csvexport.wanted()
     batch = Batch()
+    queries.add_item(batch, content_id)  # read with the figures, shown only once the item is found to be theirs
     queries.add_series(batch, "content", key, period)
     if not as_csv:
         queries.add_retention(batch, key, period)
         queries.add_unique_viewers(batch, "content", key, period)
     rows = batch.run()
+    item = queries.item(rows["item"])
+    if item is None or not (current_user.role == Role.ADMIN or item[0] == current_user.id):
+        raise NotFound("No such content of yours.")
+    _, title, duration_ms = item
     series = queries.series(period, rows["series"])
     if as_csv:
         return _series_csv(f"content-{key}-{period.first}-{period.last}", series, SERIES_COLUMNS)
@@ -219,11 +220,11 @@ def content(query, content_id: uuid.UUID):
     return _json(
         {
             "content_id": key,
-            "title": item.title,
+            "title": title,
             "period": _period_body(period, query["tz"]),
             "totals": {**series.totals(), "unique_viewers": queries.unique_viewers(rows["viewers"])},
             "series": series,
-            "retention": {"sessions": ended, "duration_ms": item.duration_ms, "curve": curve},
+            "retention": {"sessions": ended, "duration_ms": duration_ms, "curve": curve},
         }
     )
 
