@@ -8,9 +8,9 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from streampay import apidocs, commands, embedded, errors, inputs, logs, metrics, openapi, security
+from streampay import commands, embedded, logs, metrics
 from streampay import config as settings
-from streampay.extensions import cors, db, init_redis, limiter, sock
+from streampay.extensions import db, init_redis
 
 # What the views and jobs import where they use it (the Stellar SDK, PyAV, Alembic...), so that a `flask`
 # command loads only what it runs. A server and the worker import it all before they serve: no request,
@@ -26,8 +26,23 @@ DEFERRED = (
 )
 
 
+# Every table: the mappers resolve relationships by name, and `flask db check` compares them all.
+MODELS = (
+    *(
+        f"streampay.{domain}.models"
+        for domain in ("users", "auth", "content", "ledger", "streaming", "stellar", "events", "webhooks", "analytics")
+    ),
+    "streampay.idempotency",
+)
+
+
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app from the environment; `config` overrides settings (tests use it)."""
+    """Build the app from the environment; `config` overrides settings (tests use it).
+
+    Built by `flask` to list or find one of its own commands (`flask --help`, `flask ledger check`), the app runs
+    that command and serves nothing: it is built without the routes and what only requests use. Every other
+    app, a server's, the worker's, `flask run`'s and `flask routes`' among them, is built whole.
+    """
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
     app.config.update(settings.load(instance_path=app.instance_path))
     app.config.update(config or {})
@@ -56,21 +71,12 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config["REDIS_URL"]:
         # The embedded default: a running server of this checkout lends its Redis, if there is one.
         app.config["REDIS_URL"] = embedded.discover(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
-    init_redis(app)
-    limiter.init_app(app)
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-        expose_headers=["X-Pagination", "X-Request-ID", "Retry-After"],
-    )
-    sock.init_app(app)
-    security.init_app(app)
-    inputs.init_app(app)
-    apidocs.init_app(app)
-    api = _init_api(app)
-    errors.init_app(app, api)
-    _register_domains(app, api)
-    openapi.document_errors(api)
+    serves = not commands.finding_a_command()
+    init_redis(app, lazily=not serves)
+    api = _init_requests(app) if serves else None
+    _init_domains(app)
+    if serves:
+        _register_routes(app, api)
     if embedded.started_by_flask_run():
         embedded.prepare_server(app)
     return app
@@ -83,7 +89,9 @@ def preload() -> None:
 
 
 def _init_api(app: Flask):
-    api = errors.Api(
+    from streampay import openapi
+
+    api = openapi.Api(
         app,
         spec_kwargs={
             "info": {"description": "Pay-per-second media streaming settled on Stellar."},
@@ -95,13 +103,53 @@ def _init_api(app: Flask):
     return api
 
 
-def _register_domains(app: Flask, api) -> None:
-    from streampay import health, mail
+def _init_domains(app: Flask) -> None:
+    """What an app needs to run a command as well as to serve: the tables, the password hasher and tokens, mail,
+    the commands, and each domain's receivers of the others' signals (`ledger check` asks streaming what its
+    sessions hold)."""
+    from streampay import mail
+    from streampay.auth import tokens
+    from streampay.streaming import revocation
+    from streampay.streaming import service as streaming
+    from streampay.users import passwords
+
+    for name in MODELS:
+        importlib.import_module(name)
+    passwords.init_app(app)
+    tokens.init_app(app)
+    streaming.init_app(app)
+    revocation.init_app(app)
+    mail.init_app(app)
+    commands.init_app(app)
+
+
+def _init_requests(app: Flask):
+    """What only requests use: the rate limits, CORS, security headers and the error replies."""
+    from streampay import apidocs, errors, inputs, security
+    from streampay.auth import tokens
+    from streampay.extensions import cors, limiter
+
+    limiter.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["X-Pagination", "X-Request-ID", "Retry-After"],
+    )
+    security.init_app(app)
+    inputs.init_app(app)
+    apidocs.init_app(app)
+    api = _init_api(app)
+    errors.init_app(app, api)
+    tokens.init_jwt(app)
+    return api
+
+
+def _register_routes(app: Flask, api) -> None:
+    from streampay import health, openapi
     from streampay.admin import dashboard
     from streampay.admin.routes import blp as admin_blp
     from streampay.analytics import metrics as analytics_metrics
     from streampay.analytics.routes import blp as analytics_blp
-    from streampay.auth import tokens
     from streampay.auth.routes import blp as auth_blp
     from streampay.content.routes import blp as content_blp
     from streampay.ledger.routes import blp as wallet_blp
@@ -110,14 +158,11 @@ def _register_domains(app: Flask, api) -> None:
     from streampay.streaming import asyncapi, ws
     from streampay.streaming.routes import blp as streaming_blp
     from streampay.streaming.routes import payments_blp
-    from streampay.users import passwords
     from streampay.users.routes import blp as users_blp
     from streampay.web import pages as web
     from streampay.webhooks.routes import blp as webhooks_blp
 
     prefix = app.config["API_PREFIX"]
-    passwords.init_app(app)
-    tokens.init_app(app)
     api.register_blueprint(health.blp, url_prefix="/")
     api.register_blueprint(auth_blp, url_prefix=f"{prefix}/auth")
     api.register_blueprint(users_blp, url_prefix=f"{prefix}/users")
@@ -132,8 +177,7 @@ def _register_domains(app: Flask, api) -> None:
     api.register_blueprint(admin_blp, url_prefix=f"{prefix}/admin")
     ws.init_app(app, prefix)
     app.register_blueprint(asyncapi.blp)
-    commands.init_app(app)
-    mail.init_app(app)
     analytics_metrics.init_app(app)
     web.init_app(app)
     dashboard.init_app(app)
+    openapi.document_errors(api)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 from flask import Flask
+from flask.cli import FlaskGroup
 from werkzeug.utils import import_string
 
 from streampay.extensions import migrations
@@ -70,6 +71,14 @@ def _migrate_group(app: Flask) -> click.Command:
     from flask_migrate.cli import db as group
 
     return group
+
+
+def finding_a_command() -> bool:
+    """True while `flask` builds the app to list its commands or to find the one typed (`flask --help`, `flask
+    ledger check`): that app runs a command and serves nothing. `flask run`, `shell`, `routes` and the plugins'
+    commands build theirs inside their own command."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
 
 
 def init_app(app: Flask) -> None:

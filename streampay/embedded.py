@@ -29,7 +29,6 @@ from werkzeug.serving import is_running_from_reloader
 
 from streampay.config import database_url
 from streampay.extensions import upgrade
-from streampay.jobs import start_embedded
 
 log = logging.getLogger(__name__)
 RECORD = "redis.json"
@@ -106,6 +105,7 @@ def _forget(path: Path, pid: int) -> None:
 def prepare_server(app: Flask) -> None:
     """What a server of the embedded default does before it serves: migrate, share Redis, start the threads."""
     from streampay import preload
+    from streampay.jobs import start_embedded
 
     preload()
     with app.app_context():

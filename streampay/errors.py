@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-import flask_smorest
 import redis
 import sqlalchemy.exc
 from flask import Flask
-from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -53,47 +51,13 @@ def _string_keys(value):
     return value
 
 
-_MESSAGES = {
+MESSAGES = {
     400: "The request could not be read; see errors.",
     404: "Nothing here: check the path.",
     405: "That method is not allowed here; see the Allow header.",
     413: "The request body is too large.",
     422: "Some fields are missing, unknown or invalid; see errors.",
 }
-
-
-class ErrorSchema(Schema):
-    """The error shape as the OpenAPI document states it, so clients (and the fuzz tests) can rely on it."""
-
-    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
-    status = fields.String(required=True, metadata={"description": "The HTTP status phrase."})
-    error = fields.String(
-        required=True,
-        metadata={
-            "description": "What went wrong, for a program: a stable string such as `insufficient_funds`, "
-            "`session_not_active` or `validation_failed` (the list: docs/api.md).",
-            "example": "validation_failed",
-        },
-    )
-    message = fields.String(required=True, metadata={"description": "What went wrong, for a person."})
-    errors = fields.Dict(metadata={"description": "What was wrong, by location and field."})
-
-
-class Api(flask_smorest.Api):
-    """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After)."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def handle_http_exception(self, error: HTTPException):
-        data = getattr(error, "data", None) or {}
-        errors = data.get("errors") or data.get("messages")
-        message = data.get("message") or _MESSAGES.get(error.code) or error.description or error.name
-        if error.code == 429:
-            message = f"Too many requests (limit: {error.description}); retry later."
-        # werkzeug puts Allow (405) and the limiter puts Retry-After (429) in the exception's headers.
-        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-        headers.update(data.get("headers") or {})
-        return error_body(error.code, error.name, message, errors), error.code, headers
 
 
 class DomainError(Exception):
@@ -155,7 +119,8 @@ def unavailable_body(exc: BaseException) -> dict:
     )
 
 
-def init_app(app: Flask, api: Api) -> None:
+def init_app(app: Flask, api) -> None:
+    """The error replies; `api` (flask-smorest's, streampay.openapi.Api) renders an HTTP exception."""
     for kind in DEPENDENCY_DOWN:
 
         @app.errorhandler(kind)

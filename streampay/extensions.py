@@ -8,10 +8,8 @@ from pathlib import Path
 import redis
 from flask import Flask, current_app
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
@@ -74,18 +72,28 @@ def upgrade(revision: str = "head") -> None:
     alembic_upgrade(revision=revision)
 
 
-jwt = JWTManager()
-sock = Sock()
 cors = CORS()
 limiter = Limiter(key_func=get_remote_address)
 
 
 def redis_client() -> redis.Redis:
     """The app's Redis client: real when REDIS_URL is set, otherwise the in-process one."""
-    return current_app.extensions["streampay.redis"]
+    extensions = current_app.extensions
+    if "streampay.redis" not in extensions:
+        _connect_redis(current_app)
+    return extensions["streampay.redis"]
 
 
-def init_redis(app: Flask) -> redis.Redis:
+def init_redis(app: Flask, lazily: bool = False) -> None:
+    """The app's Redis client, and flask-limiter's storage on it; `lazily`, made at its first use instead (a
+    `flask` command that never touches Redis does not import the in-process one)."""
+    # flask-limiter stores its counters through the app's connection pool (the limiter is bound at start-up).
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://"
+    if not lazily:
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": _connect_redis(app).connection_pool}
+
+
+def _connect_redis(app: Flask) -> redis.Redis:
     url = app.config["REDIS_URL"]
     if url:
         # A blocking pool: with thousands of socket threads, a thread waits its turn for a connection
@@ -106,7 +114,4 @@ def init_redis(app: Flask) -> redis.Redis:
         # streampay.embedded serves it to the checkout's other processes when this one is the server.
         app.extensions["streampay.fakeserver"] = server
     app.extensions["streampay.redis"] = client
-    # flask-limiter stores its counters through the very same connection pool.
-    app.config["RATELIMIT_STORAGE_URI"] = "redis://"
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
     return client

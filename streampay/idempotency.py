@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 from functools import wraps
 
 from flask import Response, current_app, request
-from flask_jwt_extended import current_user
-from flask_smorest import Blueprint
 from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -159,6 +157,9 @@ def _forget(claim_id: int) -> None:
 
 def idempotent(view):
     """Put it under the route's auth and above its arguments: the key is per account."""
+    # Imported here, by the routes that use it: a `flask` command loads this module for its table alone.
+    from flask_jwt_extended import current_user
+    from flask_smorest import Blueprint
 
     @wraps(view)
     def wrapper(*args, **kwargs):

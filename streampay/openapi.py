@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from streampay.errors import ERROR_STRINGS
+import flask_smorest
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException
+
+from streampay.errors import ERROR_STRINGS, MESSAGES, error_body
 
 METHODS = ("get", "post", "put", "patch", "delete")
 REQUEST_ID = {
@@ -51,6 +55,40 @@ RULES: dict[tuple[str, str], tuple[int, ...]] = {
     ("patch", "/webhooks/{endpoint_id}"): (403,),
     ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): (409,),
 }
+
+
+class ErrorSchema(Schema):
+    """The error shape as the OpenAPI document states it, so clients (and the fuzz tests) can rely on it."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP status phrase."})
+    error = fields.String(
+        required=True,
+        metadata={
+            "description": "What went wrong, for a program: a stable string such as `insufficient_funds`, "
+            "`session_not_active` or `validation_failed` (the list: docs/api.md).",
+            "example": "validation_failed",
+        },
+    )
+    message = fields.String(required=True, metadata={"description": "What went wrong, for a person."})
+    errors = fields.Dict(metadata={"description": "What was wrong, by location and field."})
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After)."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        message = data.get("message") or MESSAGES.get(error.code) or error.description or error.name
+        if error.code == 429:
+            message = f"Too many requests (limit: {error.description}); retry later."
+        # werkzeug puts Allow (405) and the limiter puts Retry-After (429) in the exception's headers.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return error_body(error.code, error.name, message, errors), error.code, headers
 
 
 def _response_name(code: int) -> str:

@@ -14,14 +14,13 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, g
-from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import and_, delete, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streampay.auth.models import SignIn, SpentRefreshToken
 from streampay.dbtypes import utcnow
 from streampay.errors import error_body
-from streampay.extensions import db, jwt
+from streampay.extensions import db
 from streampay.users import signals
 from streampay.users.models import Role, User
 
@@ -30,6 +29,8 @@ _signing_refresh: ContextVar[bool] = ContextVar("signing_refresh", default=False
 
 def issue_pair(user: User, family: str | None = None) -> dict:
     """A new access and refresh token; a new sign-in unless `family` (a refresh) continues one."""
+    from flask_jwt_extended import create_access_token, create_refresh_token
+
     if family is None:
         family = uuid.uuid4().hex
         db.session.add(SignIn(id=family, user_id=user.id))
@@ -167,7 +168,15 @@ def _unauthorized(message: str):
 
 
 def init_app(app: Flask) -> None:
-    jwt.init_app(app)
+    """A deactivated account's sign-ins end with it, whoever deactivates it (a request or a `flask` command)."""
+    signals.deactivating.connect(_revoke_every_sign_in)
+
+
+def init_jwt(app: Flask) -> None:
+    """flask-jwt-extended, for requests: keys, revocation and the user from the database, 401s in our shape."""
+    from flask_jwt_extended import JWTManager
+
+    jwt = JWTManager(app)
     jwt.encode_key_loader(
         lambda _identity: current_app.config["JWT_REFRESH_SECRET" if _signing_refresh.get() else "JWT_SECRET_KEY"]
     )
@@ -176,7 +185,6 @@ def init_app(app: Flask) -> None:
             "JWT_REFRESH_SECRET" if payload.get("type") == "refresh" else "JWT_SECRET_KEY"
         ]
     )
-    signals.deactivating.connect(_revoke_every_sign_in)
     jwt.token_in_blocklist_loader(_is_revoked)
     jwt.user_lookup_loader(_load_user)
     jwt.unauthorized_loader(lambda reason: _unauthorized(f"Authentication required: {reason}."))

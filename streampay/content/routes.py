@@ -6,6 +6,8 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
+from flask_smorest.fields import Upload
+from marshmallow import Schema
 
 from streampay.content import service
 from streampay.content.delivery import send as _serve
@@ -14,15 +16,22 @@ from streampay.content.schemas import (
     CatalogueQuerySchema,
     ContentSchema,
     ContentUpdateSchema,
-    UploadFileSchema,
     UploadFormSchema,
-    UploadSchema,
 )
 from streampay.errors import NotFound
 from streampay.extensions import redis_client
 from streampay.idempotency import idempotent
 from streampay.users.access import auth_required
 from streampay.users.models import Role
+
+
+class UploadFileSchema(Schema):
+    file = Upload(required=True, metadata={"description": "The audio or video file."})
+
+
+class UploadSchema(UploadFormSchema, UploadFileSchema):
+    """The upload's multipart body as the document states it: the form fields and the file together."""
+
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
 # Anonymous callers may browse; a token, when sent, must be valid.

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
@@ -117,14 +116,6 @@ class UploadFormSchema(Schema):
         tags = [t.strip() for t in data.get("tags", "").split(",") if t.strip()]
         if len(tags) > 10 or any(len(t) > 30 for t in tags):
             raise ValidationError("Up to 10 tags of up to 30 characters.", "tags")
-
-
-class UploadFileSchema(Schema):
-    file = Upload(required=True, metadata={"description": "The audio or video file."})
-
-
-class UploadSchema(UploadFormSchema, UploadFileSchema):
-    """The upload's multipart body as the document states it: the form fields and the file together."""
 
 
 class ContentUpdateSchema(Schema):

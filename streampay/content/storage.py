@@ -11,10 +11,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import requests
 from flask import current_app
+
+if TYPE_CHECKING:
+    import requests
 
 
 class StorageError(RuntimeError):
@@ -124,6 +126,8 @@ class IPFSStorage:
         self.gateway = (gateway_url or "").rstrip("/") or None
 
     def _post(self, path: str, **kwargs) -> requests.Response:
+        import requests  # only IPFS's backend speaks HTTP: a `flask` command need not load it
+
         try:
             reply = requests.post(f"{self.api}/api/v0/{path}", timeout=60, **kwargs)
             reply.raise_for_status()

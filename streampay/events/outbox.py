@@ -14,7 +14,6 @@ from flask import has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from streampay import jobs
 from streampay.dbtypes import utcnow
 from streampay.events.models import EVENT_TYPES, Event
 from streampay.extensions import db
@@ -48,6 +47,8 @@ def emit(event_type: str, data: dict, *user_ids) -> Event:
 def _dispatch_after_commit(session: Session) -> None:
     if not session.info.pop(_PENDING, False) or not has_app_context():
         return
+    from streampay import jobs  # RQ loads when an event is dispatched, not with every `flask` command
+
     try:
         q = jobs.queue("default")
         # A synchronous queue would run the job inside this commit's hook; the sweep takes those.

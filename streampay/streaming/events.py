@@ -5,7 +5,7 @@ from __future__ import annotations
 from streampay import money
 from streampay.events import outbox
 from streampay.streaming.models import StreamSession
-from streampay.streaming.routes import SessionSchema
+from streampay.streaming.schemas import SessionSchema
 
 
 def session_ended(session: StreamSession) -> None:

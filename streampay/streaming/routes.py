@@ -15,29 +15,12 @@ from streampay.ledger.models import Entry, Transaction
 from streampay.money import Amount
 from streampay.pagination import page_of
 from streampay.streaming import media_url
-from streampay.streaming.models import SessionStatus, StreamSession
+from streampay.streaming.models import StreamSession
+from streampay.streaming.schemas import SessionSchema
 from streampay.users.access import auth_required
 
 blp = Blueprint("streaming", __name__, description="Your streaming sessions and what they cost.")
 payments_blp = Blueprint("payments", __name__, description="Charges you paid as a viewer and earned as a creator.")
-
-
-class SessionSchema(Schema):
-    id = fields.UUID(required=True)
-    content_id = fields.UUID(required=True)
-    status = fields.Function(
-        lambda s: s.status.value, required=True, metadata={"enum": [x.value for x in SessionStatus]}
-    )
-    end_reason = fields.String(allow_none=True)
-    price_per_second = Amount(required=True)
-    started_at = fields.DateTime(required=True)
-    ended_at = fields.DateTime(allow_none=True)
-    billed_seconds = fields.Function(lambda s: s.billed_ms // 1000, required=True, metadata={"type": "integer"})
-    billed_ms = fields.Integer(required=True)
-    charged = Amount(required=True)
-    fee = Amount(required=True)
-    held = Amount(required=True)
-    max_spend = Amount(allow_none=True)
 
 
 class PaymentSchema(Schema):

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy.exc
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from streampay import clock, metrics, money
@@ -505,7 +505,6 @@ def stop(viewer: User, session_id: str) -> dict:
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
 
 
-@ledger.holds_claimed.connect
 def held_by_active_sessions(_sender=None, **_) -> dict:
     """For `ledger check`: what each viewer's active sessions hold, by viewer id."""
     return dict(
@@ -517,7 +516,6 @@ def held_by_active_sessions(_sender=None, **_) -> dict:
     )
 
 
-@catalogue.playback_allowed.connect
 def has_active_session(content: Content, viewer: User, **_) -> bool:
     """A viewer may play an item's bytes while one of their sessions on it is active."""
     playing = db.session.scalar(
@@ -532,7 +530,6 @@ def has_active_session(content: Content, viewer: User, **_) -> bool:
     return playing is not None
 
 
-@catalogue.withdrawn.connect
 def end_for_content(content_id: uuid.UUID, **_) -> int:
     """The item left play: its active sessions end now, billed to this moment (or the last heartbeat, if longer
     ago than the timeout), whoever plays them; returns how many."""
@@ -553,6 +550,14 @@ def end_for_content(content_id: uuid.UUID, **_) -> int:
             db.session.rollback()
         end(str(sid), proof, EndReason.CONTENT_UNAVAILABLE)
     return len(ids)
+
+
+def init_app(app: Flask) -> None:
+    """Answer the other domains' signals: what sessions hold (`ledger check`), whether a viewer may play an item,
+    and an item leaving play. Connected here, not where the routes are, so a `flask` command has them too."""
+    ledger.holds_claimed.connect(held_by_active_sessions)
+    catalogue.playback_allowed.connect(has_active_session)
+    catalogue.withdrawn.connect(end_for_content)
 
 
 def reap() -> int:

@@ -15,6 +15,7 @@ import threading
 import time
 
 from flask import Blueprint, Flask, current_app, g, request
+from flask_sock import Sock
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 from sqlalchemy.pool import QueuePool
@@ -30,7 +31,7 @@ from streampay.errors import (
     error_body,
     unavailable_body,
 )
-from streampay.extensions import db, redis_client, sock
+from streampay.extensions import db, redis_client
 from streampay.inputs import NotJSON
 from streampay.inputs import loads as load_json
 from streampay.jobs import backoff
@@ -39,6 +40,7 @@ from streampay.streaming import meter, revocation, service
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
+sock = Sock()
 MAX_FRAME = 4096
 EARLY_PUSH_SECONDS = 10
 LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sleep wakes, at least, over ~0.5 s
@@ -497,5 +499,5 @@ def stream_socket(ws):
 
 def init_app(app: Flask, prefix: str) -> None:
     app.extensions["streampay.hub"] = Hub(app)
-    revocation.init_app(app)
+    sock.init_app(app)
     app.register_blueprint(ws_bp, url_prefix=prefix)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -53,6 +56,18 @@ def test_a_stream_moves_exactly_the_right_stroops(app, client, runner, players, 
     session = client.get(f"/api/v1/streaming/sessions/{session_id}", headers=bearer(viewer["access_token"])).json
     assert session["status"] == "ended" and session["end_reason"] == "stopped"
     assert session["billed_ms"] == 123_250 and session["charged"] == "1.2325000" and session["fee"] == "0.1232500"
+
+
+def test_a_flask_command_counts_what_the_sessions_still_playing_hold(app, players, movie, funded_viewer, tmp_path):
+    # `flask ledger check` typed in a shell builds the app without its routes: streaming must still answer it.
+    viewer = funded_viewer("10")
+    assert players(viewer["access_token"]).call("startStream", content_id=movie["id"])["event"] == "startStream"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], INSTANCE_PATH=str(tmp_path), LOG_LEVEL="WARNING")
+    flask = str(Path(sys.executable).parent / "flask")
+    root = Path(__file__).resolve().parents[2]
+    check = subprocess.run([flask, "ledger", "check"], env=env, cwd=root, capture_output=True, text=True)
+    assert check.returncode == 0 and "holds match open sessions" in check.stdout, check.stdout + check.stderr
 
 
 def test_cumulative_rounding_loses_and_invents_nothing(app_factory, media_root, media_files, clock):
