@@ -6,6 +6,7 @@ import threading
 import pytest
 from simple_websocket import Client
 from werkzeug.serving import make_server
+from werkzeug.wsgi import ClosingIterator
 
 from tests.conftest import PASSWORD, bearer, register
 from tests.content.conftest import media_files, media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
@@ -180,10 +181,36 @@ def stroops(amount: str) -> int:
 
 
 class serve:  # noqa: N801 (a context manager used like a function)
-    """`with serve(app) as url:` the app on a real loopback server for the block."""
+    """`with serve(app) as url:` the app on a real loopback server for the block.
+
+    On leaving the block, the requests still running finish first (a socket the client closed ends its handler,
+    which counts it closed), so what the block did is all done when the test looks: no waiting on the server.
+    """
+
+    DRAIN_CAP_SECONDS = 30  # a socket the test left open is not waited for past this
 
     def __init__(self, app):
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
+        self.running = 0
+        self.idle = threading.Condition()
+        self.httpd = make_server("127.0.0.1", 0, self._counted(app), threaded=True)
+
+    def _counted(self, app):
+        def wsgi(environ, start_response):
+            with self.idle:
+                self.running += 1
+            try:
+                body = app(environ, start_response)
+            except BaseException:  # a WebSocket's end included: flask-sock drops the connection by raising
+                self._finished()
+                raise
+            return ClosingIterator(body, self._finished)
+
+        return wsgi
+
+    def _finished(self) -> None:
+        with self.idle:
+            self.running -= 1
+            self.idle.notify_all()
 
     def __enter__(self) -> str:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -191,4 +218,6 @@ class serve:  # noqa: N801 (a context manager used like a function)
 
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
+        with self.idle:
+            self.idle.wait_for(lambda: self.running == 0, timeout=self.DRAIN_CAP_SECONDS)
         self.httpd.server_close()
