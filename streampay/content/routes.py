@@ -1,25 +1,27 @@
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from streampay.content import service
 from streampay.content.delivery import send as _serve
 from streampay.content.jobs import enqueue_processing
 from streampay.content.schemas import (
+    CataloguePageSchema,
     CatalogueQuerySchema,
     ContentSchema,
     ContentUpdateSchema,
     UploadFormSchema,
 )
 from streampay.errors import NotFound
-from streampay.extensions import redis_client
 from streampay.idempotency import idempotent
 from streampay.users.access import auth_required
 from streampay.users.models import Role
@@ -36,6 +38,8 @@ class UploadSchema(UploadFormSchema, UploadFileSchema):
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")
 # Anonymous callers may browse; a token, when sent, must be valid.
 OPTIONAL_AUTH = {"security": [{}, {"bearerAuth": []}]}
+_PAGE_QUERY = CataloguePageSchema()
+_PAGE_QUERIES: dict[bytes, tuple[dict, int, int] | None] = {}
 
 
 def _optional_user():
@@ -48,34 +52,47 @@ def _json(body: str):
 
 
 @blp.before_request
-def anonymous_catalogue_from_cache():
-    """Anonymous browsing is answered from Redis by its exact query string, before any parsing.
+def catalogue_for_everyone():
+    """A page everyone sees alike (no token) is answered here, without the view's argument and pagination machinery:
+    the view's own rules in one schema load, then the listing's cache or the database (service.catalogue_page).
 
-    Only a query string that the view once validated and answered is ever in the cache, under the
-    catalogue's generation, so a change to any item retires these entries with all the others.
+    A query those rules refuse goes on to the view, which answers it with its 422 exactly as before.
     """
     if request.method != "GET" or request.endpoint != "content.Catalogue" or "Authorization" in request.headers:
         return None
-    key = service.anonymous_page_key(request.query_string)
-    generation, cached = redis_client().mget(service.CATALOGUE_GENERATION, key)
-    generation = generation or b"0"
-    if cached is not None:
-        built_under, pagination, body = cached.split(b"\n", 2)
-        if built_under == generation:
-            return current_app.response_class(
-                body, mimetype="application/json", headers={"X-Pagination": pagination.decode()}
-            )
-    g.anonymous_page = (key, generation)
-    return None
+    parsed = _page_query(request.query_string)
+    if parsed is None:
+        return None
+    query, page, size = parsed
+    total, body = service.catalogue_page(None, query, page, size)
+    return current_app.response_class(
+        body, mimetype="application/json", headers={blp.PAGINATION_HEADER_NAME: _pagination(page, size, total)}
+    )
 
 
-@blp.after_request
-def remember_anonymous_page(response):
-    key, generation = g.pop("anonymous_page", (None, None))
-    if key is not None and response.status_code == 200 and "X-Pagination" in response.headers:
-        entry = b"%s\n%s\n%s" % (generation, response.headers["X-Pagination"].encode(), response.get_data())
-        redis_client().set(key, entry, ex=service.CATALOGUE_TTL)
-    return response
+def _page_query(query_string: bytes) -> tuple[dict, int, int] | None:
+    """(the query, page, page size) of this request's query string, or None when the rules refuse it: loaded once
+    per query string (the parse is a pure function of it), so a page asked again skips it."""
+    try:
+        return _PAGE_QUERIES[query_string]
+    except KeyError:
+        pass
+    args = request.args
+    try:
+        query = _PAGE_QUERY.load({name: args[name] for name in _PAGE_QUERY.fields if name in args})
+        parsed = query, query.pop("page"), query.pop("page_size")
+    except ValidationError:
+        parsed = None
+    if len(_PAGE_QUERIES) >= 4096:
+        _PAGE_QUERIES.clear()
+    _PAGE_QUERIES[query_string] = parsed
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _pagination(page: int, page_size: int, total: int) -> str:
+    """X-Pagination as `@blp.paginate()` writes it."""
+    return json.dumps(blp._make_pagination_metadata(page, page_size, total))
 
 
 @blp.route("/")

@@ -266,11 +266,6 @@ def catalogue_cache_key(user: User | None, query: dict) -> str | None:
     return f"content:catalogue:{hashlib.sha1(filters.encode()).hexdigest()}"  # noqa: S324
 
 
-def anonymous_page_key(query_string: bytes) -> str:
-    """Where an anonymous catalogue reply is kept, by its exact query string."""
-    return f"content:catalogue:anonymous:{hashlib.sha1(query_string).hexdigest()}"  # noqa: S324
-
-
 def load_for_playback(content_id, user: User) -> Content:
     """The bytes go to the item's creator, admins, and whoever a `playback_allowed` receiver lets play it."""
     content = load(content_id, user)
