@@ -265,6 +265,12 @@ def session_row(session_id: str) -> dict:
     return {"status": status, "reason": reason, "billed_ms": billed_ms, "charged": charged, "checkpoints": checkpoints}
 
 
+def waits_for_a_lock(admin, database: str) -> bool:
+    """Whether a connection to `database` waits for a lock now (`admin`: a cursor on the server)."""
+    admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'", (database,))
+    return admin.fetchone()[0] > 0
+
+
 @contextlib.contextmanager
 def psql(database: str | None = None):
     """A cursor on the tests' own database (or another on its server), autocommit."""
@@ -415,15 +421,7 @@ def test_a_postgresql_connection_killed_mid_request_is_a_503_and_the_pool_recove
             asking = threading.Thread(target=lambda: answers.append(http(f"{base}/api/v1/auth/profile", token)))
             asking.start()
             with psql("postgres") as admin:
-
-                def waiting() -> bool:
-                    admin.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-                        (database,),
-                    )
-                    return admin.fetchone()[0] > 0
-
-                assert wait_for(waiting, 10), "the request never reached PostgreSQL"
+                assert wait_for(lambda: waits_for_a_lock(admin, database), 10), "the request never reached PostgreSQL"
                 admin.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE datname = %s AND wait_event_type = 'Lock'",

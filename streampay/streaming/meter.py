@@ -34,18 +34,35 @@ def shared() -> SharedConnection:
     return _process_connection()[0]
 
 
-def put(session_id: str, **values) -> None:
-    fields = [str(part) for pair in values.items() for part in pair]
-    commands = [("HSET", _key(session_id), *fields)]
-    if "last_hb" in values:
-        commands.append(("ZADD", ACTIVE, int(values["last_hb"]), session_id))
-    shared().transaction(*commands)
+def _fields(values: dict) -> list[str]:
+    return [str(part) for pair in values.items() for part in pair]
+
+
+def create(session_id: str, **values) -> None:
+    """A new session's meter: every field, and its place among the active ones."""
+    shared().transaction(("HSET", _key(session_id), *_fields(values)), ("ZADD", ACTIVE, values["last_hb"], session_id))
+
+
+# Change a live meter, and only a live one: a write that lands after Redis lost the meter (a settlement that
+# committed across a restart) or after the session ended must not leave a husk with no viewer and no last
+# heartbeat, which no heartbeat could use, no rebuild would replace, and the reaper would never find.
+_UPDATE = """
+if redis.call('HEXISTS', KEYS[1], 'viewer') == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+def update(session_id: str, **values) -> bool:
+    """Set fields of the session's meter if it has one; False if it has none (ended, or lost with Redis)."""
+    return bool(_script("update", _UPDATE)([_key(session_id)], _fields(values)))
 
 
 def read(session_id: str) -> dict | None:
     flat = shared().execute(("HGETALL", _key(session_id)))[0]
     pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-    return {k.decode(): v.decode() if k == b"viewer" else int(v) for k, v in pairs} or None
+    found = {k.decode(): v.decode() if k == b"viewer" else int(v) for k, v in pairs}
+    return found if "viewer" in found else None  # a husk (written by an older release) is no meter
 
 
 # One atomic call: read what a heartbeat needs and, only for the session's own viewer and only within the
@@ -74,7 +91,8 @@ def beat(session_id: str, viewer_id: str, now: int, timeout_ms: int) -> dict | N
 
 # Put back a meter Redis lost, unless one is there already: whoever rebuilds first, every caller reads the same one.
 _REVIVE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'viewer') == 1 then return 0 end
+redis.call('DEL', KEYS[1])
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 return 1
@@ -83,11 +101,18 @@ return 1
 
 def revive(session_id: str, **values) -> bool:
     """Create the session's meter with `values` if it has none; True if this call created it."""
-    script = current_app.extensions.get("streampay.meter.revive")
+    return bool(
+        _script("revive", _REVIVE)([_key(session_id), ACTIVE], [values["last_hb"], session_id, *_fields(values)])
+    )
+
+
+def _script(name: str, source: str):
+    """A script on the shared connection, registered once per process."""
+    key = f"streampay.meter.{name}"
+    script = current_app.extensions.get(key)
     if script is None:
-        script = current_app.extensions["streampay.meter.revive"] = shared().script(_REVIVE)
-    fields = [str(part) for pair in values.items() for part in pair]
-    return bool(script([_key(session_id), ACTIVE], [values["last_hb"], session_id, *fields]))
+        script = current_app.extensions[key] = shared().script(source)
+    return script
 
 
 def drop(session_id: str) -> None:

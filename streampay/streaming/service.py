@@ -58,7 +58,12 @@ def _cap_end(session: StreamSession) -> int | None:
 
 
 def _extend(session: StreamSession, wallet, from_ms: int, paying: int = 0) -> None:
-    """Hold money for the next window after `from_ms`, as far as the (locked) wallet and the cap allow.
+    """Hold money for the next window after `from_ms`, as far as the (locked) wallet and the cap allow."""
+    _hold_to(session, wallet, from_ms + _window_ms(), paying)
+
+
+def _hold_to(session: StreamSession, wallet, end: int, paying: int = 0) -> None:
+    """Hold money for the session's billed time up to `end`, as far as the (locked) wallet and the cap allow.
 
     `paying` is the part of this session's hold that a charge posted next will take: it is released
     with the rest and is no longer available. One hold update moves the wallet from the old hold to
@@ -66,7 +71,6 @@ def _extend(session: StreamSession, wallet, from_ms: int, paying: int = 0) -> No
     """
     # After the charge, what other sessions' holds leave: (balance - paying) - (held - session.held - paying).
     available = wallet.balance - wallet.held + session.held
-    end = from_ms + _window_ms()
     end = min(end, ms_affordable(session.charged + available, session.price_per_second))
     cap = _cap_end(session)
     if cap is not None:
@@ -127,7 +131,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
     db.session.commit()
     metrics.SESSIONS_STARTED.inc()
     try:
-        meter.put(
+        meter.create(
             live.session_id,
             viewer=viewer_id,
             started=now,
@@ -175,11 +179,15 @@ def _still_playable(content: Content) -> None:
         raise NotFound("No such content.")
 
 
-def _bill(session: StreamSession, billed_ms: int) -> int:
-    """Bill the session up to `billed_ms` (within what was held); returns the charge still to post.
+def _bill(session: StreamSession, wallet, billed_ms: int) -> int:
+    """Bill the session up to `billed_ms` (within what is held); returns the charge still to post.
 
-    The held money pays: the charge leaves the session's hold, and `_post_charge` posts it.
+    The held money pays: the charge leaves the session's hold, and `_post_charge` posts it. Proven play past the
+    held window (its checkpoints came late: PostgreSQL away, settlements queued) is held first, as far as the
+    (locked) wallet covers it: a late settlement is not a lack of money.
     """
+    if billed_ms > session.window_end_ms:
+        _hold_to(session, wallet, billed_ms)
     billed_ms = min(max(billed_ms, session.billed_ms), session.window_end_ms)
     total = charge_for(billed_ms, session.price_per_second)
     charge = total - session.charged
@@ -281,17 +289,17 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
         active = session is not None and session.status is SessionStatus.ACTIVE
         db.session.rollback()
         if active:  # settled already: the meter may have missed that checkpoint (Redis away as it ended)
-            meter.put(session_id, window_end=window_end)
+            meter.update(session_id, window_end=window_end)
         return window_end
     old_end, billed_before = session.window_end_ms, session.billed_ms
     wallet = ledger.wallet(session.viewer_id, lock=True)
-    charge = _bill(session, billed_ms)
+    charge = _bill(session, wallet, billed_ms)
     _extend(session, wallet, session.billed_ms, paying=charge)
     _post_charge(session, wallet, charge, session.billed_ms - billed_before)
     live = _Live.of(session, wallet)
     db.session.commit()
     metrics.settled(charge)
-    meter.put(
+    meter.update(
         session_id,
         window_end=live.window_end,
         final=int(live.window_end <= old_end),
@@ -327,7 +335,7 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
         return closed
     wallet = ledger.wallet(session.viewer_id, lock=True)
     billed_before = session.billed_ms
-    charge = _bill(session, max(0, end_ms - started_ms) if started_ms is not None else session.billed_ms)
+    charge = _bill(session, wallet, max(0, end_ms - started_ms) if started_ms is not None else session.billed_ms)
     release = session.held + charge  # the whole hold: what the charge takes and the rest
     session.held = 0
     session.move_to(SessionStatus.ENDED)
@@ -380,7 +388,7 @@ def _maybe_warn_low(live: _Live) -> None:
     if live.runway < _cfg("BALANCE_LOW_SECONDS"):
         state = meter.read(live.session_id)
         if state is not None and not state.get("low_sent"):
-            meter.put(live.session_id, low_sent=1)
+            meter.update(live.session_id, low_sent=1)
             publish(
                 live.session_id,
                 "balanceLow",
@@ -464,7 +472,7 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
     if billed >= window_end - cfg["CHECKPOINT_LEAD_SECONDS"] * 1000 and not before["final"]:
-        held_until = checkpoint(session_id, min(billed, window_end))
+        held_until = checkpoint(session_id, billed)
         if held_until is not None:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
