@@ -16,11 +16,10 @@ from dotenv import load_dotenv
 load_dotenv()
 
 from rq.exceptions import StopRequested  # noqa: E402
-from rq.worker import HerokuWorker  # noqa: E402
 
 from streampay import create_app, preload  # noqa: E402
 from streampay.extensions import db  # noqa: E402
-from streampay.jobs import QUEUES, REDIS_DOWN, backoff, queue  # noqa: E402
+from streampay.jobs import QUEUES, REDIS_DOWN, DynoWorker, RedisDownInOneLine, backoff, queue  # noqa: E402
 
 log = logging.getLogger("streampay.worker")
 
@@ -30,6 +29,7 @@ def main(names: list[str]) -> None:
     if not app.config["REDIS_URL"]:
         sys.exit("worker.py needs REDIS_URL; the embedded default runs its worker inside `python wsgi.py`.")
     preload()  # once here, not in every job's forked work horse
+    logging.getLogger("rq.worker").addFilter(RedisDownInOneLine())
     max_wait = app.config["RECONNECT_MAX_SECONDS"]
     failures = 0
     with app.app_context():
@@ -38,7 +38,7 @@ def main(names: list[str]) -> None:
         while True:
             worker, began = None, time.monotonic()
             with contextlib.suppress(*REDIS_DOWN):
-                worker = HerokuWorker([queue(n) for n in names or QUEUES], connection=queue().connection)
+                worker = DynoWorker([queue(n) for n in names or QUEUES], connection=queue().connection)
                 worker.max_connection_wait_time = max_wait  # RQ's own wait while it dequeues (60 s by default)
                 # with_scheduler: rq's Retry with a delay (webhooks, media) needs a scheduler to queue jobs again.
                 worker.work(logging_level=app.config["LOG_LEVEL"], with_scheduler=True)

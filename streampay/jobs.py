@@ -20,6 +20,7 @@ from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import HerokuWorker
 
 from streampay.extensions import redis_client
 
@@ -41,26 +42,55 @@ def enqueue(func, *args, queue_name: str = "default", **options):
     return queue(queue_name).enqueue(func, *args, **options)
 
 
-class ThreadWorker(SimpleWorker):
-    """A worker on a thread: signals belong to the main thread, so timeouts use a timer."""
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
-    death_penalty_class = TimerDeathPenalty
 
-    def _install_signal_handlers(self):
-        pass
+class RedisDownInOneLine(logging.Filter):
+    """A lost Redis said in one line, without its traceback: RQ's worker logs one as it quits on it, and the
+    worker dyno starts a fresh worker (and says so); that is routine in an outage, not a bug to read."""
 
-    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args, **kwargs):
-        self.scheduler = ThreadScheduler(self.queues, connection=self.connection, logging_level=logging_level)
-        self.scheduler.acquire_locks(auto_start=not burst)
-        if burst and self.scheduler.acquired_locks:
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], REDIS_DOWN):
+            record.msg, record.args = f"{record.getMessage()} (Redis: {record.exc_info[1]})", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+class Scheduler(RQScheduler):
+    """rq's scheduler of the worker (retries with a delay, jobs queued for later) that outlives Redis: while Redis
+    is away it says so in one line and tries again with backoff, forever.
+
+    RQ's own loop raises out of its process on the first lost connection, printing a traceback; the worker then
+    starts another one, which does the same for as long as Redis is away.
+    """
+
+    max_wait = 5.0  # seconds between attempts while Redis is away, at most
+
+    def work(self):
+        self._install_signal_handlers()
+        failures = 0
+        while not self._stop_requested:
             try:
-                self.scheduler.enqueue_scheduled_jobs()
-            finally:
-                self.scheduler.release_locks()
+                if failures or self.last_heartbeat is None:
+                    self.register_birth()  # again after a wipe: the heartbeat alone leaves half a record
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+                if failures:
+                    log.warning("scheduler: Redis answers again after %d failed attempts", failures)
+                failures, wait = 0, self.interval
+            except REDIS_DOWN as exc:
+                failures += 1
+                wait = backoff(failures, self.max_wait)
+                log.warning("scheduler: Redis unreachable (%s); trying again in %.1f s", exc, wait)
+            time.sleep(wait)
+        with contextlib.suppress(*REDIS_DOWN):
+            self.stop()
 
 
-class ThreadScheduler(RQScheduler):
-    """rq's scheduler (retries with a delay, jobs queued for later) on a thread instead of a forked process."""
+class ThreadScheduler(Scheduler):
+    """The scheduler on a thread instead of a forked process."""
 
     def _install_signal_handlers(self):
         pass
@@ -72,7 +102,34 @@ class ThreadScheduler(RQScheduler):
         return self._process
 
 
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+class _Scheduling:
+    """A worker whose scheduler is `scheduler_class`, waiting at most its `max_connection_wait_time` for Redis."""
+
+    scheduler_class: type[Scheduler] = Scheduler
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args, **kwargs):
+        self.scheduler = self.scheduler_class(self.queues, connection=self.connection, logging_level=logging_level)
+        self.scheduler.max_wait = min(Scheduler.max_wait, self.max_connection_wait_time)
+        self.scheduler.acquire_locks(auto_start=not burst)
+        if burst and self.scheduler.acquired_locks:
+            try:
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+
+
+class DynoWorker(_Scheduling, HerokuWorker):
+    """The worker dyno's worker (`worker.py`): a dyno restart ends its job cleanly, and its scheduler outlives Redis."""
+
+
+class ThreadWorker(_Scheduling, SimpleWorker):
+    """A worker on a thread: signals belong to the main thread, so timeouts use a timer."""
+
+    death_penalty_class = TimerDeathPenalty
+    scheduler_class = ThreadScheduler
+
+    def _install_signal_handlers(self):
+        pass
 
 
 def backoff(failures: int, max_seconds: float) -> float:
