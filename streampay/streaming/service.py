@@ -257,18 +257,25 @@ def _locked(session_id) -> StreamSession | None:
 SETTLEMENTS_AT_ONCE = 4
 
 
+class NoTurnFree(Exception):
+    """Every settlement turn of this process is taken, and the caller asked not to wait for one."""
+
+
 def _few_at_once(settle):
     """Run `settle` once one of the process's SETTLEMENTS_AT_ONCE turns is free: waited for as long as a pooled
-    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be."""
+    connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be. With `wait=False`,
+    NoTurnFree at once instead."""
 
     @functools.wraps(settle)
-    def gated(*args, **kwargs):
+    def gated(*args, wait: bool = True, **kwargs):
         turns = current_app.extensions.get("streampay.settlements")
         if turns is None:  # made in each process, after the fork
             turns = current_app.extensions["streampay.settlements"] = threading.BoundedSemaphore(SETTLEMENTS_AT_ONCE)
-        wait = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5)
-        if not turns.acquire(timeout=wait):
-            raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {wait} s")
+        timeout = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5) if wait else 0
+        if not turns.acquire(timeout=timeout):
+            if not wait:
+                raise NoTurnFree
+            raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {timeout} s")
         try:
             return settle(*args, **kwargs)
         finally:
@@ -472,7 +479,12 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     billed = now - before["started"]
     window_end, reason = before["window_end"], None
     if billed >= window_end - cfg["CHECKPOINT_LEAD_SECONDS"] * 1000 and not before["final"]:
-        held_until = checkpoint(session_id, billed)
+        try:
+            # Ahead of the window's end the play is still held: a busy process settles it on a later heartbeat
+            # rather than keep this one waiting (settlements spread out instead of timing out together).
+            held_until = checkpoint(session_id, billed, wait=billed >= window_end)
+        except NoTurnFree:
+            held_until = None
         if held_until is not None:
             window_end = held_until
             before = {**before, **(meter.read(session_id) or {})}
