@@ -30,6 +30,8 @@ def _period(query: dict) -> Period:
     first = query.get("from_") or last - timedelta(days=29)
     if first > last:
         raise Invalid("`from` is after `to`.", {"query": {"from": ["After `to`."]}})
+    if last - first > timedelta(days=schemas.MAX_DAYS):  # `from` alone, far back: `to` is today
+        raise Invalid(f"At most {schemas.MAX_DAYS} days at once.", {"query": {"from": ["Too far before `to`."]}})
     return Period(first, last, zone, query["granularity"])
 
 

@@ -9,13 +9,12 @@ from flask.views import MethodView
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
 from streampay.content import service
 from streampay.content.delivery import send as _serve
 from streampay.content.jobs import enqueue_processing
 from streampay.content.schemas import (
-    CataloguePageSchema,
     CatalogueQuerySchema,
     ContentSchema,
     ContentUpdateSchema,
@@ -33,6 +32,18 @@ class UploadFileSchema(Schema):
 
 class UploadSchema(UploadFormSchema, UploadFileSchema):
     """The upload's multipart body as the document states it: the form fields and the file together."""
+
+
+_PAGING = Blueprint.DEFAULT_PAGINATION_PARAMETERS
+
+
+class CataloguePageSchema(CatalogueQuerySchema):
+    """The catalogue's query with `@blp.paginate()`'s page and page_size (its defaults and bounds), in one load."""
+
+    page = fields.Integer(load_default=_PAGING["page"], validate=validate.Range(min=1))
+    page_size = fields.Integer(
+        load_default=_PAGING["page_size"], validate=validate.Range(min=1, max=_PAGING["max_page_size"])
+    )
 
 
 blp = Blueprint("content", __name__, description="Media items: upload, catalogue, edit, playback bytes.")

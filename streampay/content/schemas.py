@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
@@ -136,15 +135,3 @@ class CatalogueQuerySchema(Schema):
     )
     sort = fields.String(load_default="newest", validate=validate.OneOf(SORTS))
     creator_id = fields.UUID()
-
-
-_PAGING = Blueprint.DEFAULT_PAGINATION_PARAMETERS
-
-
-class CataloguePageSchema(CatalogueQuerySchema):
-    """The catalogue's query with `@blp.paginate()`'s page and page_size (its defaults and bounds), in one load."""
-
-    page = fields.Integer(load_default=_PAGING["page"], validate=validate.Range(min=1))
-    page_size = fields.Integer(
-        load_default=_PAGING["page_size"], validate=validate.Range(min=1, max=_PAGING["max_page_size"])
-    )

@@ -61,6 +61,7 @@ def test_who_may_read_what(platform, people):
         {"tz": "../../etc/passwd"},
         {"from": "2027-02-01", "to": "2027-01-31"},
         {"from": "2020-01-01", "to": "2027-01-31"},
+        {"from": "0717-04-01"},
         {"granularity": "hour"},
         {"from": "yesterday"},
         {"top": "0"},
