@@ -107,7 +107,7 @@ def _init_domains(app: Flask) -> None:
     """What an app needs to run a command as well as to serve: the tables, the password hasher and tokens, mail,
     the commands, and each domain's receivers of the others' signals (`ledger check` asks streaming what its
     sessions hold)."""
-    from streampay import mail
+    from streampay import dbtypes, mail
     from streampay.auth import tokens
     from streampay.streaming import revocation
     from streampay.streaming import service as streaming
@@ -115,6 +115,8 @@ def _init_domains(app: Flask) -> None:
 
     for name in MODELS:
         importlib.import_module(name)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        dbtypes.declare_postgresql_only()
     passwords.init_app(app)
     tokens.init_app(app)
     streaming.init_app(app)
@@ -125,7 +127,7 @@ def _init_domains(app: Flask) -> None:
 
 def _init_requests(app: Flask):
     """What only requests use: the rate limits, CORS, security headers and the error replies."""
-    from streampay import apidocs, errors, inputs, security
+    from streampay import apidocs, errors, inputs, outages, security
     from streampay.auth import tokens
     from streampay.extensions import cors, limiter
 
@@ -140,6 +142,7 @@ def _init_requests(app: Flask):
     apidocs.init_app(app)
     api = _init_api(app)
     errors.init_app(app, api)
+    outages.init_app(app)
     tokens.init_jwt(app)
     return api
 

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
 
 from streampay.errors import Conflict
+
+# What the models declare for PostgreSQL alone: its indexes and their options (a dialect option loads the dialect's
+# module, a twentieth of a `flask` command, which an app on SQLite never needs).
+_POSTGRESQL_ONLY: list[Callable[[], None]] = []
+
+
+def on_postgresql(declare: Callable[[], None]) -> Callable[[], None]:
+    """Runs `declare` once, when the first app on PostgreSQL is built (`declare_postgresql_only`)."""
+    _POSTGRESQL_ONLY.append(declare)
+    return declare
+
+
+def declare_postgresql_only() -> None:
+    while _POSTGRESQL_ONLY:
+        _POSTGRESQL_ONLY.pop(0)()
 
 
 def utcnow() -> datetime:

@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 import click
-import redis
 from flask import Flask
 from flask.cli import run_command
 from flask.helpers import get_debug_flag
@@ -57,6 +56,8 @@ def discover(instance_path: str, database_uri: str) -> str | None:
     url = record.get("url")
     if not url or record.get("database") != _database_tag(database_uri) or not _alive(record.get("pid")):
         return None
+    import redis  # only with a record of a server: a lone command does not load the Redis client
+
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
     except redis.RedisError:

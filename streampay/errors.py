@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-import redis
-import sqlalchemy.exc
 from flask import Flask
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -92,40 +90,8 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
-# A dependency that does not answer (down, restarting, a connection killed mid-request, a pool with no connection to
-# give): the request is refused with 503 and Retry-After, never a 500, and the next one after it returns works.
-DEPENDENCY_DOWN = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-)
-RETRY_AFTER_SECONDS = 5
-
-
-def dependency_of(exc: BaseException) -> str:
-    return "redis" if isinstance(exc, redis.RedisError) else "database"
-
-
-def unavailable_body(exc: BaseException) -> dict:
-    name = dependency_of(exc)
-    log.warning("%s unavailable: %s", name, exc.__class__.__name__)
-    return error_body(
-        503,
-        "Service Unavailable",
-        f"The {name} does not answer right now; retry in a few seconds.",
-        {"dependency": name},
-    )
-
-
 def init_app(app: Flask, api) -> None:
     """The error replies; `api` (flask-smorest's, streampay.openapi.Api) renders an HTTP exception."""
-    for kind in DEPENDENCY_DOWN:
-
-        @app.errorhandler(kind)
-        def dependency_down(exc: Exception):
-            return unavailable_body(exc), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import redis
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -14,6 +14,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    import redis
 
 # Named constraints so Alembic can alter and drop them on SQLite and PostgreSQL alike.
 NAMING = {
@@ -94,6 +97,8 @@ def init_redis(app: Flask, lazily: bool = False) -> None:
 
 
 def _connect_redis(app: Flask) -> redis.Redis:
+    import redis  # at first use: a `flask` command that never touches Redis does not load its client
+
     url = app.config["REDIS_URL"]
     if url:
         # A blocking pool: with thousands of socket threads, a thread waits its turn for a connection

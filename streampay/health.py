@@ -10,8 +10,9 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from streampay.errors import RETRY_AFTER_SECONDS, error_body
+from streampay.errors import error_body
 from streampay.extensions import MIGRATIONS, db, redis_client
+from streampay.outages import RETRY_AFTER_SECONDS
 from streampay.users.access import PUBLIC
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from streampay.dbtypes import on_postgresql
 from streampay.extensions import db
 
 FIGURES = ("gross", "fee", "watch_ms", "sessions")
@@ -20,10 +21,9 @@ class Rollup(db.Model):
     __tablename__ = "analytics_rollups"
     __table_args__ = (
         # Top content and top creators: every id of a scope in a period, read from the index alone.
-        Index(
-            "ix_analytics_rollups_owner", "scope", "owner", "grain", "bucket", postgresql_include=["scope_id", *FIGURES]
-        ),
-        Index("ix_analytics_rollups_grain", "scope", "grain", "bucket", postgresql_include=["scope_id", *FIGURES]),
+        # ... the figures INCLUDEd on PostgreSQL (_covering).
+        Index("ix_analytics_rollups_owner", "scope", "owner", "grain", "bucket"),
+        Index("ix_analytics_rollups_grain", "scope", "grain", "bucket"),
     )
 
     scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # content, creator, platform
@@ -35,6 +35,12 @@ class Rollup(db.Model):
     fee: Mapped[int] = mapped_column(BigInteger, default=0)
     watch_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     sessions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@on_postgresql
+def _covering() -> None:
+    for index in Rollup.__table__.indexes:
+        index.dialect_options["postgresql"]["include"] = ["scope_id", *FIGURES]
 
 
 class ViewerBucket(db.Model):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from streampay.dbtypes import StateMachine, UTCDateTime, str_enum, utcnow
+from streampay.dbtypes import StateMachine, UTCDateTime, on_postgresql, str_enum, utcnow
 from streampay.extensions import db
 from streampay.users.models import User
 
@@ -102,6 +102,7 @@ def _postgresql_index(name: str, *expressions, **options) -> Index:
     return Index(name, *expressions, info={"dialect": "postgresql"}, **options).ddl_if(dialect="postgresql")
 
 
+@on_postgresql
 def _catalogue_indexes() -> None:
     """One index per sort order, alone and within a category, holding the visible items in exactly that order
     (any page is an index-only walk); and pg_trgm's indexes serving the search's ILIKE '%term%'. PostgreSQL
@@ -117,6 +118,3 @@ def _catalogue_indexes() -> None:
             postgresql_using="gin",
             postgresql_ops={column: "gin_trgm_ops"},
         )
-
-
-_catalogue_indexes()

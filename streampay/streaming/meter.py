@@ -7,11 +7,14 @@ process's one shared, pipelined connection (`pipeline.SharedConnection`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from streampay.extensions import redis_client
-from streampay.streaming.pipeline import SharedConnection
+
+if TYPE_CHECKING:
+    from streampay.streaming.pipeline import SharedConnection
 
 ACTIVE = "meter:active"
 PUSH_CHANNEL = "streampay:push"
@@ -25,6 +28,9 @@ def _process_connection() -> tuple[SharedConnection, Callable[[list, list], obje
     """The app's shared connection, made on first use in each process, and the heartbeat script on it."""
     found = current_app.extensions.get("streampay.meter")
     if found is None:
+        # Imported here: it loads the Redis client, which a `flask` command that meters nothing does not need.
+        from streampay.streaming.pipeline import SharedConnection
+
         conn = SharedConnection(redis_client(), current_app.config["METER_TIMEOUT_MS"] / 1000)
         found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
     return found

@@ -16,7 +16,6 @@ import logging
 import uuid
 
 from flask import Flask
-from redis.exceptions import RedisError
 
 from streampay.auth import tokens
 from streampay.streaming import service
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def _on_access_revoked(_app: Flask, *, user_id: str, sign_in: str | None, why: str) -> None:
+    from redis.exceptions import RedisError  # a command that revokes nobody does not load the Redis client
+
     try:
         if sign_in is None:
             service.end_all_revoked(uuid.UUID(user_id))

@@ -22,20 +22,13 @@ from sqlalchemy.pool import QueuePool
 
 from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
-from streampay.errors import (
-    DEPENDENCY_DOWN,
-    DomainError,
-    Invalid,
-    Unauthorized,
-    dependency_of,
-    error_body,
-    unavailable_body,
-)
+from streampay.errors import DomainError, Invalid, Unauthorized, error_body
 from streampay.extensions import db, redis_client
 from streampay.inputs import NotJSON
 from streampay.inputs import loads as load_json
 from streampay.jobs import backoff
 from streampay.money import Amount
+from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
 from streampay.streaming import meter, revocation, service
 
 log = logging.getLogger(__name__)
