@@ -14,6 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 if TYPE_CHECKING:
     import redis
@@ -49,6 +50,33 @@ def _sqlite_begin(conn):
     # deadlock upgrading from read to write: SQLite's stand-in for PostgreSQL's row locks.
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def without_transaction() -> None:
+    """The current request's next statements run without a transaction around them, on PostgreSQL, if none is
+    open yet: a read of one statement (each sees its own snapshot either way) is spared the BEGIN and ROLLBACK
+    round trips. psycopg2's own switch sends nothing (SQLAlchemy's isolation level option sends a SET each way),
+    and the connection goes back to the pool with transactions on (`_with_transactions_again`)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    pooled = db.session.connection().connection
+    raw = pooled.dbapi_connection
+    if raw is not None and not raw.autocommit and raw.get_transaction_status() == TRANSACTION_STATUS_IDLE:
+        raw.autocommit = True
+        pooled.info[_SWITCHED] = True
+
+
+_SWITCHED = "streampay.without_transaction"
+
+
+@event.listens_for(Pool, "checkin")
+def _with_transactions_again(raw, record) -> None:
+    """Whatever happened in the request, a connection it switched goes back to the pool with transactions on
+    (others, such as an engine made to autocommit, are left as they are)."""
+    if record is not None and record.info.pop(_SWITCHED, False) and raw is not None and not raw.closed:
+        raw.autocommit = False
 
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")

@@ -5,19 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-import psycopg2.extensions
 from flask import jsonify
 from flask_jwt_extended import current_user
 from flask_smorest import Blueprint
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
 
 from streampay import csvexport, money
 from streampay.analytics import flows, queries, schemas
 from streampay.analytics.batch import Batch
 from streampay.analytics.queries import Period
 from streampay.errors import Forbidden, Invalid, NotFound
-from streampay.extensions import db
+from streampay.extensions import db, without_transaction
 from streampay.users.access import auth_required
 from streampay.users.models import Role, User
 
@@ -141,26 +138,8 @@ def _creator_id(query: dict) -> uuid.UUID:
     return current_user.id
 
 
-@blp.before_request
-def _without_transaction() -> None:
-    """A dashboard only reads, one statement per read: on PostgreSQL its statements run without a transaction
-    around them (each sees its own snapshot either way), which spares the BEGIN and ROLLBACK round trips.
-    psycopg2's own switch sends nothing (SQLAlchemy's isolation level option sends a SET each way)."""
-    pooled = db.session.connection().connection
-    if isinstance(pooled.dbapi_connection, psycopg2.extensions.connection):
-        pooled.dbapi_connection.autocommit = True
-        pooled.info[_SWITCHED] = True
-
-
-_SWITCHED = "analytics_without_transaction"
-
-
-@event.listens_for(Pool, "checkin")
-def _with_transactions_again(raw, record) -> None:
-    """Whatever happened in the request, a connection it switched goes back to the pool with transactions on
-    (others, such as an engine made to autocommit, are left as they are)."""
-    if record is not None and record.info.pop(_SWITCHED, False) and raw is not None and not raw.closed:
-        raw.autocommit = False
+# A dashboard only reads, one statement per read.
+blp.before_request(without_transaction)
 
 
 TOP_CONTENT = {"by_earnings": "net", "by_watch_time": "watch_ms"}

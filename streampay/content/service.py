@@ -18,7 +18,7 @@ from streampay.content.schemas import ROW_COLUMNS, ContentSchema, content_row
 from streampay.content.storage import StorageError, get_storage
 from streampay.dbtypes import utcnow
 from streampay.errors import DomainError, Forbidden, Invalid, NotFound
-from streampay.extensions import db, redis_client
+from streampay.extensions import db, redis_client, without_transaction
 from streampay.users.models import Role, User
 from streampay.users.service import like_pattern
 
@@ -249,6 +249,7 @@ def _catalogue_page(user: User | None, query: dict, page: int, page_size: int, c
         values["pattern"] = like_pattern(query["search"].strip())
     if audience == Role.CREATOR:
         values["me"] = user.id
+    without_transaction()  # a listing only reads
     if count is None:
         count = db.session.scalar(count_stmt, values)
     first = (page - 1) * page_size

@@ -49,3 +49,43 @@ def test_an_anonymous_reply_is_the_views_reply(app, client, creator, media_files
         assert anonymous.data == viewed.data
         assert anonymous.headers.get("X-Pagination") == viewed.headers.get("X-Pagination")
         assert anonymous.headers["Content-Type"] == viewed.headers["Content-Type"]
+
+
+def test_a_page_read_from_the_database_runs_without_a_transaction_and_hands_its_connection_back(
+    app, client, creator, media_files
+):
+    """On PostgreSQL an anonymous listing reads without a transaction around it (no BEGIN, no ROLLBACK round trip);
+    the connection goes back to the pool with transactions on, and a write on it after is a transaction again.
+    (A signed-in reader's listing reads in the transaction that loaded the user.)"""
+    from sqlalchemy import event
+
+    from streampay.extensions import db
+
+    ready_item(app, client, creator, media_files["audio"], title="Pooled", category="pooled")
+    viewer = bearer(register(client)["access_token"])
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("reads run without a transaction on PostgreSQL only")
+        engine = db.engine
+    listings = []
+
+    def seen(conn, cursor, statement, *_):
+        if "FROM content" in statement:
+            listings.append(conn.connection.dbapi_connection.autocommit)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert client.get("/api/v1/content/?category=pooled&sort=title").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert listings and all(listings), listings
+    assert client.get("/api/v1/content/?category=pooled&sort=price", headers=viewer).status_code == 200
+    with app.app_context():
+        idle = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
+        try:
+            assert idle and not any(c.dbapi_connection.autocommit for c in idle)
+        finally:
+            for c in idle:
+                c.close()
+    ready_item(app, client, creator, media_files["audio"], title="Written after", category="pooled")
+    assert client.get("/api/v1/content/?category=pooled&sort=title").json[0]["title"] == "Pooled"
