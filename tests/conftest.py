@@ -105,6 +105,17 @@ def runner(app):
     return app.test_cli_runner()
 
 
+def assert_pool_gives_transactions(app) -> None:
+    """Every connection idle in the app's pool runs transactions (a read that switched them off switched back)."""
+    with app.app_context():
+        idle = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
+        try:
+            assert idle and not any(c.dbapi_connection.autocommit for c in idle)
+        finally:
+            for c in idle:
+                c.close()
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 

@@ -6,6 +6,7 @@ import pytest
 
 from streampay.extensions import db
 from tests.analytics.conftest import fold_now, serve
+from tests.conftest import assert_pool_gives_transactions
 from tests.stellar.conftest import XLM
 
 DAY = {"from": "2027-01-31", "to": "2027-01-31"}
@@ -78,12 +79,7 @@ def test_a_dashboard_read_hands_its_connection_back_with_transactions_on(app, pl
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
             pytest.skip("reads run without a transaction on PostgreSQL only")
-        idle = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
-        try:
-            assert idle and not any(c.dbapi_connection.autocommit for c in idle)
-        finally:
-            for c in idle:
-                c.close()
+    assert_pool_gives_transactions(app)
 
 
 def test_a_default_period_is_the_last_thirty_local_days(platform, people):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import bearer, register
+from tests.conftest import assert_pool_gives_transactions, bearer, register
 from tests.content.conftest import ready_item
 
 
@@ -80,12 +80,6 @@ def test_a_page_read_from_the_database_runs_without_a_transaction_and_hands_its_
         event.remove(engine, "before_cursor_execute", seen)
     assert listings and all(listings), listings
     assert client.get("/api/v1/content/?category=pooled&sort=price", headers=viewer).status_code == 200
-    with app.app_context():
-        idle = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
-        try:
-            assert idle and not any(c.dbapi_connection.autocommit for c in idle)
-        finally:
-            for c in idle:
-                c.close()
+    assert_pool_gives_transactions(app)
     ready_item(app, client, creator, media_files["audio"], title="Written after", category="pooled")
     assert client.get("/api/v1/content/?category=pooled&sort=title").json[0]["title"] == "Pooled"
