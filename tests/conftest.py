@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 
 from streampay import create_app
 from streampay.config import database_url
@@ -103,6 +103,27 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@contextlib.contextmanager
+def autocommit_of(app, fragment: str):
+    """Yields a list that gets, for each statement containing `fragment`, whether its connection ran it without a
+    transaction (psycopg2's autocommit). PostgreSQL only: skips the test elsewhere."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("reads run without a transaction on PostgreSQL only")
+        engine = db.engine
+    seen: list[bool] = []
+
+    def record(conn, _cursor, statement, *_):
+        if fragment in statement:
+            seen.append(conn.connection.dbapi_connection.autocommit)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def assert_pool_gives_transactions(app) -> None:

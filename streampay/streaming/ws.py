@@ -23,7 +23,7 @@ from sqlalchemy.pool import QueuePool
 from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
 from streampay.errors import DomainError, Invalid, Unauthorized, error_body
-from streampay.extensions import db, redis_client
+from streampay.extensions import db, redis_client, without_transaction
 from streampay.inputs import NotJSON
 from streampay.inputs import loads as load_json
 from streampay.jobs import backoff
@@ -465,6 +465,7 @@ def authenticate_handshake():
     try:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Use Authorization: Bearer <access token>.")
+        without_transaction()  # one read: no BEGIN and ROLLBACK round trips around it
         user, payload = user_from_token(token)
         db.session.expunge(user)
         g.ws_auth = (user, payload)

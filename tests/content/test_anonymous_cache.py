@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import assert_pool_gives_transactions, bearer, register
+from tests.conftest import assert_pool_gives_transactions, autocommit_of, bearer, register
 from tests.content.conftest import ready_item
 
 
@@ -57,27 +57,10 @@ def test_a_page_read_from_the_database_runs_without_a_transaction_and_hands_its_
     """On PostgreSQL an anonymous listing reads without a transaction around it (no BEGIN, no ROLLBACK round trip);
     the connection goes back to the pool with transactions on, and a write on it after is a transaction again.
     (A signed-in reader's listing reads in the transaction that loaded the user.)"""
-    from sqlalchemy import event
-
-    from streampay.extensions import db
-
     ready_item(app, client, creator, media_files["audio"], title="Pooled", category="pooled")
     viewer = bearer(register(client)["access_token"])
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("reads run without a transaction on PostgreSQL only")
-        engine = db.engine
-    listings = []
-
-    def seen(conn, cursor, statement, *_):
-        if "FROM content" in statement:
-            listings.append(conn.connection.dbapi_connection.autocommit)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with autocommit_of(app, "FROM content") as listings:
         assert client.get("/api/v1/content/?category=pooled&sort=title").status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert listings and all(listings), listings
     assert client.get("/api/v1/content/?category=pooled&sort=price", headers=viewer).status_code == 200
     assert_pool_gives_transactions(app)

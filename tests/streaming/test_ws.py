@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token
 
-from tests.conftest import bearer, register
+from tests.conftest import assert_pool_gives_transactions, autocommit_of, bearer, register
 from tests.content.conftest import upload
 
 
@@ -53,6 +53,16 @@ def test_authentication_by_header_or_first_auth_event(players, movie, funded_vie
     authed = anonymous.call("auth", token=viewer["access_token"])
     assert authed["event"] == "auth" and authed["data"]["user_id"] == viewer["user"]["id"]
     alive(anonymous, movie)
+
+
+def test_a_handshake_reads_its_token_holder_without_a_transaction(app, players, movie, funded_viewer):
+    """On PostgreSQL the token check of the upgrade request is one read with no BEGIN and ROLLBACK round trips
+    around it; the socket's own work after it runs in transactions as ever."""
+    viewer = funded_viewer()
+    with autocommit_of(app, "FROM users") as reads:
+        alive(players(viewer["access_token"]), movie)
+    assert reads and reads[0] is True, reads
+    assert_pool_gives_transactions(app)
 
 
 def test_a_bad_handshake_token_is_refused_before_the_upgrade(client, funded_viewer):
