@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from streampay import commands, embedded, logs, metrics
 from streampay import config as settings
-from streampay.extensions import db, init_redis
+from streampay.extensions import db, init_redis, ping_when_idle
 
 # What the views and jobs import where they use it (the Stellar SDK, PyAV, Alembic...), so that a `flask`
 # command loads only what it runs. A server and the worker import it all before they serve: no request,
@@ -54,6 +54,9 @@ def create_app(config: dict | None = None) -> Flask:
         options.pop("pool_timeout", None)
         options.pop("connect_args", None)  # libpq's
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    ping_after = app.config["DB_PING_AFTER_IDLE_SECONDS"] if _on_postgresql(app) else 0
+    if ping_after:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
     settings.refuse_unsafe(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
@@ -68,6 +71,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     db.init_app(app)
+    if ping_after:
+        with app.app_context():
+            ping_when_idle(db.engine, ping_after)
     if not app.config["REDIS_URL"]:
         # The embedded default: a running server of this checkout lends its Redis, if there is one.
         app.config["REDIS_URL"] = embedded.discover(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
@@ -80,6 +86,10 @@ def create_app(config: dict | None = None) -> Flask:
     if embedded.started_by_flask_run():
         embedded.prepare_server(app)
     return app
+
+
+def _on_postgresql(app: Flask) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
 
 
 def preload() -> None:
@@ -115,7 +125,7 @@ def _init_domains(app: Flask) -> None:
 
     for name in MODELS:
         importlib.import_module(name)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+    if _on_postgresql(app):
         dbtypes.declare_postgresql_only()
     passwords.init_app(app)
     tokens.init_app(app)

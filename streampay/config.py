@@ -155,6 +155,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Database
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
+        # A pooled connection is pinged before use only after this many seconds idle (0: before every use).
+        "DB_PING_AFTER_IDLE_SECONDS": _int("DB_PING_AFTER_IDLE_SECONDS", 10),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_size": _int("DB_POOL_SIZE", 5),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import Pool
@@ -50,6 +51,31 @@ def _sqlite_begin(conn):
     # deadlock upgrading from read to write: SQLite's stand-in for PostgreSQL's row locks.
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def ping_when_idle(engine: Engine, seconds: float) -> None:
+    """At checkout, ping a pooled connection only if it sat idle in the pool `seconds` or longer, where
+    pool_pre_ping pings at every checkout: a round trip for every request and every socket frame that reads the
+    database. One that was in use moments ago is alive, or its failure was seen: a disconnect error in a request
+    (a 503) invalidates every connection the pool made before it, so the next request connects afresh."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_raw, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(raw, record, _proxy) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < seconds:
+            return
+        try:
+            engine.dialect.do_ping(raw)  # psycopg2's sends the SELECT 1 outside a transaction
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, raw, None):
+                raise exc.DisconnectionError() from error  # the pool drops it and checks out a new one
+            raise
+
+
+_IDLE_SINCE = "streampay.idle_since"
 
 
 def without_transaction() -> None:
