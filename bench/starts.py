@@ -1,4 +1,4 @@
-"""What a WebSocket handshake and a startStream cost the web dyno's process: PostgreSQL round trips and CPU.
+"""What a WebSocket handshake, a startStream and a settlement cost the web dyno's process: round trips and CPU.
 
     .venv/bin/python bench/starts.py [--starts 400] [--baseline main]
 
@@ -9,6 +9,9 @@ on viewers of its own:
   handshake    the WebSocket route's before-request hooks (admission, the Authorization header's token check) and
                its teardown, as a player's upgrade request runs them;
   startStream  one `startStream` frame through the socket's frame handler, on a signed-in socket;
+  checkpoint   one checkpoint settlement of that session, as a heartbeat in its window's lead makes it
+               (`service.checkpoint` billed to now, the session's database session given back after it);
+  stopStream   one `stopStream` frame through the frame handler: the final settlement and the end;
 
 with the web dyno's settings of that version (the environment its gunicorn.conf.py sets: pool, pings).
 
@@ -35,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CODE = Path(os.environ.get("BENCH_CODE") or ROOT)  # the version of the code a measuring process imports
 WS = "/api/v1/streaming/ws"
+OPERATIONS = ("handshake", "startStream", "checkpoint", "stopStream")  # in this order, each on the one before's socket
 
 
 def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = False) -> dict:
@@ -45,9 +49,9 @@ def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = Fals
     import psycopg2.extras
     from sqlalchemy import event
 
-    from streampay import create_app
+    from streampay import clock, create_app
     from streampay.extensions import db
-    from streampay.streaming import ws
+    from streampay.streaming import meter, service, ws
 
     counts = {"round_trips": 0, "statements": 0}
     trace = None  # a list while one operation is traced: its statements, and a mark per round trip
@@ -80,6 +84,17 @@ def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = Fals
         ws.handle(player, json.dumps({"event": "startStream", "id": 1, "data": {"content_id": content_id}}))
         reply = player.ws.sent[-1]
         assert reply["event"] == "startStream", reply
+        player.session_id = reply["data"]["session_id"]
+
+    def settle(player):  # what a heartbeat in the window's lead does: bill to now, hold the next window
+        held_until = service.checkpoint(player.session_id, clock.now_ms() - player.started)
+        db.session.remove()
+        assert held_until is not None, player.session_id
+
+    def stop(player):
+        ws.handle(player, json.dumps({"event": "stopStream", "id": 2, "data": {"session_id": player.session_id}}))
+        reply = player.ws.sent[-1]
+        assert reply["event"] == "stopStream" and reply["data"]["success"], reply
 
     out = {}
     with app.app_context():
@@ -96,7 +111,12 @@ def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = Fals
             player.authenticate(token)
             db.session.remove()
             players.append(player)
-        for name, run, subjects in (("handshake", handshake, tokens), ("startStream", start, players)):
+        runs = {"handshake": handshake, "startStream": start, "checkpoint": settle, "stopStream": stop}
+        for name in OPERATIONS:
+            run, subjects = runs[name], tokens if name == "handshake" else players
+            if name == "checkpoint":  # where each meter starts, read before the counting: a heartbeat has it
+                for player in players:
+                    player.started = meter.read(player.session_id)["started"]
             for subject in subjects[:warmup]:
                 run(subject)
             counted = subjects[warmup:]
@@ -153,7 +173,7 @@ def run_version(code: Path, content_id: str, tokens: list[str], warmup: int, env
 def report(results: dict[str, dict]) -> None:
     labels = list(results)
     print(f"\n{'':<34}" + "".join(f"{label:>22}" for label in labels))
-    for op in ("handshake", "startStream"):
+    for op in OPERATIONS:
         for key, title, fmt in (
             ("round_trips", "PostgreSQL round trips", "{:.1f}"),
             ("statements", "statements", "{:.1f}"),
@@ -168,14 +188,14 @@ def report(results: dict[str, dict]) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--starts", type=int, default=400, help="handshakes and starts measured per version (400)")
+    parser.add_argument("--starts", type=int, default=400, help="operations of each kind measured per version (400)")
     parser.add_argument("--warmup", type=int, default=50, help="of each kind, first run and not counted (50)")
     parser.add_argument("--baseline", help="also measure this commit's code (e.g. main), in the same run")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--db-name", default="streampay_bench_starts")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--trace", action="store_true", help="print the statements of one handshake and one start")
+    parser.add_argument("--trace", action="store_true", help="print the statements of one operation of each kind")
     return parser.parse_args(argv)
 
 
