@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from blinker import Namespace
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from streampay.dbtypes import utcnow
@@ -93,20 +95,28 @@ def post(
     A replayed key with the same legs and kind returns the first transaction and changes nothing;
     with other legs, amounts or kind it raises IdempotencyConflict and changes nothing.
     `at` dates it (a charge is dated by the server clock that billed it); otherwise now.
+    A posting the database refuses (an overdraft, a balance past 64 bits) rolls back the whole
+    transaction it was part of, so nothing of it, nor of what the caller wrote before, is left.
     """
     legs = [leg for leg in legs if leg.amount != 0]
-    existing = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
-    if existing is not None:
-        return _replayed(existing, legs, kind)
     if not legs or sum(leg.amount for leg in legs) != 0:
         raise ValueError(f"unbalanced or empty posting {idempotency_key}: {[leg.amount for leg in legs]}")
     if any(not isinstance(leg.amount, int) for leg in legs):
         raise TypeError("amounts are integer stroops")
-    _within_limits(legs)
     try:
-        with db.session.begin_nested():
-            at = at or utcnow()
-            txn = Transaction(
+        _within_limits(legs)
+    except BeyondLimit:
+        first = _first_of(idempotency_key)
+        if first is not None:
+            return _replayed(first, legs, kind)
+        raise
+    at = at or utcnow()
+    try:
+        # The key is claimed by the INSERT itself (the unique index decides): no read before it, and no savepoint,
+        # since a key already used is not an error but an empty RETURNING.
+        txn = db.session.scalar(
+            _insert_new(Transaction)
+            .values(
                 idempotency_key=idempotency_key,
                 kind=kind,
                 reason=reason,
@@ -114,41 +124,55 @@ def post(
                 details=details or {},
                 created_at=at,
             )
-            db.session.add(txn)
-            db.session.flush()
-            db.session.add_all(
-                [
-                    Entry(transaction_id=txn.id, account_id=leg.account.id, amount=leg.amount, created_at=at)
-                    for leg in legs
-                ]
-            )
-            db.session.flush()
-            # Atomic increments, so concurrent postings never lose an update, in one global order (so they never
-            # deadlock): viewer wallets first, each a viewer's own, then the accounts that many postings share
-            # (a creator's earnings, the platform's), whose row locks are then held for the shortest time.
-            # RETURNING refreshes each account without another query.
-            for leg in sorted(legs, key=_lock_order):
-                balance, held = db.session.execute(
-                    update(Account)
-                    .where(Account.id == leg.account.id)
-                    .values(balance=Account.balance + leg.amount)
-                    .returning(Account.balance, Account.held)
-                    .execution_options(synchronize_session=False)
-                ).one()
-                set_committed_value(leg.account, "balance", balance)
-                set_committed_value(leg.account, "held", held)
+            .on_conflict_do_nothing(index_elements=[Transaction.idempotency_key])
+            .returning(Transaction)
+            .options(lazyload(Transaction.entries))  # a new transaction's entries are the legs: no read of them
+        )
+        if txn is None:
+            return _replayed(_first_of(idempotency_key), legs, kind)
+        db.session.execute(
+            insert(Entry),
+            [
+                {"transaction_id": txn.id, "account_id": leg.account.id, "amount": leg.amount, "created_at": at}
+                for leg in legs
+            ],
+        )
+        # Atomic increments, so concurrent postings never lose an update, in one global order (so they never
+        # deadlock): viewer wallets first, each a viewer's own, then the accounts that many postings share
+        # (a creator's earnings, the platform's), whose row locks are then held for the shortest time.
+        # RETURNING refreshes each account without another query.
+        for leg in sorted(legs, key=_lock_order):
+            balance, held = db.session.execute(
+                update(Account)
+                .where(Account.id == leg.account.id)
+                .values(balance=Account.balance + leg.amount)
+                .returning(Account.balance, Account.held)
+                .execution_options(synchronize_session=False)
+            ).one()
+            set_committed_value(leg.account, "balance", balance)
+            set_committed_value(leg.account, "held", held)
     except IntegrityError as exc:
-        replay = db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
-        if replay is not None:
-            return _replayed(replay, legs, kind)
+        db.session.rollback()
         if _is_overdraft(exc):
             raise InsufficientFunds("Not enough funds for that.") from exc
         raise
     except DataError as exc:  # PostgreSQL: a balance past 64 bits ("bigint out of range")
+        db.session.rollback()
         raise BeyondLimit(f"That would take a balance past {MAX_STROOPS} stroops.") from exc
     if commit:
         db.session.commit()
     return txn
+
+
+def _insert_new(model):
+    """An INSERT that can skip a row whose unique key exists (ON CONFLICT DO NOTHING), in the session's dialect."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def _first_of(idempotency_key: str) -> Transaction | None:
+    return db.session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
 
 
 def _replayed(txn: Transaction, legs: list[Leg], kind: str) -> Transaction:

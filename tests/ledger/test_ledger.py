@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from streampay.extensions import db
@@ -108,32 +109,78 @@ def test_ledger_check_finds_a_tampered_balance(app, client, runner):
     assert result.exit_code == 1 and "VIOLATION" in result.output
 
 
-def test_concurrent_debits_never_overdraw_or_lose_an_update(app, client, runner):
-    """Twenty debits of 1 against a wallet of 10, all at once: exactly ten succeed."""
-    viewer = register(client)
-    email = viewer["user"]["email"]
-    credit(runner, email, "10")
-    outcomes: list[int] = []
-    barrier = threading.Barrier(20)
+def at_once(app, times: int, attempt) -> list:
+    """`attempt(n)` in `times` threads released together, each in its own app context; what each returned."""
+    outcomes: list = []
+    barrier = threading.Barrier(times)
 
-    def debit(n: int) -> None:
+    def run(n: int) -> None:
         with app.app_context():
             barrier.wait()
             try:
-                service.adjust(__import__("uuid").UUID(viewer["user"]["id"]), -10_000_000, "race", f"race-{n}")
-                outcomes.append(1)
-            except service.InsufficientFunds:
-                outcomes.append(0)
+                outcomes.append(attempt(n))
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=debit, args=(n,)) for n in range(20)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(times)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == [0] * 10 + [1] * 10
+    return outcomes
+
+
+def test_concurrent_debits_never_overdraw_or_lose_an_update(app, client, runner):
+    """Twenty debits of 1 against a wallet of 10, all at once: exactly ten succeed."""
+    viewer = register(client)
+    credit(runner, viewer["user"]["email"], "10")
+
+    def debit(n: int) -> int:
+        try:
+            service.adjust(uuid.UUID(viewer["user"]["id"]), -10_000_000, "race", f"race-{n}")
+            return 1
+        except service.InsufficientFunds:
+            return 0
+
+    assert sorted(at_once(app, 20, debit)) == [0] * 10 + [1] * 10
     assert balance(client, viewer)["balance"] == "0.0000000"
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_one_key_posted_at_once_by_many_posts_once_and_another_payload_is_a_conflict(app, client, runner):
+    """Ten postings of one key at once, two of them with another amount: one transaction, the rest replays of it
+    or conflicts with it."""
+    viewer = register(client)
+    credit(runner, viewer["user"]["email"], "10")
+
+    def debit(n: int):
+        try:
+            amount = -20_000_000 if n < 2 else -10_000_000
+            return service.adjust(uuid.UUID(viewer["user"]["id"]), amount, "race", "one-key").id
+        except service.IdempotencyConflict:
+            return "conflict"
+
+    outcomes = at_once(app, 10, debit)
+    ids = {o for o in outcomes if o != "conflict"}
+    assert len(ids) == 1 and outcomes.count("conflict") in (2, 8), outcomes
+    assert balance(client, viewer)["balance"] in ("9.0000000", "8.0000000")
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_a_refused_posting_leaves_nothing_of_its_transaction(app, client, runner):
+    """An overdraft refused by the database takes the caller's earlier writes of that transaction with it."""
+    viewer = register(client)
+    credit(runner, viewer["user"]["email"], "1")
+    with app.app_context():
+        wallet = service.wallet(uuid.UUID(viewer["user"]["id"]))
+        fees = service.platform(AccountKind.PLATFORM_FEES)
+        service.post([service.Leg(wallet, -5), service.Leg(fees, 5)], "first-part", "charge", commit=False)
+        with pytest.raises(service.InsufficientFunds):
+            service.post([service.Leg(wallet, -10_000_000), service.Leg(fees, 10_000_000)], "second", "charge")
+        keys = db.session.scalars(select(Transaction.idempotency_key)).all()
+        assert "first-part" not in keys and "second" not in keys
+        db.session.rollback()
+    assert balance(client, viewer)["balance"] == "1.0000000"
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
 
 
