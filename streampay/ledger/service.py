@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from blinker import Namespace
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, false, func, insert, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import aliased, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from streampay.dbtypes import utcnow
@@ -56,10 +56,8 @@ def account(kind: AccountKind, user_id: uuid.UUID | None = None, *, lock: bool =
 
     `lock` reads it under a row lock (PostgreSQL), fresh, for read-then-write decisions.
     """
-    if (kind in PER_USER) != (user_id is not None):
-        raise ValueError(f"{kind} {'needs' if kind in PER_USER else 'takes no'} user")
-    owner = str(user_id) if user_id else PLATFORM
-    query = select(Account).where(Account.kind == kind, Account.owner == owner)
+    _, owner = _key(kind, user_id)
+    query = select(Account).where(_is(kind, owner))
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     found = db.session.scalar(query)
@@ -71,8 +69,37 @@ def account(kind: AccountKind, user_id: uuid.UUID | None = None, *, lock: bool =
             db.session.add(found)
     except IntegrityError:
         # Another request created it first.
-        found = db.session.scalar(select(Account).where(Account.kind == kind, Account.owner == owner))
+        found = db.session.scalar(select(Account).where(_is(kind, owner)))
     return found
+
+
+def wallet_with(user_id: uuid.UUID, *others: tuple[AccountKind, uuid.UUID | None]) -> list[Account]:
+    """A viewer's wallet under its row lock, fresh, and the accounts `others` (kind, user) read plainly, in one
+    query (the shared accounts a posting pays are locked only by the posting's own updates); each made if missing.
+
+    Returns the wallet, then the others in their order.
+    """
+    keys = [_key(AccountKind.VIEWER_WALLET, user_id), *(_key(kind, user) for kind, user in others)]
+    # The lock sits in a CTE: only the locking step returns the row as the wallet's last writer left it.
+    locked = select(Account).where(_is(*keys[0])).with_for_update().cte("locked_wallet")
+    plain = select(Account).where(or_(false(), *(_is(*key) for key in keys[1:])))
+    rows = aliased(Account, union_all(select(locked), plain).subquery())
+    found = {(a.kind, a.owner): a for a in db.session.scalars(select(rows).execution_options(populate_existing=True))}
+    wallet = found.get(keys[0]) or account(AccountKind.VIEWER_WALLET, user_id, lock=True)
+    return [
+        wallet,
+        *(found.get(key) or account(kind, user) for key, (kind, user) in zip(keys[1:], others, strict=True)),
+    ]
+
+
+def _key(kind: AccountKind, user_id: uuid.UUID | None) -> tuple[AccountKind, str]:
+    if (kind in PER_USER) != (user_id is not None):
+        raise ValueError(f"{kind} {'needs' if kind in PER_USER else 'takes no'} user")
+    return kind, str(user_id) if user_id else PLATFORM
+
+
+def _is(kind: AccountKind, owner: str):
+    return and_(Account.kind == kind, Account.owner == owner)
 
 
 def _lock_order(leg: Leg) -> tuple:

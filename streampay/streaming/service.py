@@ -26,7 +26,7 @@ from streampay.content.models import Content, ContentStatus
 from streampay.errors import Conflict, DomainError, NotFound
 from streampay.extensions import db
 from streampay.ledger import service as ledger
-from streampay.ledger.models import AccountKind
+from streampay.ledger.models import Account, AccountKind
 from streampay.streaming import events, meter
 from streampay.streaming.billing import charge_for, fee_for, ms_affordable
 from streampay.streaming.models import EndReason, SessionStatus, StreamSession, Usage
@@ -179,8 +179,25 @@ def _still_playable(content: Content) -> None:
         raise NotFound("No such content.")
 
 
-def _bill(session: StreamSession, wallet, billed_ms: int) -> int:
-    """Bill the session up to `billed_ms` (within what is held); returns the charge still to post.
+@dataclass(frozen=True)
+class _Parties:
+    """The accounts a settlement moves money between, read in one query, the viewer's wallet under its row lock."""
+
+    wallet: Account
+    earnings: Account
+    fees: Account
+
+    @classmethod
+    def of(cls, session: StreamSession) -> _Parties:
+        return cls(
+            *ledger.wallet_with(
+                session.viewer_id, (AccountKind.CREATOR_EARNINGS, session.creator_id), (AccountKind.PLATFORM_FEES, None)
+            )
+        )
+
+
+def _bill(session: StreamSession, wallet, billed_ms: int) -> tuple[int, int]:
+    """Bill the session up to `billed_ms` (within what is held); returns the charge still to post and its fee.
 
     The held money pays: the charge leaves the session's hold, and `_post_charge` posts it. Proven play past the
     held window (its checkpoints came late: PostgreSQL away, settlements queued) is held first, as far as the
@@ -191,10 +208,12 @@ def _bill(session: StreamSession, wallet, billed_ms: int) -> int:
     billed_ms = min(max(billed_ms, session.billed_ms), session.window_end_ms)
     total = charge_for(billed_ms, session.price_per_second)
     charge = total - session.charged
+    total_fee = fee_for(total, session.fee_bps)
+    fee = total_fee - session.fee
     session.checkpoints += 1
     session.held -= charge
-    session.billed_ms, session.charged = billed_ms, total
-    return charge
+    session.billed_ms, session.charged, session.fee = billed_ms, total, total_fee
+    return charge, fee
 
 
 def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
@@ -210,12 +229,16 @@ def _usage(session: StreamSession, at_ms: int, **figures) -> Usage:
 
 
 def _post_charge(
-    session: StreamSession, wallet, charge: int, watched_ms: int = 0, ended: bool = False, at_ms: int | None = None
+    session: StreamSession,
+    parties: _Parties,
+    charge: int,
+    fee: int,
+    watched_ms: int = 0,
+    ended: bool = False,
+    at_ms: int | None = None,
 ) -> None:
     """Post viewer -> creator (+ platform fee) for this checkpoint: last in its transaction, because the
     creator's earnings and the platform's fees are rows every session shares, locked until the commit."""
-    total_fee = fee_for(session.charged, session.fee_bps)
-    fee, session.fee = total_fee - session.fee, total_fee
     at_ms = clock.now_ms() if at_ms is None else at_ms
     if charge > 0 or watched_ms > 0 or ended:
         ended_ms = session.billed_ms if ended else None
@@ -225,9 +248,9 @@ def _post_charge(
         return
     ledger.post(
         [
-            ledger.Leg(wallet, -charge),
-            ledger.Leg(ledger.earnings(session.creator_id), charge - fee),
-            ledger.Leg(ledger.platform(AccountKind.PLATFORM_FEES), fee),
+            ledger.Leg(parties.wallet, -charge),
+            ledger.Leg(parties.earnings, charge - fee),
+            ledger.Leg(parties.fees, fee),
         ],
         idempotency_key=f"stream:{session.id}:{session.checkpoints}",
         kind="charge",
@@ -299,11 +322,11 @@ def checkpoint(session_id: str, billed_ms: int) -> int | None:
             meter.update(session_id, window_end=window_end)
         return window_end
     old_end, billed_before = session.window_end_ms, session.billed_ms
-    wallet = ledger.wallet(session.viewer_id, lock=True)
-    charge = _bill(session, wallet, billed_ms)
-    _extend(session, wallet, session.billed_ms, paying=charge)
-    _post_charge(session, wallet, charge, session.billed_ms - billed_before)
-    live = _Live.of(session, wallet)
+    parties = _Parties.of(session)
+    charge, fee = _bill(session, parties.wallet, billed_ms)
+    _extend(session, parties.wallet, session.billed_ms, paying=charge)
+    _post_charge(session, parties, charge, fee, session.billed_ms - billed_before)
+    live = _Live.of(session, parties.wallet)
     db.session.commit()
     metrics.settled(charge)
     meter.update(
@@ -340,9 +363,10 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
         db.session.rollback()
         meter.drop(session_id)
         return closed
-    wallet = ledger.wallet(session.viewer_id, lock=True)
+    parties = _Parties.of(session)
     billed_before = session.billed_ms
-    charge = _bill(session, wallet, max(0, end_ms - started_ms) if started_ms is not None else session.billed_ms)
+    billed_ms = max(0, end_ms - started_ms) if started_ms is not None else session.billed_ms
+    charge, fee = _bill(session, parties.wallet, billed_ms)
     release = session.held + charge  # the whole hold: what the charge takes and the rest
     session.held = 0
     session.move_to(SessionStatus.ENDED)
@@ -350,8 +374,8 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     session.ended_ms = session.started_ms + session.billed_ms
     at_ms = clock.now_ms()
     session.ended_at = clock.as_datetime(at_ms)  # the server's clock, as its usage row and charge have it
-    ledger.hold(wallet, -release)
-    _post_charge(session, wallet, charge, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
+    ledger.hold(parties.wallet, -release)
+    _post_charge(session, parties, charge, fee, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
     if reason is not EndReason.UNAVAILABLE:  # a refused start: nobody heard it began, nobody hears it ended
         events.session_ended(session)  # after the charge: its fee is final
     closed = Closed(session.billed_ms, session.charged)

@@ -184,6 +184,25 @@ def test_a_refused_posting_leaves_nothing_of_its_transaction(app, client, runner
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
 
 
+def test_a_wallet_read_with_the_accounts_a_charge_pays_is_fresh_and_makes_what_is_missing(app, client, runner):
+    viewer, creator = register(client), register(client, role="creator")
+    credit(runner, viewer["user"]["email"], "3")
+    with app.app_context():
+        viewer_id, creator_id = uuid.UUID(viewer["user"]["id"]), uuid.UUID(creator["user"]["id"])
+        assert service.wallet(viewer_id).balance == 30_000_000
+        credit(runner, viewer["user"]["email"], "1")  # another connection, while this session holds the old row
+        wallet, earnings, fees = service.wallet_with(
+            viewer_id, (AccountKind.CREATOR_EARNINGS, creator_id), (AccountKind.PLATFORM_FEES, None)
+        )
+        assert (wallet.kind, wallet.balance) == (AccountKind.VIEWER_WALLET, 40_000_000)
+        assert (earnings.kind, earnings.user_id, earnings.balance) == (AccountKind.CREATOR_EARNINGS, creator_id, 0)
+        assert fees.kind is AccountKind.PLATFORM_FEES and fees.user_id is None
+        assert service.wallet_with(viewer_id) == [wallet]
+        with pytest.raises(ValueError, match="needs"):
+            service.wallet_with(viewer_id, (AccountKind.CREATOR_EARNINGS, None))
+        db.session.rollback()
+
+
 def test_wallet_shows_deposit_details_when_a_custody_account_is_set(app_factory):
     from stellar_sdk import Keypair
 
