@@ -217,6 +217,7 @@ def main(argv=None) -> int:
         "LOG_LEVEL": "WARNING",
         "EMBEDDED_WORKER": "false",
         "MAX_SESSIONS_PER_VIEWER": "1",
+        "HEARTBEAT_TIMEOUT_SECONDS": "3600",  # no session times out between its start and its stop, however slow
     }
     os.environ.update(env)
     versions = {f"baseline {args.baseline}": args.baseline} if args.baseline else {}
