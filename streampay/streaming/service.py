@@ -90,12 +90,7 @@ def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> 
         raise Conflict("This content is not ready to play yet.", {"content_id": [content.status.value]})
     # The wallet's row lock first: a viewer's starts queue one behind the other, so each counts the others.
     wallet = ledger.wallet(viewer.id, lock=True)
-    _still_playable(content)
-    active = db.session.scalar(
-        select(func.count())
-        .select_from(StreamSession)
-        .where(StreamSession.viewer_id == viewer.id, StreamSession.status == SessionStatus.ACTIVE)
-    )
+    active = _still_playable(content, viewer)
     if active >= _cfg("MAX_SESSIONS_PER_VIEWER"):
         raise Conflict(f"At most {_cfg('MAX_SESSIONS_PER_VIEWER')} streams at once; stop one first.")
     now = clock.now_ms()
@@ -165,18 +160,27 @@ def _never_ran(session_id: str, started_ms: int) -> None:
         log.warning("a start refused for Redis was ended in PostgreSQL only", extra={"session_id": session_id})
 
 
-def _still_playable(content: Content) -> None:
+def _still_playable(content: Content, viewer: User) -> int:
     """Read the item again under a share lock: a delete, unpublish or failure committing meanwhile either
-    waits for this start's commit (and then ends the new session with the others) or is seen here."""
+    waits for this start's commit (and then ends the new session with the others) or is seen here. In the same
+    statement, the viewer's active sessions: how many there are (the caller holds the wallet's lock, so another
+    start of the viewer's waits for this one's commit)."""
+    active = (
+        select(func.count())
+        .select_from(StreamSession)
+        .where(StreamSession.viewer_id == viewer.id, StreamSession.status == SessionStatus.ACTIVE)
+        .scalar_subquery()
+    )
     now = db.session.execute(
-        select(Content.status, Content.is_published, Content.deleted_at)
+        select(Content.status, Content.is_published, Content.deleted_at, active.label("active"))
         .where(Content.id == content.id)
-        .with_for_update(read=True)
+        .with_for_update(read=True, of=Content)
     ).one()
     unpublished = content.is_published and not now.is_published
     if now.deleted_at is not None or now.status is not ContentStatus.READY or unpublished:
         db.session.rollback()
         raise NotFound("No such content.")
+    return now.active
 
 
 @dataclass(frozen=True)
