@@ -5,7 +5,7 @@ gunicorn serves it as `bench.echo_app:app`; the production app has no echo socke
 
 from flask import Blueprint
 
-from streampay.extensions import sock
+from streampay.streaming.ws import sock
 from wsgi import app
 
 echo_bp = Blueprint("bench_echo", __name__)
