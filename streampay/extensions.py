@@ -65,7 +65,8 @@ def ping_when_idle(engine: Engine, seconds: float) -> None:
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(raw, record, _proxy) -> None:
-        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < seconds:
+        since = record.info.get(_IDLE_SINCE)  # none yet: connected for this checkout, which proved it alive
+        if since is None or time.monotonic() - since < seconds:
             return
         try:
             engine.dialect.do_ping(raw)  # psycopg2's sends the SELECT 1 outside a transaction
