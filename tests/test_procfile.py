@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +16,8 @@ from rq import Queue
 from rq.cron import CronScheduler
 from rq.job import JobStatus
 
+from streampay.sandbox.faults import Dyno, free_port, procfile, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
@@ -26,49 +25,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+def start(name: str, **env) -> Dyno:
+    """The Procfile line `name`, its output to a file: a pipe nobody reads would stall the dyno once it filled."""
+    return Dyno(name, **{"LOG_LEVEL": "WARNING", **env}).start()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(name: str, **env) -> subprocess.Popen:
-    bin_dir = str(Path(sys.executable).parent)
-    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG_LEVEL": "WARNING", **env}
-    return subprocess.Popen(
-        ["bash", "-c", "exec " + procfile()[name]],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    with proc.stdout:
-        return proc.stdout.read().decode(errors="replace")
-
-
-def wait_for(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    return None
+def stop(dyno: Dyno) -> str:
+    """SIGTERM (then SIGKILL) to the dyno's process group; what it printed."""
+    return dyno.stop()
 
 
 def test_procfile_has_the_four_dynos():
@@ -88,7 +52,8 @@ def test_release_applies_migrations():
 
 @contextlib.contextmanager
 def web_dyno(**env):
-    """The web line on a free port, ready (its /readyz answers 200); yields the port, then its log."""
+    """The web line on a free port, ready (its /readyz answers 200); yields the port and a function that reads
+    what the dyno has printed so far (all of it, once the block is left)."""
     port = free_port()
     proc = start("web", PORT=str(port), **env)
 
@@ -97,14 +62,13 @@ def web_dyno(**env):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:  # noqa: S310
                 return reply.status == 200
         except OSError:
-            return proc.poll() is not None
+            return not proc.alive()
 
-    log = []
     try:
-        assert wait_for(ready, 60) and proc.poll() is None, stop(proc)
-        yield port, log
+        assert wait_for(ready, 60) and proc.alive(), stop(proc)
+        yield port, proc.log
     finally:
-        log.append(stop(proc))
+        stop(proc)
 
 
 def test_web_serves_health_and_readiness():
@@ -128,8 +92,8 @@ def test_clock_starts_the_cron_scheduler():
     connection = redis.Redis.from_url(os.environ["REDIS_URL"])
     proc = start("clock")
     try:
-        registered = wait_for(lambda: CronScheduler.all(connection) or proc.poll() is not None, 30)
-        assert registered and proc.poll() is None, stop(proc)
+        registered = wait_for(lambda: CronScheduler.all(connection) or not proc.alive(), 30)
+        assert registered and proc.alive(), stop(proc)
     finally:
         stop(proc)
     assert shlex.split(procfile()["clock"]) == ["python", "clock.py"]

@@ -140,4 +140,4 @@ def test_a_socket_on_the_web_dyno_closes_when_its_sign_in_ends_elsewhere(client,
                 player.close()
     assert {"event": "streamEnded", "data": {"session_id": session_id, "reason": "revoked"}} in frames
     assert frames[-1]["event"] == "error" and frames[-1]["data"]["code"] == "unauthorized", frames
-    assert "Traceback" not in log[0], log[0]
+    assert "Traceback" not in log(), log()

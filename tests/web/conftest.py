@@ -18,6 +18,7 @@ import pytest
 import redis
 import requests
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 from rq import Queue
 from rq.job import JobStatus
@@ -37,7 +38,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Where the pages' pictures go: docs/screenshots when asked (SCREENSHOTS_DIR=docs/screenshots), so that a test
+# run does not leave the checkout changed.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "streampay-screenshots")
 # Every clip costs this much per second: 100,000 stroops.
 PRICE = "0.0100000"
 PASSPHRASE = "Test SDF Network ; September 2015"
@@ -71,8 +74,9 @@ IN_A_BROWSER = [
 class Site:
     """The running server: its address, the CLI beside it, and plain HTTP for what the test sets up."""
 
-    def __init__(self, base: str, custody: Keypair, runner, horizon: HorizonStandin):
+    def __init__(self, base: str, custody: Keypair, runner, horizon: HorizonStandin, log):
         self.base = base
+        self.log = log  # what the web dyno has printed so far
         self.custody = custody
         self.runner = runner
         self.horizon = horizon
@@ -166,8 +170,8 @@ def site(migrated, tmp_path_factory):
     worker = start("worker", **env)
     try:
         with web_dyno(WEB_CONCURRENCY="1", WEB_CONNECTIONS="200", **env) as (port, log):
-            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner(), horizon)
-        assert "Traceback" not in log[0], log[0]
+            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner(), horizon, log)
+        assert "Traceback" not in log(), log()
     finally:
         worker_log = stop(worker)
         horizon.stop()
@@ -199,7 +203,7 @@ def page(browser, site, request):
     """A fresh browser profile (no tokens) on the site; page errors fail the test, a failure leaves a screenshot."""
     context = browser.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(30_000)  # Playwright's default: CI runs two test suites side by side
     # With the network cable pulled: anything a page asks of another host fails the test.
     outside = []
     context.route(
@@ -218,6 +222,7 @@ def page(browser, site, request):
         shot = Path(tempfile.gettempdir()) / f"streampay-web-{request.node.name}.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot of the failure: {shot}")
+        print("the web dyno's last lines:", *site.log().splitlines()[-40:], sep="\n")
     context.close()
     assert not errors, errors
     assert not outside, f"the pages reached outside the server: {outside}"
@@ -227,8 +232,17 @@ def sign_in(page, who: dict) -> None:
     page.goto("/app/#/sign-in")
     page.get_by_label("Email").fill(who["email"])
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "#/sign-in" not in url)
+    submit(page, "Sign in", lambda url: "#/sign-in" not in url)
+
+
+def submit(page, button: str, leads_to) -> None:
+    """Click a form's button and wait for the page it leads to; if it never comes, fail with what the form says."""
+    page.get_by_role("button", name=button).click()
+    try:
+        page.wait_for_url(leads_to)
+    except PlaywrightTimeout:
+        said = page.locator(".form-status").all_inner_texts()
+        raise AssertionError(f"{button!r} led nowhere from {page.url}; the form says {said}") from None
 
 
 def screenshot(page, name: str) -> None:

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 from tests.test_procfile import wait_for
-from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in
+from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in, submit
 
 pytestmark = IN_A_BROWSER
 
@@ -37,8 +37,7 @@ def test_a_viewer_pays_for_what_plays_and_nothing_while_paused(page, site, clips
     page.get_by_label("Username").fill(f"viewer{time.time_ns() % 10**9}")
     page.get_by_label("Password").fill(PASSWORD)
     screenshot(page, "sign-up")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url("**/#/catalogue")
+    submit(page, "Create account", "**/#/catalogue")
     site.credit(email, "5")
     viewer = {"access_token": page.evaluate("JSON.parse(localStorage['streampay.tokens']).access_token")}
 
