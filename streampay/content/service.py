@@ -9,7 +9,7 @@ import logging
 import uuid
 
 from blinker import Namespace
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Integer, Select, bindparam, func, or_, select
 from werkzeug.datastructures import FileStorage
 
 from streampay.content.media import SNIFF_BYTES, sniff
@@ -202,7 +202,8 @@ def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple
     count = select(func.count()).select_from(Content.__table__).where(*where)
     # Skip and sort bare ids (for every sort an index-only walk to any page), then read the page's rows alone.
     order = ORDER[sort]
-    ids = select(c.id).where(*where).order_by(*order).offset(bindparam("offset")).limit(bindparam("limit"))
+    ids = select(c.id).where(*where).order_by(*order)
+    ids = ids.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))
     creators = Content.__table__.join(User.__table__, User.__table__.c.id == c.creator_id)
     page = select(*ROW_COLUMNS).select_from(creators).where(c.id.in_(ids)).order_by(*order)
     return count, page

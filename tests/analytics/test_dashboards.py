@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from sqlalchemy import event
 
 from streampay.extensions import db
 from tests.analytics.conftest import fold_now, serve
@@ -53,6 +56,24 @@ def test_who_may_read_what(platform, people):
     assert platform.get(admin, f"/analytics/content/{item['id']}").status_code == 200
     assert platform.get(admin, "/analytics/platform").status_code == 200
     assert platform.client.get("/api/v1/analytics/platform").status_code == 401
+
+
+def test_a_dashboard_asked_with_no_token_is_refused_without_a_database_connection(platform):
+    with platform.app.app_context():
+        engine = db.engine
+    checkouts = []
+
+    def count(*_):
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", count)
+    try:
+        for path in ("/creator", "/platform", f"/content/{uuid.uuid4()}"):
+            reply = platform.client.get(f"/api/v1/analytics{path}")
+            assert reply.status_code == 401 and reply.json["code"] == 401, reply.json
+    finally:
+        event.remove(engine, "checkout", count)
+    assert checkouts == []
 
 
 @pytest.mark.parametrize(

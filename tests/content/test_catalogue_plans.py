@@ -63,3 +63,28 @@ def test_a_search_can_read_the_trigram_indexes(app, client, shelf, make_admin): 
     count, page = plans_of(app, client, "/api/v1/content/?search=harbour", off=off, headers=admin)
     for plan in (count, page):
         assert "ix_content_title_trgm" in plan and "ix_content_description_trgm" in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["newest", "price", "title"])
+def test_the_page_plans_benchmark_times_the_apps_own_page_statement(app, client, shelf, sort):  # noqa: F811
+    """bench/page_plans.py times the statement an anonymous page runs: the same SQL, byte for byte."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from page_plans import page_statement
+
+    seen = []
+    with app.app_context():
+        engine = db.engine
+
+        def remember(conn, cursor, statement, parameters, context, executemany):
+            if " IN (SELECT" in statement:
+                seen.append(cursor.mogrify(statement, parameters).decode())
+
+        event.listen(engine, "before_cursor_execute", remember)
+        try:
+            assert client.get(f"/api/v1/content/?sort={sort}&page=2&page_size=2").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", remember)
+        assert seen == [page_statement(sort).replace("$1", "2").replace("$2", "2")]
