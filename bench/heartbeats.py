@@ -392,7 +392,12 @@ async def _call(ws, event: str, frame_id: int, data: dict, timeout: float) -> di
                 return frame
 
 
-REFUSED_BECAUSE = {"holds all": "full", "runs late": "slow", "database connection": "busy"}
+REFUSED_BECAUSE = {
+    "holds all": "full",
+    "runs late": "slow",
+    "wait for their heartbeats": "strained",
+    "database connection": "busy",
+}
 
 
 def _refusal(body: bytes | None) -> str:
@@ -909,7 +914,8 @@ def report(phases: list[Phase], args) -> dict:
                 f"{titles[p.name]} failures: {f['failures']}{'; a worker died and respawned' * f['workers_respawned']}"
             )
         if f["refusals"]:
-            print(f"{titles[p.name]} 503s at the handshake by cause (full, slow loop, busy pool): {f['refusals']}")
+            causes = "full, slow loop, strained meter, busy pool"
+            print(f"{titles[p.name]} 503s at the handshake by cause ({causes}): {f['refusals']}")
     if beat:
         n = args.players
         bad = sum(v for k, v in beat["failures"].items() if "Timeout" in k or "internal" in k)

@@ -27,8 +27,8 @@ HTTP_LATENCY = Histogram(
 WEBSOCKETS = Gauge("streampay_websockets_open", "Player sockets open now.", multiprocess_mode="livesum")
 WS_REFUSED = Counter(
     "streampay_websockets_refused_total",
-    "Player sockets refused with 503 before the upgrade: full (the cap), slow (the loop runs late), busy (no free "
-    "database connection).",
+    "Player sockets refused with 503 before the upgrade: full (the cap), slow (the loop runs late), strained (a "
+    "heartbeat waited for the meter in the last second), busy (no free database connection).",
     ["why"],
 )
 HEARTBEATS = Histogram(

@@ -31,7 +31,10 @@ def _process_connection() -> tuple[SharedConnection, Callable[[list, list], obje
         # Imported here: it loads the Redis client, which a `flask` command that meters nothing does not need.
         from streampay.streaming.pipeline import SharedConnection
 
-        conn = SharedConnection(redis_client(), current_app.config["METER_TIMEOUT_MS"] / 1000)
+        cfg = current_app.config
+        conn = SharedConnection(
+            redis_client(), cfg["METER_TIMEOUT_MS"] / 1000, strained_after=cfg["WS_ADMIT_MAX_METER_WAIT_MS"] / 1000
+        )
         found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
     return found
 

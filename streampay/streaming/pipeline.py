@@ -16,6 +16,7 @@ A caller's commands go out back to back, so a MULTI ... EXEC of one caller is ne
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -41,9 +42,11 @@ class _Call:
 
 
 class SharedConnection:
-    def __init__(self, client: redis.Redis, timeout: float):
+    def __init__(self, client: redis.Redis, timeout: float, strained_after: float = math.inf):
         self.client = client
         self.timeout = timeout  # for a reply, and for a waiting call's turn
+        self.strained_after = strained_after  # a call that takes longer (its wait for a turn included) ...
+        self.strained_at = -math.inf  # ... was last seen then (time.monotonic())
         self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()
         self.queue: list[_Call] = []
@@ -53,7 +56,19 @@ class SharedConnection:
 
     def execute(self, *commands: Command) -> list:
         """Send `commands` back to back; their replies, in order (an error reply raises)."""
-        call = _Call(commands)
+        began = time.monotonic()
+        replies = self._execute(_Call(commands))
+        ended = time.monotonic()
+        if ended - began > self.strained_after:  # Redis answered, late: the wait was this process's own
+            self.strained_at = ended
+        return replies
+
+    def strained_within(self, seconds: float) -> bool:
+        """Whether a call that Redis answered took longer than `strained_after` in the last `seconds` (a call that
+        failed is Redis's outage, not a sign of this process's load)."""
+        return time.monotonic() - self.strained_at < seconds
+
+    def _execute(self, call: _Call) -> list:
         with self.lock:
             self.queue.append(call)
             if self.busy:

@@ -37,6 +37,8 @@ sock = Sock()
 MAX_FRAME = 4096
 EARLY_PUSH_SECONDS = 10
 LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sleep wakes, at least, over ~0.5 s
+# After a metered call (a heartbeat, a start) waited past WS_ADMIT_MAX_METER_WAIT_MS, no new socket for this long.
+STRAIN_SECONDS = 1.0
 
 
 class StartSchema(Schema):
@@ -156,6 +158,8 @@ class Hub:
                 return "full"
             if self.lag * 1000 > cfg["WS_ADMIT_MAX_LAG_MS"]:
                 return "slow"
+            if meter.shared().strained_within(STRAIN_SECONDS):
+                return "strained"
             if _pool_exhausted():
                 return "busy"
             self.sockets += 1
@@ -429,6 +433,7 @@ REFUSALS = {
     "full": "This server holds all the players it can; retry shortly.",
     "slow": "This server runs late already: another player would slow the others; retry shortly.",
     "busy": "Every database connection of this server is in use; retry shortly.",
+    "strained": "This server's players already wait for their heartbeats: another would slow them; retry shortly.",
 }
 
 
@@ -436,8 +441,10 @@ REFUSALS = {
 def admit_socket():
     """A new socket is refused with a 503 before the upgrade (and before the token is even read) when this process
     holds WS_MAX_SOCKETS_PER_WORKER sockets, when its loop runs late by more than WS_ADMIT_MAX_LAG_MS (the CPU it
-    gets is spoken for), or when all its database connections are in use: so the sockets it holds keep their
-    latency and no new one is accepted only to starve. The slot is freed when the socket's request ends."""
+    gets is spoken for), for STRAIN_SECONDS after a metered call of its sockets waited longer than
+    WS_ADMIT_MAX_METER_WAIT_MS (its players already wait), or when all its database connections are in use: so the
+    sockets it holds keep their latency and no new one is accepted only to starve. The slot is freed when the
+    socket's request ends."""
     if request.endpoint != "streaming_ws.stream_socket":
         return None
     why = hub().admit()
