@@ -271,7 +271,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # ... and refuses them too while its event loop runs this late (ms): the CPU it gets is already spoken for.
         "WS_ADMIT_MAX_LAG_MS": _int("WS_ADMIT_MAX_LAG_MS", 50),
         # ... and for a second after a metered call of its sockets waited longer than this (ms) for the meter.
-        "WS_ADMIT_MAX_METER_WAIT_MS": _int("WS_ADMIT_MAX_METER_WAIT_MS", 250),
+        "WS_ADMIT_MAX_METER_WAIT_MS": _int("WS_ADMIT_MAX_METER_WAIT_MS", 100),
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",

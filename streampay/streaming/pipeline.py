@@ -47,6 +47,7 @@ class SharedConnection:
         self.timeout = timeout  # for a reply, and for a waiting call's turn
         self.strained_after = strained_after  # a call that takes longer (its wait for a turn included) ...
         self.strained_at = -math.inf  # ... was last seen then (time.monotonic())
+        self.troubled_at = -math.inf  # the connection was last dropped then (lost, timed out, interrupted)
         self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()
         self.queue: list[_Call] = []
@@ -59,13 +60,15 @@ class SharedConnection:
         began = time.monotonic()
         replies = self._execute(_Call(commands))
         ended = time.monotonic()
-        if ended - began > self.strained_after:  # Redis answered, late: the wait was this process's own
+        # Answered, but late, with the connection untroubled since well before: a wait of this process's own (or of a
+        # Redis that answers slowly), not the reconnecting after an outage.
+        if ended - began > self.strained_after and began - self.troubled_at > self.timeout:
             self.strained_at = ended
         return replies
 
     def strained_within(self, seconds: float) -> bool:
-        """Whether a call that Redis answered took longer than `strained_after` in the last `seconds` (a call that
-        failed is Redis's outage, not a sign of this process's load)."""
+        """Whether a call took longer than `strained_after` in the last `seconds`, Redis up all along (a call that
+        failed, or waited on a reconnection, tells of an outage, not of this process's load)."""
         return time.monotonic() - self.strained_at < seconds
 
     def _execute(self, call: _Call) -> list:
@@ -116,7 +119,7 @@ class SharedConnection:
                 self.queue.remove(call)
         if call.leads:
             if call.sent and self.conn is not None:  # its batch went out and nobody will read the replies
-                self.conn.disconnect()
+                self._drop()
                 self._fail(call.batch, redis.ConnectionError("the call reading this batch was interrupted"))
             self._hand_on()
         return False
@@ -132,7 +135,7 @@ class SharedConnection:
             self._send_batch(batch, sent)
         except BaseException as exc:  # this greenlet was killed mid round trip: replies may be left unread
             if self.conn is not None:
-                self.conn.disconnect()
+                self._drop()
             self._fail(batch, redis.ConnectionError(f"round trip interrupted: {exc!r}"))
             raise
         finally:
@@ -154,9 +157,15 @@ class SharedConnection:
                 pass
             finally:
                 if not sent and self.conn is not None:  # nothing, or part of a command, went out
-                    self.conn.disconnect()
+                    self._drop()
                 nxt.sent = sent
                 nxt.done.set()
+
+    def _drop(self) -> None:
+        """Close the connection (the next send reconnects), and note when."""
+        self.troubled_at = time.monotonic()
+        if self.conn is not None:
+            self.conn.disconnect()
 
     def _connection(self):
         if self.conn is None or self.pid != os.getpid():  # made in each process, never inherited from a parent
@@ -180,8 +189,7 @@ class SharedConnection:
                 self._read_replies(conn, batch)
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                if conn is not None:
-                    conn.disconnect()  # the next send reconnects
+                self._drop()  # the next send reconnects (and a connection refused is trouble too)
                 if attempt == 2:
                     self._fail(batch, exc)
                     return
@@ -189,7 +197,7 @@ class SharedConnection:
                     call.replies, call.error = [], None
             except Exception as exc:  # the connection is in doubt: drop it, fail this batch
                 if conn is not None:
-                    conn.disconnect()
+                    self._drop()
                 self._fail(batch, exc)
                 return
 

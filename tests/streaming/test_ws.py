@@ -223,7 +223,7 @@ def test_for_a_second_after_a_heartbeat_waited_for_the_meter_a_server_refuses_ne
 
     viewer = funded_viewer()
     with RedisServer() as own:  # the app's tables are the other apps' (emptied with theirs), its Redis its own
-        app = make_app(migrated, REDIS_URL=own.url(), RATELIMIT_ENABLED=False, WS_ADMIT_MAX_METER_WAIT_MS=250)
+        app = make_app(migrated, REDIS_URL=own.url(), RATELIMIT_ENABLED=False, WS_ADMIT_MAX_METER_WAIT_MS=100)
         with serve(app) as url:
             player = Player(url, viewer["access_token"])
             try:

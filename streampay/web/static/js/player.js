@@ -7,6 +7,16 @@
 import { accessToken, api, url } from "./api.js";
 import { stroops } from "./money.js";
 
+const OPEN_RETRIES = [500, 1000, 2000, 4000]; // ms before each new attempt to open the socket
+
+function connect(address) {
+  const ws = new WebSocket(address);
+  return new Promise((resolve, reject) => {
+    ws.addEventListener("open", () => resolve(ws), { once: true });
+    ws.addEventListener("error", () => reject(new Error("The stream server cannot be reached.")), { once: true });
+  });
+}
+
 export class StreamSocket extends EventTarget {
   constructor() {
     super();
@@ -15,14 +25,20 @@ export class StreamSocket extends EventTarget {
     this.nextId = 1;
   }
 
+  // A server with no room refuses the upgrade (503, which a page cannot read): try again a few times, further
+  // apart each time, with jitter, as docs/websocket.md asks of a player; then give up with a message.
   async open() {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}${url("/streaming/ws")}`);
-    await new Promise((resolve, reject) => {
-      ws.addEventListener("open", resolve, { once: true });
-      ws.addEventListener("error", () => reject(new Error("The stream server cannot be reached.")), { once: true });
-    });
+    let ws = null;
+    for (let attempt = 0; !ws; attempt++) {
+      try {
+        ws = await connect(`${scheme}//${location.host}${url("/streaming/ws")}`);
+      } catch (error) {
+        if (attempt >= OPEN_RETRIES.length) throw error;
+        await new Promise((resolve) => setTimeout(resolve, OPEN_RETRIES[attempt] * (0.75 + Math.random() / 2)));
+      }
+    }
     ws.addEventListener("message", (e) => this.receive(JSON.parse(e.data)));
     ws.addEventListener("close", () => {
       for (const { reject } of this.pending.values()) reject({ code: "closed", message: "The connection closed." });
