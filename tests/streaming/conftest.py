@@ -25,6 +25,17 @@ class FakeClock:
         self.now += int(seconds * 1000)
 
 
+@pytest.fixture(scope="session")
+def redis_of_our_own():
+    """A redis-server of the tests' own on a free port, to stop and start at will; it lives to the end of the run,
+    so the push listener of an app that used it never loops on a dead port (and on the random module's jitter)
+    while later tests run."""
+    from streampay.sandbox.faults import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
 @pytest.fixture
 def clock():
     return FakeClock()

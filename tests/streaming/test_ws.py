@@ -208,7 +208,7 @@ def test_with_every_database_connection_busy_a_server_refuses_new_sockets_with_5
 
 
 def test_for_a_second_after_a_heartbeat_waited_for_the_meter_a_server_refuses_new_sockets(
-    migrated, movie, funded_viewer
+    migrated, movie, funded_viewer, redis_of_our_own
 ):
     """Redis answers late (stopped for 0.6 s, a server of the test's own): the heartbeat that waited is answered, and
     for a second after it no new socket is taken, so the players already held wait no longer; then they are."""
@@ -217,33 +217,33 @@ def test_for_a_second_after_a_heartbeat_waited_for_the_meter_a_server_refuses_ne
     import threading
 
     from streampay.extensions import db
-    from streampay.sandbox.faults import RedisServer
     from tests.conftest import make_app
     from tests.streaming.conftest import Player, serve
 
     viewer = funded_viewer()
-    with RedisServer() as own:  # the app's tables are the other apps' (emptied with theirs), its Redis its own
-        app = make_app(migrated, REDIS_URL=own.url(), RATELIMIT_ENABLED=False, WS_ADMIT_MAX_METER_WAIT_MS=100)
-        with serve(app) as url:
-            player = Player(url, viewer["access_token"])
-            try:
-                session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
-                assert handshake(url)[0] == 101  # nothing waited yet
-                os.kill(own.proc.pid, signal.SIGSTOP)
-                threading.Timer(0.6, os.kill, (own.proc.pid, signal.SIGCONT)).start()
-                began = time.monotonic()
-                beat = player.call("heartbeat", session_id=session_id)
-                assert beat["event"] == "heartbeat" and time.monotonic() - began >= 0.5, beat
-                status, headers, body = handshake(url)
-                assert status == 503 and headers["Retry-After"] == "5", (status, headers)
-                assert body["code"] == 503 and "wait for their heartbeats" in body["message"], body
-                assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"  # held: served
-                time.sleep(1.1)
-                assert handshake(url)[0] == 101
-            finally:
-                player.close()
-        with app.app_context():
-            db.engine.dispose()
+    own = redis_of_our_own
+    # The app's tables are the other apps' (emptied with theirs); its Redis is the tests' own.
+    app = make_app(migrated, REDIS_URL=own.url(), RATELIMIT_ENABLED=False, WS_ADMIT_MAX_METER_WAIT_MS=100)
+    with serve(app) as url:
+        player = Player(url, viewer["access_token"])
+        try:
+            session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+            assert handshake(url)[0] == 101  # nothing waited yet
+            os.kill(own.proc.pid, signal.SIGSTOP)
+            threading.Timer(0.6, os.kill, (own.proc.pid, signal.SIGCONT)).start()
+            began = time.monotonic()
+            beat = player.call("heartbeat", session_id=session_id)
+            assert beat["event"] == "heartbeat" and time.monotonic() - began >= 0.5, beat
+            status, headers, body = handshake(url)
+            assert status == 503 and headers["Retry-After"] == "5", (status, headers)
+            assert body["code"] == 503 and "wait for their heartbeats" in body["message"], body
+            assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"  # held: served
+            time.sleep(1.1)
+            assert handshake(url)[0] == 101
+        finally:
+            player.close()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_past_its_socket_cap_a_server_refuses_new_sockets_with_503_before_the_upgrade(app_factory, funded_viewer):
