@@ -49,6 +49,16 @@ def post_fork(server, worker):
     patch_psycopg()
 
 
+def post_request(worker, req, environ, resp):
+    # A keep-alive connection whose next request is already waiting would be served again at once, ahead of the
+    # worker's other connections: its greenlet never blocks, so it never yields. Yielding after each request
+    # serves them in turn. /healthz at 32 clients (bench/catalogue.py): p99 75 ms where it was 260-380 ms, for
+    # 12 % fewer requests a second.
+    import gevent
+
+    gevent.sleep(0)
+
+
 def post_worker_init(worker):
     # Thousands of sockets mean millions of long-lived objects, and a full collection of them stalls
     # every socket of the worker for up to a second. What the worker built at boot is frozen out of

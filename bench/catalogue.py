@@ -325,7 +325,7 @@ class Result:
     seconds: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
-    cache_misses: int | None = None
+    sources: dict | None = None  # where the catalogue's pages were read (its /metrics counter) -> pages
     cores: dict = field(default_factory=dict)  # CPU_COLUMNS -> cores used on average during the window
 
     @property
@@ -539,16 +539,36 @@ def scenarios(items: int, categories: dict[str, int], seed: int) -> list[tuple[s
     ]
 
 
-def catalogue_keys(redis_client) -> int:
-    """Cached catalogue pages: a miss writes one (the generation counter and match counts are not pages)."""
-    keys = redis_client.scan_iter("content:catalogue:*", count=1000)
-    return sum(1 for k in keys if k != b"content:catalogue:generation" and not k.endswith(b":count"))
+SOURCES = ("cache", "held", "database")
+METRICS_TOKEN = "bench-" + uuid.uuid4().hex
+
+
+def page_sources(port: int) -> dict[str, float]:
+    """The server's count of catalogue pages by where they were read (all its workers: /metrics adds them up)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ask = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(ask, timeout=30) as reply:  # noqa: S310 (loopback)
+        text = reply.read().decode()
+    counts = dict.fromkeys(SOURCES, 0.0)
+    for family in text_string_to_metric_families(text):
+        if family.name == "streampay_catalogue_pages":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["source"]] += sample.value
+    return counts
 
 
 def measure(args, port, paths, workdir, redis_client, server_pid) -> Result:
-    # Each scenario starts from an empty cache, so the pages it leaves behind are exactly its misses
-    # (none expires within the window while --seconds stays under the 60 s catalogue TTL).
+    # Each scenario starts from an empty cache: Redis's pages, and (the generation gone with them) what every
+    # web process holds of the catalogue.
     redis_client.flushdb()
+    catalogue = paths[0].startswith(API)
+    before = page_sources(port) if catalogue else None
 
     def probe(client_pids):
         try:
@@ -560,8 +580,9 @@ def measure(args, port, paths, workdir, redis_client, server_pid) -> Result:
         result = run_wrk(port, paths, args.clients, args.seconds, workdir, probe)
     else:
         result = run_python(port, paths, args.clients, args.seconds, args.client_procs, probe)
-    if paths[0].startswith(API):
-        result.cache_misses = catalogue_keys(redis_client)
+    if catalogue:
+        after = page_sources(port)
+        result.sources = {k: after[k] - before[k] for k in SOURCES}
     return result
 
 
@@ -579,8 +600,8 @@ def _median(values) -> float | None:
 
 def summarise(runs: list[Result], baseline: list[Result]) -> dict:
     """One scenario over its rounds: medians, each ratio taken against the same round's /healthz."""
-    misses = [r.cache_misses for r in runs]
     requests = sum(r.requests for r in runs)
+    pages = {k: sum(r.sources[k] for r in runs) for k in SOURCES} if all(r.sources for r in runs) else None
     return {
         "rps": _median(r.rps for r in runs),
         "ratio": _median(r.rps / b.rps for r, b in zip(runs, baseline, strict=True) if b.rps),
@@ -588,7 +609,7 @@ def summarise(runs: list[Result], baseline: list[Result]) -> dict:
         "p99_ms": _median(r.p99_ms for r in runs),
         "errors": sum(r.errors for r in runs),
         "requests": requests,
-        "cache_hits": None if None in misses or not requests else max(0.0, 1 - sum(misses) / requests),
+        "sources": {k: v / sum(pages.values()) for k, v in pages.items()} if pages and sum(pages.values()) else None,
         "web_cpu_ms_per_request": _median(r.cores["web"] * 1000 / r.rps for r in runs if r.cores and r.rps),
         "pg_cpu_ms_per_request": _median(r.cores["postgres"] * 1000 / r.rps for r in runs if r.cores and r.rps),
         "cores": {k: _median(r.cores.get(k) for r in runs) for k in CPU_COLUMNS},
@@ -615,7 +636,8 @@ def _miss(row: dict, goal: float) -> str:
 def report(rows: list[tuple[str, str, list[Result]]], clients: int) -> list[dict]:
     baseline = rows[0][2]
     header = (
-        f"{'scenario':<20} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'hits':>5} "
+        f"{'scenario':<20} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'redis':>5} {'held':>5} {'db':>5} "
         f"{'cpu ms/req: web':>15} {'pg':>5}  {'cores: web':>10} {'pg':>5} {'redis':>5} {'load':>5} {'all':>5}  goal"
     )
     print("\n" + header + "\n" + "-" * len(header))
@@ -626,11 +648,12 @@ def report(rows: list[tuple[str, str, list[Result]]], clients: int) -> list[dict
         ok = row["ratio"] >= goal and row["p99_ms"] < GOAL_P99_MS and row["errors"] == 0
         row["goal_ratio"] = goal
         row["verdict"] = "baseline" if name == "/healthz" else ("PASS" if ok else _miss(row, goal))
-        hits = "-" if row["cache_hits"] is None else f"{row['cache_hits']:.0%}"
+        sources = row["sources"] or {}
+        read = " ".join(f"{sources[k]:>5.0%}" if k in sources else f"{'-':>5}" for k in SOURCES)
         cores = row["cores"]
         print(
             f"{name:<20} {row['rps']:>8.0f} {row['ratio']:>6.2f} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} "
-            f"{row['errors']:>6} {hits:>5} {_cores(row['web_cpu_ms_per_request']):>15} "
+            f"{row['errors']:>6} {read} {_cores(row['web_cpu_ms_per_request']):>15} "
             f"{_cores(row['pg_cpu_ms_per_request']):>5}  {_cores(cores['web']):>10} {_cores(cores['postgres']):>5} "
             f"{_cores(cores['redis']):>5} {_cores(cores['client']):>5} {_cores(cores['machine']):>5}  "
             f"{row['verdict']}"
@@ -644,7 +667,8 @@ def report(rows: list[tuple[str, str, list[Result]]], clients: int) -> list[dict
     )
     print(
         (f"medians of {rounds} rounds; each ratio against its own round's /healthz. " if rounds > 1 else "")
-        + "hits: share of requests answered from Redis (1 - pages written to the emptied cache / requests). "
+        + "redis, held, db: where the catalogue's pages were read (the server's streampay_catalogue_pages counter): "
+        "Redis's page cache, the web process's listings held in memory, the database. "
         "cpu ms/req: CPU per request spent by gunicorn and by the PostgreSQL backends of the bench database. "
         "cores: average cores used during the window by gunicorn, those backends, Redis, the load generator and "
         "the whole machine (redis and all include anything else running)."
@@ -662,6 +686,11 @@ def parse_args(argv=None):
     parser.add_argument("--items", type=int, default=10_000, help="visible catalogue items (10000)")
     parser.add_argument("--rounds", type=int, default=1, help="run every scenario this many times; report medians")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY: one process per core (2)")
+    parser.add_argument(
+        "--index-ids",
+        type=int,
+        help="CATALOGUE_INDEX_IDS for the server (default: the app's); 0 reads every uncached page from the database",
+    )
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--client-procs", type=int, default=2, help="processes of the Python load generator (2)")
     parser.add_argument("--only", help="comma-separated scenario names to run (the baseline always runs)")
@@ -693,6 +722,8 @@ def main(argv=None) -> int:
         "LOG_LEVEL": "WARNING",
         "EMBEDDED_WORKER": "false",
         "WEB_CONCURRENCY": str(args.workers),
+        "METRICS_TOKEN": METRICS_TOKEN,
+        **({"CATALOGUE_INDEX_IDS": str(args.index_ids)} if args.index_ids is not None else {}),
     }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "EMBEDDED_WORKER")})
     print(

@@ -38,6 +38,12 @@ SESSIONS_STARTED = Counter("streampay_sessions_started", "Streaming sessions sta
 SESSIONS_ENDED = Counter("streampay_sessions_ended", "Streaming sessions ended, by reason.", ["reason"])
 CHECKPOINTS = Counter("streampay_checkpoints", "Checkpoints settled (a charge posted, or a session closed).")
 CHARGED = Counter("streampay_charged_stroops", "Stroops charged to viewers.")
+CATALOGUE_PAGES = Counter(
+    "streampay_catalogue_pages",
+    "Catalogue pages everyone sees alike, by where they were read: cache (Redis's page cache), held (the web "
+    "process's listings), database.",
+    ["source"],
+)
 DEPENDENCY_ERRORS = Counter("streampay_dependency_errors", "Requests refused for a dependency down.", ["dependency"])
 
 

@@ -6,12 +6,15 @@ import functools
 import hashlib
 import json
 import logging
+import time
 import uuid
 
 from blinker import Namespace
+from flask import current_app
 from sqlalchemy import Integer, Select, bindparam, func, or_, select
 from werkzeug.datastructures import FileStorage
 
+from streampay.content.listings import Listings, id_key
 from streampay.content.media import SNIFF_BYTES, sniff
 from streampay.content.models import ORDER, VISIBLE, Content, ContentStatus
 from streampay.content.schemas import ROW_COLUMNS, ContentSchema, content_row
@@ -19,6 +22,7 @@ from streampay.content.storage import StorageError, get_storage
 from streampay.dbtypes import utcnow
 from streampay.errors import DomainError, Forbidden, Invalid, NotFound
 from streampay.extensions import db, redis_client, without_transaction
+from streampay.metrics import CATALOGUE_PAGES
 from streampay.users.models import Role, User
 from streampay.users.service import like_pattern
 
@@ -65,7 +69,9 @@ def changed(content: Content) -> None:
     """After a commit that changed an item: drop its cached copy and every cached catalogue page."""
     pipe = redis_client().pipeline()
     pipe.delete(_item_key(content.id))
-    pipe.incr("content:catalogue:generation")
+    # From the clock when Redis has none (new, or wiped), so a generation is never the same twice.
+    pipe.set(CATALOGUE_GENERATION, time.time_ns(), nx=True)
+    pipe.incr(CATALOGUE_GENERATION)
     pipe.execute()
 
 
@@ -178,12 +184,8 @@ def delete(user: User, content_id) -> None:
     withdrawn.send(content.id)
 
 
-@functools.cache
-def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple[Select, Select]:
-    """The count and the page statements of one kind of listing, built once; the values are bound when run.
-
-    Everyone's view (no user, or a viewer) selects VISIBLE itself, so the sort indexes serve it.
-    """
+def _where(audience: Role | None, filters: frozenset[str]) -> list:
+    """Who sees which items, then the listing's filters; the values are bound when run."""
     c = Content.__table__.c
     if audience == Role.ADMIN:
         where = [c.deleted_at.is_(None)]
@@ -197,24 +199,63 @@ def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple
     if "creator_id" in filters:
         where.append(c.creator_id == bindparam("creator_id"))
     if "search" in filters:
-        pattern = bindparam("pattern")
-        where.append(or_(c.title.ilike(pattern, escape="\\"), c.description.ilike(pattern, escape="\\")))
+        where.append(_matches(bindparam("pattern")))
+    return where
+
+
+def _matches(pattern):
+    c = Content.__table__.c
+    return or_(c.title.ilike(pattern, escape="\\"), c.description.ilike(pattern, escape="\\"))
+
+
+_CREATORS = Content.__table__.join(User.__table__, User.__table__.c.id == Content.__table__.c.creator_id)
+
+
+@functools.cache
+def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple[Select, Select]:
+    """The count and the page statements of one kind of listing, built once; the values are bound when run.
+
+    Everyone's view (no user, or a viewer) selects VISIBLE itself, so the sort indexes serve it.
+    """
+    c = Content.__table__.c
+    where = _where(audience, filters)
     count = select(func.count()).select_from(Content.__table__).where(*where)
     # Skip and sort bare ids (for every sort an index-only walk to any page), then read the page's rows alone.
     order = ORDER[sort]
     ids = select(c.id).where(*where).order_by(*order)
     ids = ids.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))
-    creators = Content.__table__.join(User.__table__, User.__table__.c.id == c.creator_id)
-    page = select(*ROW_COLUMNS).select_from(creators).where(c.id.in_(ids)).order_by(*order)
+    page = select(*ROW_COLUMNS).select_from(_CREATORS).where(c.id.in_(ids)).order_by(*order)
     return count, page
+
+
+@functools.cache
+def _held(sort: str, filters: frozenset[str]) -> tuple[Select, Select, Select]:
+    """What `listings` asks of a listing everyone sees: its ids in order (sort, category, creator), the ids a
+    search pattern matches, and rows by id. The ids come as the database writes them (the process's keys)."""
+    c = Content.__table__.c
+    key = id_key(c.id)
+    longest = bindparam("longest", type_=Integer)
+    ordered = select(key).where(*_where(None, filters - {"search"})).order_by(*ORDER[sort]).limit(longest)
+    matching = select(key).where(VISIBLE, _matches(bindparam("pattern"))).limit(longest)
+    rows = select(key.label("key"), *ROW_COLUMNS).select_from(_CREATORS)
+    return ordered, matching, rows.where(c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _listings() -> Listings:
+    extensions = current_app.extensions
+    if "catalogue_listings" not in extensions:
+        extensions["catalogue_listings"] = Listings(current_app.config["CATALOGUE_INDEX_IDS"], CATALOGUE_TTL)
+    return extensions["catalogue_listings"]
 
 
 def catalogue_page(user: User | None, query: dict, page: int, page_size: int) -> tuple[int, str | bytes]:
     """One page of the catalogue: (how many items match in all, the page as a JSON array).
 
-    Listings everyone sees alike come from Redis, with one round trip, while the catalogue is unchanged: each
-    entry carries the generation it was built under, and `changed` moves the generation on. Their match count
-    is cached apart from the pages, so walking the pages of a search or category counts its matches once.
+    Listings everyone sees alike come, while the catalogue is unchanged, from what this process holds of them
+    (`listings`: their ids in order, a search's matches, the items' JSON) or else from Redis, with one round trip
+    either way: each entry carries the generation it was built under, and `changed` moves the generation on.
+    A listing too long to hold is read from the database page by page and its pages cached in Redis; its match
+    count is cached apart from the pages, so walking the pages of a search or category counts its matches once.
     """
     prefix = catalogue_cache_key(user, query)
     if prefix is None:
@@ -222,11 +263,21 @@ def catalogue_page(user: User | None, query: dict, page: int, page_size: int) ->
     page_key, count_key = f"{prefix}:{query['sort']}:{page}:{page_size}", f"{prefix}:count"
     cache = redis_client()
     generation, cached_page, cached_count = cache.mget(CATALOGUE_GENERATION, page_key, count_key)
-    generation = generation or b"0"
-    if cached_page is not None:
+    if generation is None:  # never changed, or Redis lost it: a generation no process can hold anything under
+        cache.set(CATALOGUE_GENERATION, time.time_ns(), nx=True)
+        generation = b"0"
+    elif cached_page is not None:
         built_under, count, body = cached_page.split(b"\n", 2)
         if built_under == generation:
+            CATALOGUE_PAGES.labels("cache").inc()
             return int(count), body
+    if generation != b"0":
+        filters = frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
+        held = _listings().page(generation, query, _held(query["sort"], filters), page, page_size)
+        if held is not None:
+            CATALOGUE_PAGES.labels("held").inc()
+            return held
+    CATALOGUE_PAGES.labels("database").inc()
     count = None
     if cached_count is not None:
         built_under, value = cached_count.split(b"\n", 1)

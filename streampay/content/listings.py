@@ -1,0 +1,165 @@
+"""The public catalogue's listings, held in each web process: a page is a slice of ids, not a walk of an index.
+
+A page-number page read from the database walks its sort index to the offset, then reads its rows: about a
+millisecond of PostgreSQL's CPU deep in a listing, and the web process's round trip and rows on top. Here a web
+process asks the database once for the whole order of a listing everyone sees alike (its ids, sorted by the
+database, so every collation and tie-break is the database's own), once for the ids a search term matches (the
+same `ILIKE` on the same indexes), and once for each item's JSON; any page of that listing, in any sort or
+category, is then a slice of ids filtered by the term's matches and a join of JSON already written.
+
+What is held is exactly as fresh as the Redis page cache it stands beside: it belongs to the catalogue's
+generation read before its queries (`service.changed` moves it on after every commit that changes an item) and
+is dropped at the next request that reads another generation, or after `CATALOGUE_TTL` seconds (a creator's new
+display name). Memory is bounded: a process holds at most `CATALOGUE_INDEX_IDS` ids (about 90 bytes each) and a
+twenty-fifth as many items' JSON (about 1.2 kB each); a listing or a term's matches longer than a tenth of it is
+not held (its pages come from the database, as creators' and admins' own views always do), and what would pass
+the bound replaces what is held.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+from sqlalchemy import String, cast
+
+from streampay.content.schemas import content_row
+from streampay.extensions import db, without_transaction
+from streampay.users.service import like_pattern
+
+READ_AHEAD = 50  # items read at once when a page has some not yet held
+TOO_LONG = None  # held in place of a listing or a match set that is longer than a process holds
+
+
+class _Held:
+    """What one process holds under one generation; a request keeps the one it started with, so a change of
+    generation while it waits on the database never mixes two generations in one place."""
+
+    __slots__ = ("generation", "born", "orders", "matches", "searched", "items", "ids", "searched_ids", "reading")
+
+    def __init__(self, generation: bytes | None, born: float):
+        self.generation, self.born = generation, born
+        self.orders: dict[tuple, list[str] | None] = {}
+        self.matches: dict[str, frozenset[str] | None] = {}
+        self.searched: dict[tuple, list[str]] = {}  # a listing's order of a term's matches: its own, smaller room
+        self.items: dict[str, str] = {}
+        self.ids = self.searched_ids = 0
+        self.reading: dict[tuple, threading.Lock] = {}  # what a request is reading now, for the others to wait on
+
+
+class Listings:
+    def __init__(self, budget: int, ttl: float):
+        self.budget, self.ttl = budget, ttl
+        self.longest = budget // 10
+        self.most_items = budget // 25
+        self._held = _Held(None, 0.0)
+
+    def page(self, generation: bytes, query: dict, statements, page: int, page_size: int):
+        """(how many items match, the page as a JSON array) of a listing everyone sees alike, or None when this
+        listing is not held (longer than a process holds, or the index is off): read it from the database.
+
+        `statements` are the listing's (ids in order, ids matching a pattern, rows by id) from `service`.
+        """
+        if self.longest <= 0:
+            return None
+        held = self._held
+        now = time.monotonic()
+        if held.generation != generation or now - held.born > self.ttl:
+            held = self._held = _Held(generation, now)
+        ordered_ids, matching_ids, rows_by_id = statements
+        values = {k: query[k] for k in ("category", "creator_id") if query.get(k)}
+        key = (query["sort"], *sorted(values.items()))
+        order = self._order(held, ordered_ids, key, values)
+        if order is not TOO_LONG and query.get("search"):
+            order = self._searched(held, matching_ids, key, order, like_pattern(query["search"].strip()))
+        if order is TOO_LONG:
+            return None
+        first = (page - 1) * page_size
+        bodies = self._items(held, rows_by_id, order, first, page_size)
+        if bodies is None:
+            return None
+        return len(order), "[" + ", ".join(bodies) + "]"
+
+    def _order(self, held: _Held, statement, key: tuple, values: dict):
+        return self._once(held, held.orders, key, lambda: self._ids(statement, values))
+
+    def _once(self, held: _Held, where: dict, key, read):
+        """`where[key]`, read and held by the first request that asks; the others that ask meanwhile wait for it
+        rather than read the same thing again (an emptied cache under load is a queue, not a stampede)."""
+        try:
+            return where[key]
+        except KeyError:
+            pass
+        lock = held.reading.setdefault((id(where), key), threading.Lock())
+        with lock:
+            try:
+                return where[key]
+            except KeyError:
+                pass
+            value = read()
+            self._hold(held, where, key, value)
+        held.reading.pop((id(where), key), None)
+        return value
+
+    def _searched(self, held: _Held, statement, key: tuple, order: list[str], pattern: str):
+        """The listing's order, of the items the pattern matches: the term's matches are read once for every
+        sort and category, and each listing's filtered order is held too (a search's next page is a slice)."""
+        try:
+            return held.searched[(*key, pattern)]
+        except KeyError:
+            pass
+
+        def read():
+            matched = self._ids(statement, {"pattern": pattern})
+            return TOO_LONG if matched is TOO_LONG else frozenset(matched)
+
+        matched = self._once(held, held.matches, pattern, read)
+        if matched is TOO_LONG:
+            return TOO_LONG
+        searched = [k for k in order if k in matched]
+        if held.searched_ids + len(searched) > self.budget // 10:
+            held.searched.clear()
+            held.searched_ids = 0
+        held.searched[(*key, pattern)] = searched
+        held.searched_ids += len(searched)
+        return searched
+
+    def _ids(self, statement, values: dict) -> list[str] | None:
+        without_transaction()  # a listing only reads
+        ids = db.session.execute(statement, {**values, "longest": self.longest + 1}).scalars().all()
+        return TOO_LONG if len(ids) > self.longest else ids
+
+    def _hold(self, held: _Held, where: dict, key, ids) -> None:
+        size = 0 if ids is TOO_LONG else len(ids)
+        if held.ids + size > self.budget:
+            held.orders.clear()
+            held.matches.clear()
+            held.ids = 0
+        where[key] = ids
+        held.ids += size
+
+    def _items(self, held: _Held, statement, order: list[str], first: int, size: int) -> list[str] | None:
+        """The JSON of the page's items; a page with any not yet held reads them with the next ones in its order
+        (READ_AHEAD in all), so walking a listing reads its rows a few statements at a time, not one a page."""
+        items = held.items
+        keys = order[first : first + size]
+        if all(key in items for key in keys):
+            return [items[key] for key in keys]
+        missing = [key for key in order[first : first + max(size, READ_AHEAD)] if key not in items]
+        without_transaction()
+        rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
+        fetched = {row.key: json.dumps(content_row(row)) for row in rows}
+        if len(fetched) < len(missing):
+            return None  # gone from the table since the listing was read: let the database answer
+        bodies = [items.get(key) or fetched[key] for key in keys]
+        if len(items) + len(fetched) > self.most_items:
+            items.clear()
+        items.update(fetched)
+        return bodies
+
+
+def id_key(column):
+    """The id as the database writes it as text (no UUID object made per row): the key a process holds."""
+    return cast(column, String)
