@@ -284,7 +284,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "MAX_MEDIA_SECONDS": _int("MAX_MEDIA_SECONDS", 6 * 3600),
         # The catalogue's listings a web process holds (content/listings.py): at most this many ids, and a tenth as
         # many items; a listing longer than a tenth of it is read from the database page by page. 0: none held.
-        "CATALOGUE_INDEX_IDS": _int("CATALOGUE_INDEX_IDS", 500_000),
+        "CATALOGUE_INDEX_IDS": _int("CATALOGUE_INDEX_IDS", 400_000),
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
         # How often the clock queues again media stuck in `processing` past MEDIA_JOB_TIMEOUT (its job lost).
         "MEDIA_SWEEP_INTERVAL_SECONDS": _int("MEDIA_SWEEP_INTERVAL_SECONDS", 300),

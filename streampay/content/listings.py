@@ -9,15 +9,16 @@ category, is then a slice of ids filtered by the term's matches and a join of JS
 
 What is held is exactly as fresh as the Redis page cache it stands beside: it belongs to the catalogue's
 generation read before its queries (`service.changed` moves it on after every commit that changes an item) and
-is dropped at the next request that reads another generation, or after `CATALOGUE_TTL` seconds (a creator's new
-display name). Memory is bounded: a process holds at most `CATALOGUE_INDEX_IDS` ids (about 90 bytes each) and a
-twenty-fifth as many items' JSON (about 1.2 kB each); a listing or a term's matches longer than a tenth of it is
-not held (its pages come from the database, as creators' and admins' own views always do), and what would pass
-the bound replaces what is held.
+is dropped at the next request that reads another generation; the items' JSON is also read again after
+`CATALOGUE_TTL` seconds (a creator's new display name, which moves no generation). Memory is bounded: a process
+holds at most `CATALOGUE_INDEX_IDS` ids (about 100 bytes each) and a twenty-fifth as many items' JSON (about
+1.5 kB each); a listing or a term's matches longer than a tenth of it is not held (its pages come from the
+database, as creators' and admins' own views always do), and what would pass the bound replaces what is held.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -29,7 +30,7 @@ from streampay.content.schemas import content_row
 from streampay.extensions import db, without_transaction
 from streampay.users.service import like_pattern
 
-READ_AHEAD = 50  # items read at once when a page has some not yet held
+READ_AHEAD = 100  # items read at once when a page has some not yet held: 22-32 µs each where ten cost 78
 TOO_LONG = None  # held in place of a listing or a match set that is longer than a process holds
 
 
@@ -37,15 +38,15 @@ class _Held:
     """What one process holds under one generation; a request keeps the one it started with, so a change of
     generation while it waits on the database never mixes two generations in one place."""
 
-    __slots__ = ("generation", "born", "orders", "matches", "searched", "items", "ids", "searched_ids", "reading")
+    __slots__ = ("generation", "born", "orders", "members", "matches", "items", "ids", "reading")
 
     def __init__(self, generation: bytes | None, born: float):
         self.generation, self.born = generation, born
         self.orders: dict[tuple, list[str] | None] = {}
         self.matches: dict[str, frozenset[str] | None] = {}
-        self.searched: dict[tuple, list[str]] = {}  # a listing's order of a term's matches: its own, smaller room
+        self.members: dict[tuple, frozenset[str]] = {}  # a category's or a creator's listing, as a set
         self.items: dict[str, str] = {}
-        self.ids = self.searched_ids = 0
+        self.ids = 0
         self.reading: dict[tuple, threading.Lock] = {}  # what a request is reading now, for the others to wait on
 
 
@@ -66,24 +67,35 @@ class Listings:
             return None
         held = self._held
         now = time.monotonic()
-        if held.generation != generation or now - held.born > self.ttl:
+        if held.generation != generation:
             held = self._held = _Held(generation, now)
+        elif now - held.born > self.ttl:  # a creator's new name is in no generation: their items are read again
+            held.items, held.born = {}, now
         ordered_ids, matching_ids, rows_by_id = statements
         values = {k: query[k] for k in ("category", "creator_id") if query.get(k)}
         key = (query["sort"], *sorted(values.items()))
-        order = self._order(held, ordered_ids, key, values)
-        if order is not TOO_LONG and query.get("search"):
-            order = self._searched(held, matching_ids, key, order, like_pattern(query["search"].strip()))
+        order = self._once(held, held.orders, key, lambda: self._ids(ordered_ids, values))
         if order is TOO_LONG:
             return None
         first = (page - 1) * page_size
-        bodies = self._items(held, rows_by_id, order, first, page_size)
-        if bodies is None:
+        if not query.get("search"):
+            keys = order[first : first + page_size]
+            bodies = self._items(held, rows_by_id, keys, order[first : first + READ_AHEAD])
+            return None if bodies is None else (len(order), _array(bodies))
+        # A search: the term's matches (read once for every sort and category) in the listing's order. A page walks
+        # the order only as far as its last match; the count is a set intersection (or, in the whole catalogue,
+        # every match).
+        matched = self._matching(held, matching_ids, like_pattern(query["search"].strip()))
+        if matched is TOO_LONG:
             return None
-        return len(order), "[" + ", ".join(bodies) + "]"
-
-    def _order(self, held: _Held, statement, key: tuple, values: dict):
-        return self._once(held, held.orders, key, lambda: self._ids(statement, values))
+        if values:
+            members = self._once(held, held.members, key, lambda: frozenset(order))
+            total = len(matched.intersection(members))
+        else:
+            total = len(matched)
+        ahead = list(itertools.islice((k for k in order if k in matched), first, first + max(page_size, READ_AHEAD)))
+        bodies = self._items(held, rows_by_id, ahead[:page_size], ahead)
+        return None if bodies is None else (total, _array(bodies))
 
     def _once(self, held: _Held, where: dict, key, read):
         """`where[key]`, read and held by the first request that asks; the others that ask meanwhile wait for it
@@ -103,28 +115,12 @@ class Listings:
         held.reading.pop((id(where), key), None)
         return value
 
-    def _searched(self, held: _Held, statement, key: tuple, order: list[str], pattern: str):
-        """The listing's order, of the items the pattern matches: the term's matches are read once for every
-        sort and category, and each listing's filtered order is held too (a search's next page is a slice)."""
-        try:
-            return held.searched[(*key, pattern)]
-        except KeyError:
-            pass
-
+    def _matching(self, held: _Held, statement, pattern: str):
         def read():
             matched = self._ids(statement, {"pattern": pattern})
             return TOO_LONG if matched is TOO_LONG else frozenset(matched)
 
-        matched = self._once(held, held.matches, pattern, read)
-        if matched is TOO_LONG:
-            return TOO_LONG
-        searched = [k for k in order if k in matched]
-        if held.searched_ids + len(searched) > self.budget // 10:
-            held.searched.clear()
-            held.searched_ids = 0
-        held.searched[(*key, pattern)] = searched
-        held.searched_ids += len(searched)
-        return searched
+        return self._once(held, held.matches, pattern, read)
 
     def _ids(self, statement, values: dict) -> list[str] | None:
         without_transaction()  # a listing only reads
@@ -135,19 +131,19 @@ class Listings:
         size = 0 if ids is TOO_LONG else len(ids)
         if held.ids + size > self.budget:
             held.orders.clear()
+            held.members.clear()
             held.matches.clear()
             held.ids = 0
         where[key] = ids
         held.ids += size
 
-    def _items(self, held: _Held, statement, order: list[str], first: int, size: int) -> list[str] | None:
-        """The JSON of the page's items; a page with any not yet held reads them with the next ones in its order
-        (READ_AHEAD in all), so walking a listing reads its rows a few statements at a time, not one a page."""
+    def _items(self, held: _Held, statement, keys: list[str], ahead: list[str]) -> list[str] | None:
+        """The JSON of the page's items; a page with any not yet held reads them with those of `ahead` not held
+        either (the next ones in its order), so walking a listing reads its rows a few statements at a time."""
         items = held.items
-        keys = order[first : first + size]
         if all(key in items for key in keys):
             return [items[key] for key in keys]
-        missing = [key for key in order[first : first + max(size, READ_AHEAD)] if key not in items]
+        missing = [key for key in dict.fromkeys(keys + ahead) if key not in items]
         without_transaction()
         rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
         fetched = {row.key: json.dumps(content_row(row)) for row in rows}
@@ -158,6 +154,10 @@ class Listings:
             items.clear()
         items.update(fetched)
         return bodies
+
+
+def _array(bodies: list[str]) -> str:
+    return "[" + ", ".join(bodies) + "]"  # json.dumps of a list of them, byte for byte
 
 
 def id_key(column):

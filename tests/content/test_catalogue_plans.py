@@ -17,10 +17,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(params=["held", "database"])
-def app(request, app_factory):
+def app(request, app_factory, media_root):
     """Anonymous pages as a web process serves them (its listings held), and read from the database page by page
     (what a listing too long to hold, and a creator's or an admin's own view, always is)."""
-    return app_factory(**({"CATALOGUE_INDEX_IDS": 0} if request.param == "database" else {}))
+    return app_factory(MEDIA_ROOT=media_root, **({"CATALOGUE_INDEX_IDS": 0} if request.param == "database" else {}))
 
 
 # No plan without the index may win: a scan of the whole table or an explicit sort costs "infinitely" much.

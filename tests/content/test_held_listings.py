@@ -1,0 +1,105 @@
+"""The catalogue's listings a web process holds (streampay/content/listings.py): the same pages as the database's,
+as fresh as Redis's page cache, across processes, and within their memory bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streampay.extensions import redis_client
+from streampay.metrics import CATALOGUE_PAGES
+from tests.conftest import bearer
+from tests.content.test_catalogue import racks  # noqa: F401 (the fixture)
+
+SORTS = ["newest", "oldest", "price", "-price", "duration", "-duration", "title"]
+# Terms shorter than a trigram, LIKE's metacharacters, a term in most items, one in none.
+TERMS = ["a", "al", "alpha", "%", "0%", "_", "\\", "juice", "the", "zz"]
+
+
+def another_process(app_factory, app, **settings):
+    """A second web process of the same platform: its own app (and its own listings), the same database and Redis."""
+    other = app_factory(MEDIA_ROOT=app.config["MEDIA_ROOT"], **settings)
+    with app.app_context():
+        shared = redis_client()
+    other.extensions["streampay.redis"] = shared  # the embedded default gives each app a Redis of its own
+    return other
+
+
+def served(client, url: str) -> tuple[int, bytes, str | None]:
+    reply = client.get(url)
+    return reply.status_code, reply.data, reply.headers.get("X-Pagination")
+
+
+def read_from(source: str) -> float:
+    return CATALOGUE_PAGES.labels(source)._value.get()
+
+
+def test_a_held_page_is_the_databases_page_byte_for_byte(app, client, app_factory, racks):  # noqa: F811
+    """Every sort, with a category, a creator, search terms and both together, at page sizes that split ties and
+    past the end: the held listing and a process that reads every page from the database answer the same bytes."""
+    from_database = another_process(app_factory, app, CATALOGUE_INDEX_IDS=0).test_client()
+    creator = racks["first"]["user"]["id"]
+    queries = [""] + [f"search={term}" for term in TERMS]
+    queries += ["category=music", f"creator_id={creator}", "category=travel&search=a", f"creator_id={creator}&search=o"]
+    urls = [
+        f"/api/v1/content/?sort={sort}&{query}&page={page}&page_size={size}"
+        for sort in SORTS
+        for query in queries
+        for size, page in ((1, 1), (3, 2), (3, 4), (100, 1), (4, 9))
+    ]
+    held_before, database_before = read_from("held"), read_from("database")
+    answers = [served(client, url) for url in urls]  # first, so none is answered from a page the other cached
+    assert read_from("held") - held_before == len(urls)
+    for url, held in zip(urls, answers, strict=True):
+        assert held[0] == 200, url
+        assert served(from_database, url) == held, url
+    assert read_from("database") - database_before == len(urls)
+    assert any(json.loads(body) for _, body, _ in answers) and any(not json.loads(body) for _, body, _ in answers)
+
+
+def test_a_change_through_one_process_shows_in_the_others_listings_at_once(app, client, app_factory, racks):  # noqa: F811
+    other = another_process(app_factory, app).test_client()
+    first = racks["first"]
+    url = "/api/v1/content/?sort=-price&search=alpha&page_size=2"
+    before = other.get(url).json
+    assert [i["title"] for i in before] == ["alpha", "alpha"] and other.get(url).json == before  # now held
+    headers = bearer(first["access_token"])
+    mine = before[1]
+    assert mine["creator_id"] == first["user"]["id"]
+    reply = client.patch(f"/api/v1/content/{mine['id']}", json={"price_per_second": "0.0090000"}, headers=headers)
+    assert reply.status_code == 200, reply.json
+    after = other.get(url).json
+    assert after[0]["id"] == mine["id"] and after[0]["price_per_second"] == "0.0090000"
+    assert client.delete(f"/api/v1/content/{mine['id']}", headers=headers).status_code == 204
+    assert mine["id"] not in [i["id"] for i in other.get("/api/v1/content/?search=alpha&page_size=100").json]
+    total = json.loads(other.get("/api/v1/content/?search=alpha").headers["X-Pagination"])["total"]
+    assert total == 2
+
+
+def test_what_a_process_held_is_not_served_after_redis_loses_the_generation(app, client, racks):  # noqa: F811
+    """Redis restarted empty: the next change gets a generation no process held anything under."""
+    url = "/api/v1/content/?sort=title&page_size=100"
+    titles = [i["title"] for i in client.get(url).json]
+    assert client.get(url).json and "zulu" not in titles
+    with app.app_context():
+        redis_client().flushdb()
+    first = racks["first"]
+    item = next(i for i in client.get(url).json if i["creator_id"] == first["user"]["id"])
+    reply = client.patch(f"/api/v1/content/{item['id']}", json={"title": "zulu"}, headers=bearer(first["access_token"]))
+    assert reply.status_code == 200
+    assert [i["title"] for i in client.get(url).json][-1] == "zulu"
+
+
+@pytest.mark.parametrize("budget", [0, 20, 100])
+def test_a_listing_longer_than_a_process_holds_is_read_from_the_database(app_factory, app, racks, budget):  # noqa: F811
+    """A tenth of CATALOGUE_INDEX_IDS is the longest listing held (0: none): 10 items do not fit under 20 or 0,
+    and do under 100; the longer ones are read page by page from the database, with the same answers."""
+    small = another_process(app_factory, app, CATALOGUE_INDEX_IDS=budget).test_client()
+    url = "/api/v1/content/?sort=price&page=2&page_size=3"
+    expected = served(app.test_client(), url)  # held under the default bound (and so not cached in Redis)
+    held_before, database_before = read_from("held"), read_from("database")
+    assert served(small, url) == expected
+    assert read_from("held") - held_before == (1 if budget == 100 else 0)
+    assert read_from("database") - database_before == (0 if budget == 100 else 1)
+    assert len(json.loads(expected[1])) == 3
