@@ -4,6 +4,7 @@ as fresh as Redis's page cache, across processes, and within their memory bound.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -103,3 +104,41 @@ def test_a_listing_longer_than_a_process_holds_is_read_from_the_database(app_fac
     assert read_from("held") - held_before == (1 if budget == 100 else 0)
     assert read_from("database") - database_before == (0 if budget == 100 else 1)
     assert len(json.loads(expected[1])) == 3
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")),
+    reason="requests on threads of their own, each with a connection of its own: PostgreSQL",
+)
+def test_a_listing_asked_for_by_many_at_once_is_read_once(app, client, racks):  # noqa: F811
+    """An emptied cache under load is a queue, not a stampede: the first request reads the listing's order and
+    the term's matches, and the others asking at the same moment wait for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event
+
+    from streampay.extensions import db
+
+    with app.app_context():
+        redis_client().flushdb()  # a generation nobody holds anything under
+    client.get("/api/v1/content/?sort=oldest&page_size=1")  # draws the new generation
+    reads = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT CAST(content.id AS VARCHAR)"):
+            reads.append(statement)
+
+    urls = [f"/api/v1/content/?sort=title&search=a&page={page}&page_size=1" for page in range(1, 9)] * 2
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            replies = list(pool.map(lambda url: app.test_client().get(url), urls))
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert all(r.status_code == 200 for r in replies)
+    assert [r.json[0]["id"] for r in replies[:8]] == [r.json[0]["id"] for r in replies[8:]]
+    orders = [s for s in reads if "ORDER BY" in s]
+    matches = [s for s in reads if "LIKE" in s.upper() and "ORDER BY" not in s]
+    assert len(orders) == 1 and len(matches) == 1, reads  # the title order, and the matches of "a" (then rows)
