@@ -117,8 +117,9 @@ class Listings:
 
     def _matching(self, held: _Held, statement, pattern: str):
         def read():
-            matched = self._ids(statement, {"pattern": pattern})
-            return TOO_LONG if matched is TOO_LONG else frozenset(matched)
+            without_transaction()
+            count, ids = db.session.execute(statement, {"pattern": pattern}).one()
+            return TOO_LONG if count > self.longest else frozenset(ids.split(",") if ids else ())
 
         return self._once(held, held.matches, pattern, read)
 

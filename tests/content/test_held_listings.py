@@ -125,7 +125,7 @@ def test_a_listing_asked_for_by_many_at_once_is_read_once(app, client, racks):  
     reads = []
 
     def remember(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("SELECT CAST(content.id AS VARCHAR)"):
+        if "FROM content" in statement:
             reads.append(statement)
 
     urls = [f"/api/v1/content/?sort=title&search=a&page={page}&page_size=1" for page in range(1, 9)] * 2
@@ -140,5 +140,5 @@ def test_a_listing_asked_for_by_many_at_once_is_read_once(app, client, racks):  
     assert all(r.status_code == 200 for r in replies)
     assert [r.json[0]["id"] for r in replies[:8]] == [r.json[0]["id"] for r in replies[8:]]
     orders = [s for s in reads if "ORDER BY" in s]
-    matches = [s for s in reads if "LIKE" in s.upper() and "ORDER BY" not in s]
+    matches = [s for s in reads if "LIKE" in s.upper() and "count(*)" in s]
     assert len(orders) == 1 and len(matches) == 1, reads  # the title order, and the matches of "a" (then rows)
