@@ -229,7 +229,7 @@ def _listing(sort: str, audience: Role | None, filters: frozenset[str]) -> tuple
 
 
 @functools.cache
-def _held(sort: str, filters: frozenset[str]) -> tuple[Select, Select, Select]:
+def _held_statements(sort: str, filters: frozenset[str]) -> tuple[Select, Select, Select]:
     """What `listings` asks of a listing everyone sees: its ids in order (sort, category, creator), the ids a
     search pattern matches, and rows by id. The ids come as the database writes them (the process's keys)."""
     c = Content.__table__.c
@@ -240,6 +240,10 @@ def _held(sort: str, filters: frozenset[str]) -> tuple[Select, Select, Select]:
     matching = select(func.count(), func.aggregate_strings(key, ",")).where(VISIBLE, _matches(bindparam("pattern")))
     rows = select(key.label("key"), *ROW_COLUMNS).select_from(_CREATORS)
     return ordered, matching, rows.where(c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _filters(query: dict) -> frozenset[str]:
+    return frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
 
 
 def _listings() -> Listings:
@@ -273,8 +277,8 @@ def catalogue_page(user: User | None, query: dict, page: int, page_size: int) ->
             CATALOGUE_PAGES.labels("cache").inc()
             return int(count), body
     if generation != b"0":
-        filters = frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
-        held = _listings().page(generation, query, _held(query["sort"], filters), page, page_size)
+        filters = _filters(query)
+        held = _listings().page(generation, query, _held_statements(query["sort"], filters), page, page_size)
         if held is not None:
             CATALOGUE_PAGES.labels("held").inc()
             return held
@@ -295,7 +299,7 @@ def catalogue_page(user: User | None, query: dict, page: int, page_size: int) ->
 
 def _catalogue_page(user: User | None, query: dict, page: int, page_size: int, count: int | None = None):
     audience = user.role if user is not None and user.role != Role.VIEWER else None
-    filters = frozenset(k for k in ("category", "creator_id", "search") if query.get(k))
+    filters = _filters(query)
     count_stmt, page_stmt = _listing(query["sort"], audience, filters)
     values = {k: query[k] for k in filters - {"search"}}
     if "search" in filters:
