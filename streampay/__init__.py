@@ -119,6 +119,7 @@ def _init_domains(app: Flask) -> None:
     sessions hold)."""
     from streampay import dbtypes, mail
     from streampay.auth import tokens
+    from streampay.content import service as content
     from streampay.streaming import revocation
     from streampay.streaming import service as streaming
     from streampay.users import passwords
@@ -129,6 +130,7 @@ def _init_domains(app: Flask) -> None:
         dbtypes.declare_postgresql_only()
     passwords.init_app(app)
     tokens.init_app(app)
+    content.init_app(app)
     streaming.init_app(app)
     revocation.init_app(app)
     mail.init_app(app)

@@ -8,12 +8,16 @@ same `ILIKE` on the same indexes), and once for each item's JSON; any page of th
 category, is then a slice of ids filtered by the term's matches and a join of JSON already written.
 
 What is held is exactly as fresh as the Redis page cache it stands beside: it belongs to the catalogue's
-generation read before its queries (`service.changed` moves it on after every commit that changes an item) and
-is dropped at the next request that reads another generation; the items' JSON is also read again after
-`CATALOGUE_TTL` seconds (a creator's new display name, which moves no generation). Memory is bounded: a process
-holds at most `CATALOGUE_INDEX_IDS` ids (about 100 bytes each) and a twenty-fifth as many items' JSON (about
-1.5 kB each); a listing or a term's matches longer than a tenth of it is not held (its pages come from the
-database, as creators' and admins' own views always do), and what would pass the bound replaces what is held.
+generation read before its queries (`service.changed` moves it on after every commit that changes an item, or a
+creator's name, and records which items changed). The first request that reads a newer generation moves what is
+held on to it: the changed items' JSON is dropped, each term's matches are corrected for those items alone (one
+statement for every term), and the orders are read again (one string each); what changed is unknown when Redis
+lost its record (wiped, or more changes since than it keeps), and then everything is dropped.
+
+Memory is bounded: a process holds at most `CATALOGUE_INDEX_IDS` ids (about 100 bytes each) and a twenty-fifth
+as many items' JSON (about 1.5 kB each); a listing or a term's matches longer than a tenth of it is not held (its
+pages come from the database, as creators' and admins' own views always do), and what would pass the bound
+replaces what is held.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 import uuid
 
 from sqlalchemy import String, cast
@@ -38,10 +41,10 @@ class _Held:
     """What one process holds under one generation; a request keeps the one it started with, so a change of
     generation while it waits on the database never mixes two generations in one place."""
 
-    __slots__ = ("generation", "born", "orders", "members", "matches", "items", "ids", "reading")
+    __slots__ = ("generation", "orders", "members", "matches", "items", "ids", "reading")
 
-    def __init__(self, generation: bytes | None, born: float):
-        self.generation, self.born = generation, born
+    def __init__(self, generation: bytes | None):
+        self.generation = generation
         self.orders: dict[tuple, list[str] | None] = {}
         self.matches: dict[str, frozenset[str] | None] = {}
         self.members: dict[tuple, frozenset[str]] = {}  # a category's or a creator's listing, as a set
@@ -51,11 +54,16 @@ class _Held:
 
 
 class Listings:
-    def __init__(self, budget: int, ttl: float):
-        self.budget, self.ttl = budget, ttl
+    """`changes(since, to)` answers which items changed after generation `since` up to `to` (None: unknown), and
+    `rematch(ids, patterns)` which of those ids each pattern now matches; `service` gives both."""
+
+    def __init__(self, budget: int, changes, rematch):
+        self.budget = budget
         self.longest = budget // 10
         self.most_items = budget // 25
-        self._held = _Held(None, 0.0)
+        self._changes, self._rematch = changes, rematch
+        self._held = _Held(None)
+        self._moving = threading.Lock()
 
     def page(self, generation: bytes, query: dict, statements, page: int, page_size: int):
         """(how many items match, the page as a JSON array) of a listing everyone sees alike, or None when this
@@ -65,12 +73,7 @@ class Listings:
         """
         if self.longest <= 0:
             return None
-        held = self._held
-        now = time.monotonic()
-        if held.generation != generation:
-            held = self._held = _Held(generation, now)
-        elif now - held.born > self.ttl:  # a creator's new name is in no generation: their items are read again
-            held.items, held.born = {}, now
+        held = self._at(generation)
         ordered_ids, matching_ids, rows_by_id = statements
         values = {k: query[k] for k in ("category", "creator_id") if query.get(k)}
         key = (query["sort"], *sorted(values.items()))
@@ -96,6 +99,36 @@ class Listings:
         ahead = list(itertools.islice((k for k in order if k in matched), first, first + max(page_size, READ_AHEAD)))
         bodies = self._items(held, rows_by_id, ahead[:page_size], ahead)
         return None if bodies is None else (total, _array(bodies))
+
+    def _at(self, generation: bytes) -> _Held:
+        """What is held under `generation`: the first request to read a new one moves it on (the others wait)."""
+        held = self._held
+        if held.generation == generation:
+            return held
+        with self._moving:
+            held = self._held
+            if held.generation != generation:
+                changed = None if held.generation is None else self._changes(held.generation, generation)
+                held = self._held = self._moved(held, generation, changed)
+        return held
+
+    def _moved(self, old: _Held, generation: bytes, changed: frozenset[str] | None) -> _Held:
+        """A new _Held (a request still reading under the old one writes there, not here) with what `old` held
+        that the changes leave true: every item's JSON but the changed ones', and each term's matches corrected
+        for the changed items. The orders are read again, unless nothing changed."""
+        new = _Held(generation)
+        if changed is None:
+            return new
+        new.items = {k: v for k, v in old.items.items() if k not in changed}
+        if not changed:
+            new.orders, new.members, new.matches, new.ids = dict(old.orders), dict(old.members), old.matches, old.ids
+            return new
+        held = {p: m for p, m in old.matches.items() if m is not TOO_LONG}
+        now = self._rematch(changed, list(held)) if held else {}
+        for pattern, matched in held.items():
+            new.matches[pattern] = (matched - changed) | now[pattern]
+            new.ids += len(new.matches[pattern])
+        return new
 
     def _once(self, held: _Held, where: dict, key, read):
         """`where[key]`, read and held by the first request that asks; the others that ask meanwhile wait for it
@@ -124,8 +157,15 @@ class Listings:
         return self._once(held, held.matches, pattern, read)
 
     def _ids(self, statement, values: dict) -> list[str] | None:
+        """The listing's ids in order: as one string (how many, and the ids joined by commas) where the database
+        writes them so, else a row each."""
         without_transaction()  # a listing only reads
-        ids = db.session.execute(statement, {**values, "longest": self.longest + 1}).scalars().all()
+        result = db.session.execute(statement, {**values, "longest": self.longest + 1})
+        if len(result.keys()) == 2:
+            _, joined = result.one()
+            ids = joined.split(",") if joined else []
+        else:
+            ids = result.scalars().all()
         return TOO_LONG if len(ids) > self.longest else ids
 
     def _hold(self, held: _Held, where: dict, key, ids) -> None:

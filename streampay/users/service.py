@@ -97,6 +97,7 @@ def get_user(user_id) -> User:
 
 
 def update_profile(user: User, changes: dict) -> User:
+    shown_as = (user.display_name, user.username)
     if "username" in changes:
         changes["username"] = changes["username"].strip().lower()
         _taken(username=changes["username"], exclude=user)
@@ -115,6 +116,8 @@ def update_profile(user: User, changes: dict) -> User:
     elif "current_password" in changes:
         raise Invalid("current_password is only needed to change the password.", {"password": ["Missing."]})
     _commit_unique()
+    if (user.display_name, user.username) != shown_as:
+        signals.renamed.send(current_app._get_current_object(), user_id=user.id)
     return user
 
 

@@ -7,6 +7,9 @@ The streaming package listens, to end the sessions and close the sockets that th
 `deactivating` is sent inside the transaction that deactivates an account, before its commit: the auth
 package revokes every sign-in of the account in that same transaction, so reactivating it later revives
 none of its old tokens.
+
+`renamed` is sent after the commit that changed how a user is shown to others (display name or username): the
+content package listens, since the catalogue shows each item's creator by that name.
 """
 
 from __future__ import annotations
@@ -19,3 +22,5 @@ _signals = Namespace()
 access_revoked = _signals.signal("access-revoked")
 # sender: the app; keywords: user_id (uuid.UUID)
 deactivating = _signals.signal("deactivating")
+# sender: the app; keywords: user_id (uuid.UUID)
+renamed = _signals.signal("renamed")

@@ -78,6 +78,111 @@ def test_a_change_through_one_process_shows_in_the_others_listings_at_once(app, 
     assert total == 2
 
 
+def changes_of_every_kind(client, shelves):
+    """(what, do it): a title, a price, a category, unpublished, published, deleted, a creator renamed; and two,
+    the first of which Redis lost its record of."""
+    first = shelves["first"]
+    mine = {who: bearer(shelves[who]["access_token"]) for who in ("first", "second")}
+    shelf = client.get("/api/v1/content/?sort=title&page_size=100", headers=mine["first"]).json
+    shelf += client.get("/api/v1/content/?sort=title&page_size=100", headers=mine["second"]).json
+    by_title = {item["title"]: item for item in shelf}
+
+    def edit(old_title, **changes):
+        item = by_title[old_title]
+        who = "first" if item["creator_id"] == first["user"]["id"] else "second"
+        return lambda: client.patch(f"/api/v1/content/{item['id']}", json=changes, headers=mine[who])
+
+    def forget_a_change():  # one change, its record lost (Redis wiped it, or let it go), then another
+        assert edit("hotel", title="india juice")().status_code == 200
+        with client.application.app_context():
+            redis_client().delete("content:catalogue:changes")
+        return edit("bravo", title="kilo")()
+
+    deleted = by_title["delta_wave"]["id"]
+    rename = lambda: client.patch("/api/v1/users/me", json={"display_name": "Dusk"}, headers=mine["first"])  # noqa: E731
+    return [
+        ("a title", edit("golf 10 percent", title="alpha zulu")),
+        ("a price", edit("bravo", price_per_second="0.0005000")),
+        ("a category", edit("charlie 100% juice", category="music")),
+        ("unpublished", edit("foxtrot deltaxwave", is_published=False)),
+        ("published", edit("alpha unpublished", is_published=True)),
+        ("deleted", lambda: client.delete(f"/api/v1/content/{deleted}", headers=mine["second"])),
+        ("a creator renamed", rename),
+        ("a change whose record was lost", forget_a_change),
+    ]
+
+
+def titles(body: bytes) -> list[str]:
+    return [item["title"] for item in json.loads(body)]
+
+
+def test_a_held_listing_follows_every_kind_of_change(app, client, app_factory, racks):  # noqa: F811
+    """What a process holds is moved on by each change (the changed items' JSON read again, the terms' matches
+    corrected, the orders read again), and its pages stay the database's pages, byte for byte."""
+    held = another_process(app_factory, app).test_client()
+    from_database = another_process(app_factory, app, CATALOGUE_INDEX_IDS=0).test_client()
+    queries = ["", "category=music", "category=food", f"creator_id={racks['first']['user']['id']}"]
+    queries += [f"search={term}" for term in ("alpha", "juice", "zulu", "a", "dusk", "india", "kilo")]
+    queries += ["category=music&search=a"]
+    urls = [
+        f"/api/v1/content/?sort={sort}&{query}&page_size=4&page={page}"
+        for sort in SORTS
+        for query in queries
+        for page in (1, 2)
+    ]
+    for url in urls:
+        held.get(url)  # now held
+    for what, change in changes_of_every_kind(client, racks):
+        assert change().status_code in (200, 204), what
+        held_before = read_from("held")
+        answers = [served(held, url) for url in urls]
+        assert read_from("held") - held_before == len(urls), what
+        for url, answer in zip(urls, answers, strict=True):
+            expected = served(from_database, url)
+            assert answer == expected, (what, url, titles(answer[1]), titles(expected[1]))
+    names = {item["creator"] for item in json.loads(served(held, "/api/v1/content/?page_size=100")[1])}
+    assert "Dusk" in names and "First Light" not in names
+
+
+def test_a_change_reads_again_only_what_it_changed(app, client, app_factory, racks):  # noqa: F811
+    """One item's new title: the process reads that item's row and the listings' orders again, and asks which
+    terms the item matches now in one statement, rather than reading every term's matches and every item."""
+    from sqlalchemy import event
+
+    from streampay.extensions import db
+
+    other_app = another_process(app_factory, app)
+    held = other_app.test_client()
+    urls = [f"/api/v1/content/?sort={sort}&search={term}" for sort in ("title", "price") for term in TERMS]
+    urls += [f"/api/v1/content/?sort={sort}&page_size=100" for sort in SORTS]
+    for url in urls:
+        held.get(url)
+    first = racks["first"]
+    alphas = held.get("/api/v1/content/?sort=title&search=alpha").json
+    mine = next(i for i in alphas if i["creator_id"] == first["user"]["id"])
+    reply = client.patch(f"/api/v1/content/{mine['id']}", json={"title": "zulu"}, headers=bearer(first["access_token"]))
+    assert reply.status_code == 200
+    reads = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):
+        reads.append((statement, parameters))
+
+    with other_app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        answers = [held.get(url) for url in urls]
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert all(a.status_code == 200 for a in answers)
+    assert "zulu" in [i["title"] for i in held.get("/api/v1/content/?search=zulu").json]
+    likes = [s for s, _ in reads if "LIKE" in s.upper()]
+    assert len(likes) == 1, likes  # the terms asked of the changed item: one statement, not one per term
+    rows = [p for s, p in reads if "JOIN users" in s]
+    assert len(rows) == 1 and len(rows[0]) == 1, rows  # the changed item's row alone
+    assert len([s for s, _ in reads if "ORDER BY" in s]) == len(SORTS)
+
+
 def test_what_a_process_held_is_not_served_after_redis_loses_the_generation(app, client, racks):  # noqa: F811
     """Redis restarted empty: the next change gets a generation no process held anything under."""
     url = "/api/v1/content/?sort=title&page_size=100"
