@@ -102,6 +102,7 @@ def migrate_and_seed(items: int, seed: int) -> dict:
     from streampay import create_app
     from streampay.content.models import Content
     from streampay.extensions import db, upgrade
+    from streampay.users import passwords
     from streampay.users.models import User
 
     app = create_app()
@@ -109,6 +110,7 @@ def migrate_and_seed(items: int, seed: int) -> dict:
         upgrade()
         rng = random.Random(seed)
         users = _creators(rng, max(1, items // 50))
+        users[0]["password_hash"] = passwords.hash_password(EDITOR_PASSWORD)  # edits an item before each scenario
         db.session.execute(insert(User), users)
         rows = _content_rows(rng, [u["id"] for u in users], items)
         for start in range(0, len(rows), 2000):
@@ -120,7 +122,14 @@ def migrate_and_seed(items: int, seed: int) -> dict:
         db.session.remove()
         db.engine.dispose()
     categories = Counter(r["category"] for r in rows[:items])
-    return {"creators": len(users), "visible": items, "hidden": len(rows) - items, "categories": categories}
+    editor = {"email": users[0]["email"], "item": str(next(r["id"] for r in rows if r["creator_id"] == users[0]["id"]))}
+    return {
+        "creators": len(users),
+        "visible": items,
+        "hidden": len(rows) - items,
+        "categories": categories,
+        "editor": editor,
+    }
 
 
 def _uuid(rng: random.Random) -> uuid.UUID:
@@ -539,6 +548,35 @@ def scenarios(items: int, categories: dict[str, int], seed: int) -> list[tuple[s
     ]
 
 
+EDITOR_PASSWORD = "bench-" + uuid.uuid4().hex
+
+
+def _call(port: int, method: str, path: str, body: dict, token: str | None = None) -> dict:
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    ask = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers=headers, method=method
+    )
+    with urllib.request.urlopen(ask, timeout=30) as reply:  # noqa: S310 (loopback)
+        return json.loads(reply.read())
+
+
+class Editor:
+    """A creator who edits one of their items through the API before each scenario: what a catalogue in use sees
+    many times a day, and what every page the scenario asks for is then the first request for."""
+
+    def __init__(self, port: int, editor: dict):
+        self.port, self.item = port, editor["item"]
+        signed_in = _call(port, "POST", "/api/v1/auth/login", {"email": editor["email"], "password": EDITOR_PASSWORD})
+        self.token, self.edits = signed_in["access_token"], 0
+
+    def edit(self) -> None:
+        self.edits += 1
+        price = f"0.{self.edits % 9000 + 1000:04d}000"  # a new price each time
+        _call(self.port, "PATCH", API + self.item, {"price_per_second": price}, self.token)
+
+
 SOURCES = ("cache", "held", "database")
 METRICS_TOKEN = "bench-" + uuid.uuid4().hex
 
@@ -563,10 +601,13 @@ def page_sources(port: int) -> dict[str, float]:
     return counts
 
 
-def measure(args, port, paths, workdir, redis_client, server_pid) -> Result:
-    # Each scenario starts from an empty cache: Redis's pages, and (the generation gone with them) what every
-    # web process holds of the catalogue.
-    redis_client.flushdb()
+def measure(args, port, paths, workdir, redis_client, server_pid, editor: Editor) -> Result:
+    # Each scenario starts right after a catalogue change (every cached page is then stale, and each web process
+    # moves what it holds on), or with --after-wipe from an emptied Redis (what every process holds dropped).
+    if args.after_wipe:
+        redis_client.flushdb()
+    else:
+        editor.edit()
     catalogue = paths[0].startswith(API)
     if args.warm and catalogue:  # the same load first, unmeasured: the window opens on a catalogue seen before
         _warm(args, port, paths, workdir, args.seconds)
@@ -696,6 +737,12 @@ def parse_args(argv=None):
         "after a change",
     )
     parser.add_argument(
+        "--after-wipe",
+        action="store_true",
+        help="start each scenario from an emptied Redis (FLUSHDB) instead of right after an item's edit: the first "
+        "seconds after Redis is wiped, when every web process drops what it holds of the catalogue",
+    )
+    parser.add_argument(
         "--index-ids",
         type=int,
         help="CATALOGUE_INDEX_IDS for the server (default: the app's); 0 reads every uncached page from the database",
@@ -738,11 +785,16 @@ def main(argv=None) -> int:
     print(
         f"StreamPay catalogue benchmark: {args.items} items, {args.clients} clients, {args.seconds:g} s per scenario\n"
         f"web dyno: gunicorn -c gunicorn.conf.py (gevent), WEB_CONCURRENCY={args.workers}: one worker process per "
-        f"core (each has its own GIL), every client on a greenlet; a request's PostgreSQL calls block its worker "
-        f"and its Redis calls yield\n"
+        f"core (each has its own GIL), every client on a greenlet; a request's PostgreSQL and Redis calls yield to "
+        f"the others (psycogreen, gevent)\n"
         f"load: {'wrk (C, 2 threads)' if args.load == 'wrk' else f'{args.client_procs} asyncio processes'}, "
         f"keep-alive, sharing the machine's {os.cpu_count()} cores with gunicorn, PostgreSQL and Redis\n"
-        f"database {args.db_name}, Redis {args.redis}",
+        f"database {args.db_name}, Redis {args.redis}\n"
+        + (
+            "each scenario starts from an emptied Redis (--after-wipe): every process drops what it holds"
+            if args.after_wipe
+            else "each scenario starts right after a creator edits an item through the API: every cached page stale"
+        ),
         flush=True,
     )
     with contextlib.suppress(OSError):
@@ -776,12 +828,13 @@ def main(argv=None) -> int:
                         for name, what, paths in scenarios(args.items, seeded["categories"], args.seed)
                         if chosen is None or name == "/healthz" or name in chosen
                     ]
+                    editor = Editor(port, seeded["editor"])
                     results = {name: [] for name, _, _ in plan}
                     for round_ in range(1, args.rounds + 1):
                         for name, what, paths in plan:
                             label = f"{name} ({round_}/{args.rounds})" if args.rounds > 1 else name
                             print(f"  {label:<26} {what} ...", end=" ", flush=True)
-                            result = measure(args, port, paths, workdir, redis_client, dyno.pid)
+                            result = measure(args, port, paths, workdir, redis_client, dyno.pid, editor)
                             print(f"{result.rps:.0f} req/s, p99 {result.p99_ms:.1f} ms", flush=True)
                             results[name].append(result)
                     rows = [(name, what, results[name]) for name, what, _ in plan]

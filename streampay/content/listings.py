@@ -11,7 +11,8 @@ What is held is exactly as fresh as the Redis page cache it stands beside: it be
 generation read before its queries (`service.changed` moves it on after every commit that changes an item, or a
 creator's name, and records which items changed). The first request that reads a newer generation moves what is
 held on to it: the changed items' JSON is dropped, each term's matches are corrected for those items alone (one
-statement for every term), and the orders are read again (one string each); what changed is unknown when Redis
+statement for every term), and the orders of the listings they were or are in are read again (one string
+each); what changed is unknown when Redis
 lost its record (wiped, or more changes since than it keeps), and then everything is dropped.
 
 Memory is bounded: a process holds at most `CATALOGUE_INDEX_IDS` ids (about 100 bytes each) and a twenty-fifth
@@ -54,14 +55,23 @@ class _Held:
 
 
 class Listings:
-    """`changes(since, to)` answers which items changed after generation `since` up to `to` (None: unknown), and
-    `rematch(ids, patterns)` which of those ids each pattern now matches; `service` gives both."""
+    """`source` is what `service` tells of the catalogue beyond one listing's statements:
 
-    def __init__(self, budget: int, changes, rematch):
+    - `changes(since, to)`: the ids of the items changed after generation `since` up to `to` (None: not known);
+    - `now(ids, patterns)`: what those items are now: ({id: (category, creator id)} of the visible ones, and which
+      of them each pattern matches);
+    - `recall(pattern)`: a term's matches another process read, as (its generation, the ids joined), or None;
+    - `remember(pattern, generation, joined)`: keep the matches this process read for the others;
+    - `recall_items(ids, generation)`: the JSON of those items that other processes wrote and that no change
+      since has made stale, {id: JSON};
+    - `remember_items({id: JSON}, generation)`: keep the items' JSON this process wrote for the others.
+    """
+
+    def __init__(self, budget: int, source):
         self.budget = budget
         self.longest = budget // 10
         self.most_items = budget // 25
-        self._changes, self._rematch = changes, rematch
+        self._source = source
         self._held = _Held(None)
         self._moving = threading.Lock()
 
@@ -108,14 +118,14 @@ class Listings:
         with self._moving:
             held = self._held
             if held.generation != generation:
-                changed = None if held.generation is None else self._changes(held.generation, generation)
+                changed = None if held.generation is None else self._source.changes(held.generation, generation)
                 held = self._held = self._moved(held, generation, changed)
         return held
 
     def _moved(self, old: _Held, generation: bytes, changed: frozenset[str] | None) -> _Held:
         """A new _Held (a request still reading under the old one writes there, not here) with what `old` held
-        that the changes leave true: every item's JSON but the changed ones', and each term's matches corrected
-        for the changed items. The orders are read again, unless nothing changed."""
+        that the changes leave true: every item's JSON but the changed ones', each term's matches corrected for
+        the changed items, and the orders of the listings that none of them was or is in."""
         new = _Held(generation)
         if changed is None:
             return new
@@ -123,11 +133,17 @@ class Listings:
         if not changed:
             new.orders, new.members, new.matches, new.ids = dict(old.orders), dict(old.members), old.matches, old.ids
             return new
-        held = {p: m for p, m in old.matches.items() if m is not TOO_LONG}
-        now = self._rematch(changed, list(held)) if held else {}
-        for pattern, matched in held.items():
-            new.matches[pattern] = (matched - changed) | now[pattern]
+        held = [p for p, m in old.matches.items() if m is not TOO_LONG]
+        listed, matched = self._source.now(changed, held)
+        for pattern in held:
+            new.matches[pattern] = (old.matches[pattern] - changed) | matched[pattern]
             new.ids += len(new.matches[pattern])
+        for key, order in old.orders.items():
+            if order is not TOO_LONG and _untouched(order, dict(key[1:]), changed, listed.values()):
+                new.orders[key] = order
+                new.ids += len(order)
+                if key in old.members:
+                    new.members[key] = old.members[key]
         return new
 
     def _once(self, held: _Held, where: dict, key, read):
@@ -150,11 +166,31 @@ class Listings:
 
     def _matching(self, held: _Held, statement, pattern: str):
         def read():
+            recalled = self._recalled(held, pattern)
+            if recalled is not None:
+                return recalled
             without_transaction()
-            count, ids = db.session.execute(statement, {"pattern": pattern}).one()
-            return TOO_LONG if count > self.longest else frozenset(ids.split(",") if ids else ())
+            count, joined = db.session.execute(statement, {"pattern": pattern}).one()
+            if count > self.longest:
+                return TOO_LONG
+            self._source.remember(pattern, held.generation, joined or "")
+            return frozenset(joined.split(",") if joined else ())
 
         return self._once(held, held.matches, pattern, read)
+
+    def _recalled(self, held: _Held, pattern: str) -> frozenset[str] | None:
+        """A term's matches as another process read them, brought up to this generation by the changes since."""
+        recalled = self._source.recall(pattern)
+        if recalled is None:
+            return None
+        generation, joined = recalled
+        matched = frozenset(joined.split(",") if joined else ())
+        if generation == held.generation:
+            return matched
+        changed = self._source.changes(generation, held.generation)  # None too when it is from a later generation
+        if changed is None:
+            return None
+        return (matched - changed) | self._source.now(changed, [pattern])[1][pattern] if changed else matched
 
     def _ids(self, statement, values: dict) -> list[str] | None:
         """The listing's ids in order: as one string (how many, and the ids joined by commas) where the database
@@ -185,16 +221,32 @@ class Listings:
         if all(key in items for key in keys):
             return [items[key] for key in keys]
         missing = [key for key in dict.fromkeys(keys + ahead) if key not in items]
-        without_transaction()
-        rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
-        fetched = {row.key: json.dumps(content_row(row)) for row in rows}
-        if len(fetched) < len(missing):
-            return None  # gone from the table since the listing was read: let the database answer
+        fetched = self._source.recall_items(missing, held.generation)  # what other processes wrote, still true
+        unwritten = [key for key in missing if key not in fetched]
+        if unwritten:
+            without_transaction()
+            rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in unwritten]}).all()
+            written = {row.key: json.dumps(content_row(row)) for row in rows}
+            if len(written) < len(unwritten):
+                return None  # gone from the table since the listing was read: let the database answer
+            self._source.remember_items(written, held.generation)
+            fetched.update(written)
         bodies = [items.get(key) or fetched[key] for key in keys]
         if len(items) + len(fetched) > self.most_items:
             items.clear()
         items.update(fetched)
         return bodies
+
+
+def _untouched(order: list[str], filters: dict, changed: frozenset[str], listed) -> bool:
+    """Whether a listing's order still holds: none of the changed items was in it, nor is in it now (visible, in
+    its category and by its creator)."""
+    if not changed.isdisjoint(order):
+        return False
+    return not any(
+        filters.get("category", category) == category and str(filters.get("creator_id", creator)) == creator
+        for category, creator in listed
+    )
 
 
 def _array(bodies: list[str]) -> str:

@@ -145,8 +145,9 @@ def test_a_held_listing_follows_every_kind_of_change(app, client, app_factory, r
 
 
 def test_a_change_reads_again_only_what_it_changed(app, client, app_factory, racks):  # noqa: F811
-    """One item's new title: the process reads that item's row and the listings' orders again, and asks which
-    terms the item matches now in one statement, rather than reading every term's matches and every item."""
+    """One item's new title: the process reads that item's row and the orders of the listings it is in again,
+    and asks which terms the item matches now in one statement, rather than reading every term's matches, every
+    listing and every item."""
     from sqlalchemy import event
 
     from streampay.extensions import db
@@ -154,7 +155,7 @@ def test_a_change_reads_again_only_what_it_changed(app, client, app_factory, rac
     other_app = another_process(app_factory, app)
     held = other_app.test_client()
     urls = [f"/api/v1/content/?sort={sort}&search={term}" for sort in ("title", "price") for term in TERMS]
-    urls += [f"/api/v1/content/?sort={sort}&page_size=100" for sort in SORTS]
+    urls += [f"/api/v1/content/?sort={sort}&page_size=100{more}" for sort in SORTS for more in ("", "&category=music")]
     for url in urls:
         held.get(url)
     first = racks["first"]
@@ -180,7 +181,45 @@ def test_a_change_reads_again_only_what_it_changed(app, client, app_factory, rac
     assert len(likes) == 1, likes  # the terms asked of the changed item: one statement, not one per term
     rows = [p for s, p in reads if "JOIN users" in s]
     assert len(rows) == 1 and len(rows[0]) == 1, rows  # the changed item's row alone
+    # The whole catalogue's orders, in every sort; not music's, which the item (in travel) was never in.
     assert len([s for s, _ in reads if "ORDER BY" in s]) == len(SORTS)
+
+
+def test_what_one_process_reads_serves_the_others(app, client, app_factory, racks):  # noqa: F811
+    """A search term's matches and the items' JSON are read from the database once for all the processes: another
+    process takes them from Redis, the matches brought up to its generation by asking the database about the items
+    changed since, the items' JSON unless a change since made it stale."""
+    from sqlalchemy import event
+
+    from streampay.extensions import db
+
+    one = another_process(app_factory, app).test_client()
+    other_app = another_process(app_factory, app)
+    from_database = another_process(app_factory, app, CATALOGUE_INDEX_IDS=0).test_client()
+    url = "/api/v1/content/?sort=title&search=alpha"
+    assert one.get(url).status_code == 200  # reads the matches of "alpha" and their items
+    first = racks["first"]
+    mine = next(i for i in one.get(url).json if i["creator_id"] == first["user"]["id"])
+    reply = client.patch(f"/api/v1/content/{mine['id']}", json={"title": "zulu"}, headers=bearer(first["access_token"]))
+    assert reply.status_code == 200
+    reads = []
+
+    def remember(conn, cursor, statement, parameters, *rest):
+        reads.append((statement, parameters))
+
+    with other_app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        answers = [served(other_app.test_client(), u) for u in (url, "/api/v1/content/?sort=title&search=zulu")]
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert answers[0] == served(from_database, url) and "zulu" not in answers[0][1].decode()
+    assert titles(answers[1][1]) == ["zulu"]
+    likes = [s for s, _ in reads if "LIKE" in s.upper()]
+    assert len(likes) == 2 and "count(*)" not in likes[0], likes  # the changed item asked about; then "zulu"
+    rows = [p for s, p in reads if "JOIN users" in s]
+    assert len(rows) == 1 and len(rows[0]) == 1, rows  # the changed item's row alone, for "zulu"
 
 
 def test_what_a_process_held_is_not_served_after_redis_loses_the_generation(app, client, racks):  # noqa: F811
