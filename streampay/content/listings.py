@@ -61,10 +61,11 @@ class Listings:
     - `now(ids, patterns)`: what those items are now: ({id: (category, creator id)} of the visible ones, and which
       of them each pattern matches);
     - `recall(pattern)`: a term's matches another process read, as (its generation, the ids joined), or None;
-    - `remember(pattern, generation, joined)`: keep the matches this process read for the others;
-    - `recall_items(ids, generation)`: the JSON of those items that other processes wrote and that no change
-      since has made stale, {id: JSON};
-    - `remember_items({id: JSON}, generation)`: keep the items' JSON this process wrote for the others.
+    - `remember(pattern, generation, joined)`: keep the matches this process read for the others.
+
+    Items' JSON is not shared: a hundred items' JSON from Redis (MGET, and ZMSCORE for their last changes) and
+    written back cost a process about as much as writing it (3.4 ms), and the first second after an edit was no
+    faster for it (bench/catalogue.py).
     """
 
     def __init__(self, budget: int, source):
@@ -221,16 +222,11 @@ class Listings:
         if all(key in items for key in keys):
             return [items[key] for key in keys]
         missing = [key for key in dict.fromkeys(keys + ahead) if key not in items]
-        fetched = self._source.recall_items(missing, held.generation)  # what other processes wrote, still true
-        unwritten = [key for key in missing if key not in fetched]
-        if unwritten:
-            without_transaction()
-            rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in unwritten]}).all()
-            written = {row.key: json.dumps(content_row(row)) for row in rows}
-            if len(written) < len(unwritten):
-                return None  # gone from the table since the listing was read: let the database answer
-            self._source.remember_items(written, held.generation)
-            fetched.update(written)
+        without_transaction()
+        rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
+        fetched = {row.key: json.dumps(content_row(row)) for row in rows}
+        if len(fetched) < len(missing):
+            return None  # gone from the table since the listing was read: let the database answer
         bodies = [items.get(key) or fetched[key] for key in keys]
         if len(items) + len(fetched) > self.most_items:
             items.clear()

@@ -31,7 +31,7 @@ from streampay.users.service import like_pattern
 log = logging.getLogger(__name__)
 ITEM_TTL = 300
 CATALOGUE_TTL = 60
-MATCHES_TTL = 3600  # terms' matches and items' JSON kept in Redis for the other processes
+MATCHES_TTL = 3600  # terms' matches kept in Redis for the other processes
 CATALOGUE_GENERATION = "content:catalogue:generation"
 _dump = ContentSchema()
 # Sent with the content id after the commit that took an item out of play (deleted, unpublished, failed):
@@ -357,35 +357,6 @@ def _remember(pattern: str, generation: bytes, joined: str) -> None:
     redis_client().set(_matches_key(pattern), b"%s\n%s" % (generation, joined.encode()), ex=MATCHES_TTL)
 
 
-def _shared_item_key(key: str) -> str:
-    return f"content:catalogue:json:{key}"
-
-
-def _recall_items(keys: list[str], generation: bytes) -> dict[str, str]:
-    """The items' JSON that other processes wrote under some generation, where no change to the item was
-    recorded after it: one round trip for the JSON, the items' last changes and the record's start."""
-    pipe = redis_client().pipeline(transaction=False)
-    pipe.mget([_shared_item_key(k) for k in keys])
-    pipe.zmscore(CATALOGUE_CHANGES, [k if "-" in k else str(uuid.UUID(k)) for k in keys])  # as recorded
-    pipe.zscore(CATALOGUE_CHANGES, SINCE)
-    kept, last_changed, since = pipe.execute()
-    recalled = {}
-    for key, value, last in zip(keys, kept, last_changed, strict=True):
-        if value is None:
-            continue
-        written_under, body = value.split(b"\n", 1)
-        if (since is not None and since <= int(written_under)) and (last is None or last <= int(written_under)):
-            recalled[key] = body.decode()
-    return recalled
-
-
-def _remember_items(written: dict[str, str], generation: bytes) -> None:
-    pipe = redis_client().pipeline(transaction=False)
-    for key, body in written.items():
-        pipe.set(_shared_item_key(key), b"%s\n%s" % (generation, body.encode()), ex=MATCHES_TTL)
-    pipe.execute()
-
-
 def _listings() -> Listings:
     extensions = current_app.extensions
     if "catalogue_listings" not in extensions:
@@ -395,8 +366,6 @@ def _listings() -> Listings:
             now=_now,
             recall=_recall,
             remember=_remember,
-            recall_items=_recall_items,
-            remember_items=_remember_items,
         )
         extensions["catalogue_listings"] = Listings(current_app.config["CATALOGUE_INDEX_IDS"], source)
     return extensions["catalogue_listings"]
