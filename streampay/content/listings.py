@@ -118,9 +118,15 @@ class Listings:
             return held
         with self._moving:
             held = self._held
-            if held.generation != generation:
-                changed = None if held.generation is None else self._source.changes(held.generation, generation)
-                held = self._held = self._moved(held, generation, changed)
+            if held.generation == generation:
+                return held
+            if _older(generation, held.generation) and self._source.changes(generation, held.generation) is not None:
+                # Read just before a change that another request has moved this process on to: what is held is
+                # fresher. (Moving back would drop it all.) Not so after Redis lost the record: a new generation
+                # drawn from a clock behind this one.
+                return held
+            changed = None if held.generation is None else self._source.changes(held.generation, generation)
+            held = self._held = self._moved(held, generation, changed)
         return held
 
     def _moved(self, old: _Held, generation: bytes, changed: frozenset[str] | None) -> _Held:
@@ -132,7 +138,8 @@ class Listings:
             return new
         new.items = {k: v for k, v in old.items.items() if k not in changed}
         if not changed:
-            new.orders, new.members, new.matches, new.ids = dict(old.orders), dict(old.members), old.matches, old.ids
+            new.orders, new.members, new.matches = dict(old.orders), dict(old.members), dict(old.matches)
+            new.ids = old.ids
             return new
         held = [p for p, m in old.matches.items() if m is not TOO_LONG]
         listed, matched = self._source.now(changed, held)
@@ -232,6 +239,16 @@ class Listings:
             items.clear()
         items.update(fetched)
         return bodies
+
+
+def _older(generation: bytes, than: bytes | None) -> bool:
+    """Whether `generation` is one of the last thousand before `than`: a request that read it just before some
+    changes. Generations are microseconds of the clock when Redis had none, counted up by each change, so one
+    drawn after Redis lost them is hours ahead of those held (or, from a clock behind, as far behind), not a few
+    changes behind; one of 2**53 or more is from before they were microseconds."""
+    if than is None or max(int(generation), int(than)) >= 2**53:
+        return False
+    return 0 < int(than) - int(generation) <= 1000
 
 
 def _untouched(order: list[str], filters: dict, changed: frozenset[str], listed) -> bool:
