@@ -285,6 +285,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # The catalogue's listings a web process holds (content/listings.py): at most this many ids, and a tenth as
         # many items; a listing longer than a tenth of it is read from the database page by page. 0: none held.
         "CATALOGUE_INDEX_IDS": _int("CATALOGUE_INDEX_IDS", 400_000),
+        # How often each web process asks the database which items changed lately (updated_at), and moves its held
+        # listings on for them: what a change whose notice Redis never got (an outage) costs at most. 0: never.
+        "CATALOGUE_RECHECK_SECONDS": _int("CATALOGUE_RECHECK_SECONDS", 60),
         "MEDIA_JOB_TIMEOUT": _int("MEDIA_JOB_TIMEOUT", 900),
         # How often the clock queues again media stuck in `processing` past MEDIA_JOB_TIMEOUT (its job lost).
         "MEDIA_SWEEP_INTERVAL_SECONDS": _int("MEDIA_SWEEP_INTERVAL_SECONDS", 300),

@@ -341,6 +341,13 @@ def _now(ids: frozenset[str], patterns: list[str]) -> tuple[dict[str, tuple], di
     return listed, matched
 
 
+def _touched(since) -> frozenset[str]:
+    """The ids (as the database writes them) of the items whose rows changed at or after `since`."""
+    c = Content.__table__.c
+    without_transaction()
+    return frozenset(db.session.scalars(select(id_key(c.id)).where(c.updated_at >= since)).all())
+
+
 def _matches_key(pattern: str) -> str:
     return f"content:catalogue:matches:{hashlib.sha1(pattern.encode()).hexdigest()}"  # noqa: S324
 
@@ -366,8 +373,11 @@ def _listings() -> Listings:
             now=_now,
             recall=_recall,
             remember=_remember,
+            touched=_touched,
         )
-        extensions["catalogue_listings"] = Listings(current_app.config["CATALOGUE_INDEX_IDS"], source)
+        config = current_app.config
+        listings = Listings(config["CATALOGUE_INDEX_IDS"], source, config["CATALOGUE_RECHECK_SECONDS"])
+        extensions["catalogue_listings"] = listings
     return extensions["catalogue_listings"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import pytest
 
@@ -275,6 +276,29 @@ def test_after_redis_lost_the_generation_one_drawn_from_a_clock_behind_is_still_
         cache.set("content:catalogue:generation", held - 1_000_000)  # another process's clock, a second behind
     assert client.patch(f"/api/v1/content/{mine['id']}", json={"title": "zulu"}, headers=headers).status_code == 200
     assert [i["title"] for i in client.get(url).json][-1] == "zulu"
+
+
+def test_a_change_whose_notice_never_reached_redis_is_served_after_a_recheck(app, app_factory, racks):  # noqa: F811
+    """A change committed while Redis was down moves no generation: each process finds it by asking the database
+    which items changed lately, every CATALOGUE_RECHECK_SECONDS, and then serves it."""
+    import time
+
+    from streampay.content.models import Content
+    from streampay.extensions import db
+
+    held = another_process(app_factory, app, CATALOGUE_RECHECK_SECONDS=1).test_client()
+    from_database = another_process(app_factory, app, CATALOGUE_INDEX_IDS=0).test_client()
+    urls = [f"/api/v1/content/?sort={sort}&{query}" for sort in ("title", "price") for query in ("", "search=lima")]
+    before = [served(held, url) for url in urls]
+    first = racks["first"]
+    mine = next(i for i in json.loads(before[0][1]) if i["creator_id"] == first["user"]["id"])
+    with app.app_context():  # committed, and then Redis was not there to hear of it
+        db.session.get(Content, uuid.UUID(mine["id"])).title = "lima"
+        db.session.commit()
+    time.sleep(1.1)
+    for url in urls:
+        assert served(held, url) == served(from_database, url), url
+    assert "lima" in [i["title"] for i in held.get("/api/v1/content/?search=lima").json]
 
 
 def test_what_a_process_held_is_not_served_after_redis_loses_the_generation(app, client, racks):  # noqa: F811
