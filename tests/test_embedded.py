@@ -112,9 +112,13 @@ def test_the_cli_beside_a_running_server_acts_in_it_at_once(checkout_env):
         assert get(port, "/api/v1/content/")[1] == []  # cached in the server's Redis for anonymous readers
 
         flask(checkout_env, "seed")
-        # The seed's media jobs run on the server's worker, and its catalogue shows them at once.
-        ready = wait_for(lambda: [c for c in get(port, "/api/v1/content/")[1] if c["status"] == "ready"], 30)
-        assert ready and len(ready) == 3
+
+        # The seed's media jobs run on the server's worker, one after another, and its catalogue shows each at once.
+        def ready():
+            items = [c for c in get(port, "/api/v1/content/")[1] if c["status"] == "ready"]
+            return items if len(items) == 3 else None
+
+        assert wait_for(ready, 30)
 
         flask(checkout_env, "wallet", "credit", "viewer@demo.streampay", "2", "--reason", "welcome")
         login = {"email": "viewer@demo.streampay", "password": "streampay-demo-1"}
