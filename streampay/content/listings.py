@@ -103,7 +103,7 @@ class Listings:
         first = (page - 1) * page_size
         if not query.get("search"):
             keys = order[first : first + page_size]
-            bodies = self._items(held, rows_by_id, keys, order[first : first + READ_AHEAD])
+            bodies = self._items(held, rows_by_id, keys, lambda: order[first : first + READ_AHEAD])
             return None if bodies is None else (len(order), _array(bodies))
         # A search: the term's matches (read once for every sort and category) in the listing's order. A page walks
         # the order only as far as its last match; the count is a set intersection (or, in the whole catalogue,
@@ -116,8 +116,9 @@ class Listings:
             total = len(matched.intersection(members))
         else:
             total = len(matched)
-        ahead = list(itertools.islice((k for k in order if k in matched), first, first + max(page_size, READ_AHEAD)))
-        bodies = self._items(held, rows_by_id, ahead[:page_size], ahead)
+        in_order = (k for k in order if k in matched)
+        keys = list(itertools.islice(in_order, first, first + page_size))
+        bodies = self._items(held, rows_by_id, keys, lambda: keys + list(itertools.islice(in_order, READ_AHEAD)))
         return None if bodies is None else (total, _array(bodies))
 
     def _at(self, generation: bytes) -> _Held:
@@ -246,13 +247,15 @@ class Listings:
         where[key] = ids
         held.ids += size
 
-    def _items(self, held: _Held, statement, keys: list[str], ahead: list[str]) -> list[str] | None:
-        """The JSON of the page's items; a page with any not yet held reads them with those of `ahead` not held
-        either (the next ones in its order), so walking a listing reads its rows a few statements at a time."""
+    def _items(self, held: _Held, statement, keys: list[str], ahead) -> list[str] | None:
+        """The JSON of the page's items; a page with any not yet held reads them with those of `ahead()` not held
+        either (the next ones in its order), so walking a listing reads its rows a few statements at a time. A
+        page whose items are all held does not look ahead: a search's page walks its order no further than its
+        own last match."""
         items = held.items
         if all(key in items for key in keys):
             return [items[key] for key in keys]
-        missing = [key for key in dict.fromkeys(keys + ahead) if key not in items]
+        missing = [key for key in dict.fromkeys(keys + ahead()) if key not in items]
         without_transaction()
         rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
         fetched = {row.key: json.dumps(content_row(row)) for row in rows}
