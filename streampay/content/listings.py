@@ -258,7 +258,7 @@ class Listings:
         missing = [key for key in dict.fromkeys(keys + ahead()) if key not in items]
         without_transaction()
         rows = db.session.execute(statement, {"ids": [uuid.UUID(key) for key in missing]}).all()
-        fetched = {row.key: json.dumps(content_row(row)) for row in rows}
+        fetched = {row[0]: json.dumps(content_row(row[1:])) for row in rows}  # the key, then ROW_COLUMNS
         if len(fetched) < len(missing):
             return None  # gone from the table since the listing was read: let the database answer
         bodies = [items.get(key) or fetched[key] for key in keys]
