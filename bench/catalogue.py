@@ -740,7 +740,7 @@ def parse_args(argv=None):
         "--fresh",
         action="store_true",
         help="show only the first pages before the scenarios, not every item and the mixed browse's pages: the first "
-        "minutes of a new web process, which writes each item's JSON the first time a page shows it (about 34 us of "
+        "minutes of a new web process, which writes each item's JSON the first time a page shows it (about 28 us of "
         "CPU an item) and reads each search term's matches the first time it is asked (3-5 ms of PostgreSQL)",
     )
     parser.add_argument(
