@@ -388,9 +388,10 @@ def _filters(query: dict) -> frozenset[str]:
 def catalogue_page(user: User | None, query: dict, page: int, page_size: int) -> tuple[int, str | bytes]:
     """One page of the catalogue: (how many items match in all, the page as a JSON array).
 
-    Listings everyone sees alike come, while the catalogue is unchanged, from what this process holds of them
-    (`listings`: their ids in order, a search's matches, the items' JSON) or else from Redis, with one round trip
-    either way: each entry carries the generation it was built under, and `changed` moves the generation on.
+    Listings everyone sees alike come from what this process holds of them (`listings`: their ids in order, a
+    search's matches, the items' JSON, moved on to each new generation by the items that changed) or else from
+    Redis, with one round trip either way: each entry carries the generation it was built under, and `changed`
+    moves the generation on.
     A listing too long to hold is read from the database page by page and its pages cached in Redis; its match
     count is cached apart from the pages, so walking the pages of a search or category counts its matches once.
     """
