@@ -336,7 +336,7 @@ def _now(ids: frozenset[str], patterns: list[str]) -> tuple[dict[str, tuple], di
         columns = [and_(VISIBLE, _matches(bindparam(f"p{i}"))) for i in range(len(some))]
         values = {f"p{i}": p for i, p in enumerate(some)}
         rows = db.session.execute(select(*head, *columns).where(among), values).all()
-        listed = {row[0]: (row[2], str(row[3])) for row in rows if row[1]}
+        listed = listed or {row[0]: (row[2], str(row[3])) for row in rows if row[1]}  # the same in every chunk
         matched.update({p: frozenset(row[0] for row in rows if row[i + 4]) for i, p in enumerate(some)})
     return listed, matched
 
