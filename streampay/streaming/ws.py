@@ -29,7 +29,7 @@ from streampay.inputs import loads as load_json
 from streampay.jobs import backoff
 from streampay.money import Amount
 from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
-from streampay.streaming import meter, revocation, service
+from streampay.streaming import meter, reader, revocation, service
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
@@ -114,7 +114,7 @@ class Player:
             self.ws.close(reason=1008, message="access revoked")
         except ConnectionClosed:
             pass
-        self.ws.event.set()  # wake the socket's own thread, waiting in receive()
+        reader.hang_up(self.ws)  # wake the socket's own greenlet, waiting in receive()
 
     def _quietly(self, event: str, data: dict) -> None:
         try:
@@ -496,9 +496,13 @@ def stream_socket(ws):
     finally:
         metrics.WEBSOCKETS.dec()
         hub().forget(player)
+        reader.finish(ws)
 
 
 def init_app(app: Flask, prefix: str) -> None:
     app.extensions["streampay.hub"] = Hub(app)
+    # Each socket is read by its own greenlet, and pinged by the process's pinger (streampay.streaming.reader).
+    options = app.config.setdefault("SOCK_SERVER_OPTIONS", {})
+    options.update(thread_class=reader.InlineReader, event_class=reader.ReadInline)
     sock.init_app(app)
     app.register_blueprint(ws_bp, url_prefix=prefix)

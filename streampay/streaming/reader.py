@@ -1,0 +1,154 @@
+"""A player's socket read by its own greenlet, and its pings sent by one pinger per process.
+
+simple_websocket gives every socket a reader thread (under gevent, a second greenlet) that waits
+on a selector and wakes the socket's greenlet with an event for each frame: per frame, a selector
+watcher started and stopped, a timer, an event and two greenlet switches, and per socket a second
+greenlet's stack. Its `thread_class` and `event_class` options replace both: no reader is started,
+and the socket's greenlet, waiting in `receive()` on the event, reads the socket itself instead
+(one blocking `recv`, parsed by the same wsproto code). Pings, which the reader thread sent every
+`ping_interval`, come from one pinger per process, a queue in order of when each socket is due,
+that closes a socket whose last ping went unanswered, as simple_websocket does.
+
+bench/heartbeats.py's echo phase serves its echo through the same reader, so its baseline moves
+with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import threading
+import time
+
+from simple_websocket import ConnectionClosed, Server
+from wsproto.events import Ping
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError
+
+
+class ReadInline:
+    """The socket's `event`: waiting for it reads the socket once, in the waiting greenlet.
+
+    `Server.receive()` waits on its event until a message is in its input buffer or the socket is
+    closed; each wait here reads what has arrived and hands it to the server's own event handling,
+    which fills the buffer, answers pings and notes a close.
+    """
+
+    def __init__(self):
+        self.server: Server | None = None  # set by InlineReader.start(), once the handshake is done
+
+    def wait(self, timeout: float | None = None) -> bool:
+        server = self.server
+        sock = server.sock
+        if timeout is not None:
+            previous = sock.gettimeout()
+            sock.settimeout(timeout)
+        try:
+            data = sock.recv(server.receive_bytes)
+            if not data:
+                raise ConnectionResetError
+            server.ws.receive_data(data)
+            server.connected = server._handle_events()
+        except TimeoutError:
+            return False
+        except (OSError, LocalProtocolError):
+            server.connected = False
+        finally:
+            if timeout is not None:
+                sock.settimeout(previous)
+        return True
+
+    def set(self) -> None:
+        """Nothing waits on it: the greenlet that reads is the one that receives."""
+
+    def clear(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return False
+
+
+class InlineReader:
+    """simple_websocket's reader `thread_class`: it starts no thread; the socket is read by `ReadInline` and
+    pinged by the process's pinger."""
+
+    name = "(_thread)"
+
+    def __init__(self, target, **_):
+        self.server = target.__self__  # `target` is the server's bound `_thread`
+
+    def start(self) -> None:
+        self.server.event.server = self.server
+        if self.server.ping_interval:
+            pinger(self.server.ping_interval).add(self.server)
+
+
+def hang_up(server: Server) -> None:
+    """Close the socket under its reading greenlet, which then sees the connection closed."""
+    server.connected = False
+    try:
+        server.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def finish(server: Server) -> None:
+    """The socket's handler is done: close the connection, as simple_websocket's reader thread did on its way out."""
+    hang_up(server)
+    server.sock.close()
+
+
+class Pinger:
+    """Every socket's pings, in one thread: sockets wait in order of when their next ping is due (every socket
+    has the same interval, so the order they join in is the order they are due in)."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.due: collections.deque[tuple[float, Server]] = collections.deque()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, server: Server) -> None:
+        self.due.append((time.monotonic() + self.interval, server))
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="ws-pinger", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self.due and self.due[0][0] <= now:
+                _, server = self.due.popleft()
+                if ping(server):
+                    self.due.append((now + self.interval, server))
+            time.sleep(min(1.0, self.due[0][0] - now) if self.due else 1.0)
+
+
+def ping(server: Server) -> bool:
+    """Ping the socket, or close it if the last ping went unanswered; whether it stays open."""
+    if not server.connected:
+        return False
+    try:
+        if not server.pong_received:
+            server.close(reason=CloseReason.POLICY_VIOLATION, message="Ping/Pong timeout")
+            hang_up(server)
+            return False
+        server.pong_received = False
+        server.sock.send(server.ws.send(Ping()))
+        return True
+    except (OSError, LocalProtocolError, ConnectionClosed):  # closed meanwhile, by its own greenlet or the peer
+        hang_up(server)
+        return False
+
+
+_PINGERS: dict[float, Pinger] = {}
+_PINGERS_LOCK = threading.Lock()
+
+
+def pinger(interval: float) -> Pinger:
+    with _PINGERS_LOCK:
+        found = _PINGERS.get(interval)
+        if found is None:
+            found = _PINGERS[interval] = Pinger(interval)
+        return found

@@ -1,0 +1,82 @@
+"""Each socket is read by its own greenlet (or thread) and pinged by the process's pinger
+(streampay/streaming/reader.py): a player that answers pings stays, one that does not is closed with 1008."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+
+import pytest
+from simple_websocket import Client
+
+from tests.streaming.conftest import BILLING
+from tests.streaming.test_ws_limits import raw_socket
+
+PING_SECONDS = 1
+
+
+@pytest.fixture
+def app(app_factory, media_root):
+    return app_factory(
+        MEDIA_ROOT=media_root,
+        **BILLING,
+        RATELIMIT_ENABLED=False,
+        SOCK_SERVER_OPTIONS={"ping_interval": PING_SECONDS, "max_message_size": 64 * 1024},
+    )
+
+
+def frames(sock, seconds: float) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of every frame the server sends until it hangs up, or `seconds` pass."""
+    sock.settimeout(seconds)
+    buffer, found = b"", []
+    try:
+        while data := sock.recv(65536):
+            buffer += data
+            while len(buffer) >= 2 and len(buffer) >= 2 + (buffer[1] & 0x7F):
+                length = buffer[1] & 0x7F  # the server's control frames and short replies: no extended length
+                found.append((buffer[0] & 0x0F, buffer[2 : 2 + length]))
+                buffer = buffer[2 + length :]
+    except TimeoutError:
+        pass
+    return found
+
+
+def test_a_player_that_never_answers_a_ping_is_closed_with_1008(server):
+    sock = raw_socket(server)  # never answers anything
+    began = time.monotonic()
+    try:
+        seen = frames(sock, 6 * PING_SECONDS)
+    finally:
+        sock.close()
+    waited = time.monotonic() - began
+    opcodes = [opcode for opcode, _ in seen]
+    assert opcodes[0] == 0x9, seen  # a ping, after an interval
+    assert opcodes[-1] == 0x8, seen  # then, a ping later with no pong, the close ...
+    assert struct.unpack("!H", seen[-1][1][:2])[0] == 1008
+    assert waited < 5 * PING_SECONDS  # ... and the connection hung up, not left open
+
+
+def test_a_player_that_answers_pings_stays_and_is_served(server):
+    client = Client(f"{server}/api/v1/streaming/ws")  # answers pings by itself
+    try:
+        time.sleep(3.5 * PING_SECONDS)
+        client.send(json.dumps({"event": "nope", "id": 7}))
+        reply = json.loads(client.receive(timeout=5))
+    finally:
+        client.close()
+    assert reply["id"] == 7 and reply["event"] == "error"
+
+
+def test_a_closing_player_ends_its_socket_on_the_server(server, app):
+    """The socket's own greenlet sees the close and ends the handler: the process's count of sockets goes down."""
+    hub = app.extensions["streampay.hub"]
+    client = Client(f"{server}/api/v1/streaming/ws")
+    client.send(json.dumps({"event": "nope", "id": 1}))
+    client.receive(timeout=5)
+    assert hub.sockets == 1
+    client.close()
+    deadline = time.monotonic() + 5
+    while hub.sockets and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.sockets == 0
