@@ -9,6 +9,7 @@ on viewers of its own:
   handshake    the WebSocket route's before-request hooks (admission, the Authorization header's token check) and
                its teardown, as a player's upgrade request runs them;
   startStream  one `startStream` frame through the socket's frame handler, on a signed-in socket;
+  heartbeat    one `heartbeat` frame through the frame handler, on that session (Redis only);
   checkpoint   one checkpoint settlement of that session, as a heartbeat in its window's lead makes it
                (`service.checkpoint` billed to now, the session's database session given back after it);
   stopStream   one `stopStream` frame through the frame handler: the final settlement and the end;
@@ -38,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CODE = Path(os.environ.get("BENCH_CODE") or ROOT)  # the version of the code a measuring process imports
 WS = "/api/v1/streaming/ws"
-OPERATIONS = ("handshake", "startStream", "checkpoint", "stopStream")  # in this order, each on the one before's socket
+# In this order, each on the one before's socket.
+OPERATIONS = ("handshake", "startStream", "heartbeat", "checkpoint", "stopStream")
 
 
 def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = False) -> dict:
@@ -86,6 +88,12 @@ def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = Fals
         assert reply["event"] == "startStream", reply
         player.session_id = reply["data"]["session_id"]
 
+    def heartbeat(player):
+        frame = {"event": "heartbeat", "id": 3, "data": {"session_id": player.session_id, "position": 5}}
+        ws.handle(player, json.dumps(frame))
+        reply = player.ws.sent[-1]
+        assert reply["event"] == "heartbeat", reply
+
     def settle(player):  # what a heartbeat in the window's lead does: bill to now, hold the next window
         held_until = service.checkpoint(player.session_id, clock.now_ms() - player.started)
         db.session.remove()
@@ -111,7 +119,13 @@ def measure(content_id: str, tokens: list[str], warmup: int, traced: bool = Fals
             player.authenticate(token)
             db.session.remove()
             players.append(player)
-        runs = {"handshake": handshake, "startStream": start, "checkpoint": settle, "stopStream": stop}
+        runs = {
+            "handshake": handshake,
+            "startStream": start,
+            "heartbeat": heartbeat,
+            "checkpoint": settle,
+            "stopStream": stop,
+        }
         for name in OPERATIONS:
             run, subjects = runs[name], tokens if name == "handshake" else players
             if name == "checkpoint":  # where each meter starts, read before the counting: a heartbeat has it

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from streampay.inputs import MAX_JSON_DEPTH, HostileInput, check, loads
 from tests.conftest import bearer, register
 from tests.test_errors import error_of
 
@@ -92,3 +96,43 @@ def test_uploads_are_not_held_to_the_json_limit(app_factory):
     )
     assert reply.status_code != 413, reply.json
     assert 400 <= reply.status_code < 500
+
+
+# Any JSON value, with lone surrogates among its strings and nesting past the limit within reach.
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0xFFFF, exclude_categories=()))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3),
+    max_leaves=80,
+)
+
+
+def _deep(value, levels: int):
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_JSON,
+    levels=st.sampled_from([0, 1, MAX_JSON_DEPTH - 2, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH]),
+    ascii_only=st.booleans(),
+    as_bytes=st.booleans(),
+)
+def test_loads_refuses_exactly_what_the_full_walk_refuses(value, levels, ascii_only, as_bytes):
+    """The scan of the text that lets most documents skip the walk never lets a hostile one through."""
+    value = _deep(value, levels)
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    data = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    try:
+        check(value)
+        hostile = False
+    except HostileInput:
+        hostile = True
+    try:
+        assert loads(data) == value
+        refused = False
+    except HostileInput:
+        refused = True
+    assert refused == hostile
