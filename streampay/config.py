@@ -268,6 +268,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # Admission: a web process holds at most this many player sockets and refuses more with 503 (Retry-After).
         "WS_MAX_SOCKETS_PER_WORKER": _int("WS_MAX_SOCKETS_PER_WORKER", 5000),
         "WS_RETRY_AFTER_SECONDS": _int("WS_RETRY_AFTER_SECONDS", 5),
+        # A full process stays full until players leave: they are told to come back later than from a passing strain.
+        "WS_RETRY_AFTER_FULL_SECONDS": _int("WS_RETRY_AFTER_FULL_SECONDS", 30),
         # ... and refuses them too while its event loop runs this late (ms): the CPU it gets is already spoken for.
         "WS_ADMIT_MAX_LAG_MS": _int("WS_ADMIT_MAX_LAG_MS", 50),
         # ... and for a second after a metered call of its sockets waited longer than this (ms) for the meter.

@@ -451,7 +451,8 @@ def admit_socket():
     if why is not None:
         metrics.WS_REFUSED.labels(why).inc()
         body = error_body(503, "Service Unavailable", REFUSALS[why])
-        return body, 503, {"Retry-After": str(current_app.config["WS_RETRY_AFTER_SECONDS"])}
+        wait = current_app.config["WS_RETRY_AFTER_FULL_SECONDS" if why == "full" else "WS_RETRY_AFTER_SECONDS"]
+        return body, 503, {"Retry-After": str(wait)}
     g.ws_admitted = True
     return None
 
