@@ -78,9 +78,10 @@ class InlineReader:
         self.server = target.__self__  # `target` is the server's bound `_thread`
 
     def start(self) -> None:
-        self.server.event.server = self.server
-        if self.server.ping_interval:
-            pinger(self.server.ping_interval).add(self.server)
+        server, self.server = self.server, None  # no cycle: finish() breaks the event's link, the last one
+        server.event.server = server
+        if server.ping_interval:
+            pinger(server.ping_interval).add(server)
 
 
 def hang_up(server: Server) -> None:
@@ -96,6 +97,7 @@ def finish(server: Server) -> None:
     """The socket's handler is done: close the connection, as simple_websocket's reader thread did on its way out."""
     hang_up(server)
     server.sock.close()
+    server.event.server = None  # the server and its event no longer hold each other: freed by reference count
 
 
 class Pinger:
