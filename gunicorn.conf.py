@@ -69,6 +69,28 @@ def post_worker_init(worker):
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+    gc.callbacks.append(_collection_timer(worker.log))
+
+
+def _collection_timer(log, warn_after: float = 0.1):
+    """A gc callback that logs every collection that stopped the worker longer than `warn_after` seconds: every
+    socket of the worker waited that long."""
+    import time
+
+    began = {}
+
+    def timed(phase, info):
+        if phase == "start":
+            began["at"] = time.perf_counter()
+        elif "at" in began and (took := time.perf_counter() - began.pop("at")) > warn_after:
+            log.warning(
+                "a garbage collection of generation %d stopped this worker for %.0f ms (%d objects freed)",
+                info["generation"],
+                took * 1000,
+                info["collected"],
+            )
+
+    return timed
 
 
 def on_starting(server):
