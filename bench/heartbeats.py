@@ -1014,8 +1014,8 @@ def limits() -> str:
         line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
     )
     return (
-        f"open files {soft} per process (gunicorn holds a socket and a selector per session), pid_max {pid_max} "
-        f"(greenlets: two per session), {int(mem) / 1024**2:.0f} GiB of memory"
+        f"open files {soft} per process (gunicorn holds a socket per session), pid_max {pid_max}, "
+        f"{int(mem) / 1024**2:.0f} GiB of memory"
     )
 
 
@@ -1024,7 +1024,7 @@ def _abort(signum, frame):
 
 
 def _raise_fd_limit(needed: int) -> None:
-    """Children inherit it: gunicorn holds a socket and a selector per session, a client a socket."""
+    """Children inherit it: gunicorn holds a socket per session, a client a socket."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -1042,7 +1042,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(int(args.time_limit))
-    _raise_fd_limit(2 * args.connections + 200)
+    _raise_fd_limit(args.connections + 200)
     base, _, _ = args.pg.rpartition("/")
     secret, refresh = secrets.token_hex(32), secrets.token_hex(32)
     env = {

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/starts.py [--starts 400] [--baseline main]
 
-It creates a scratch database (streampay_bench_starts) and uses Redis DB 14, seeds a creator, one ready item and
-viewers with the heartbeat benchmark's seeding, and then measures, in one process per version of the code, each
+It creates a scratch database (streampay_bench_starts) and uses Redis DB 13 (flushed at the end; the heartbeat
+benchmark's is 14, so the two can run side by side), seeds a creator, one ready item and viewers with the
+heartbeat benchmark's seeding, and then measures, in one process per version of the code, each
 on viewers of its own:
 
   handshake    the WebSocket route's before-request hooks (admission, the Authorization header's token check) and
@@ -206,7 +207,7 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=50, help="of each kind, first run and not counted (50)")
     parser.add_argument("--baseline", help="also measure this commit's code (e.g. main), in the same run")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--db-name", default="streampay_bench_starts")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help="print the statements of one operation of each kind")
