@@ -56,6 +56,9 @@ class ReadInline:
         finally:
             if timeout is not None:
                 sock.settimeout(previous)
+        if not server.connected:  # as simple_websocket's reader did on its way out: close, and let go of the server
+            sock.close()
+            self.server = None  # no reference cycle left: the server is freed by reference count
         return True
 
     def set(self) -> None:
@@ -78,7 +81,7 @@ class InlineReader:
         self.server = target.__self__  # `target` is the server's bound `_thread`
 
     def start(self) -> None:
-        server, self.server = self.server, None  # no cycle: finish() breaks the event's link, the last one
+        server, self.server = self.server, None  # no cycle: the event's link is dropped once the socket closes
         server.event.server = server
         if server.ping_interval:
             pinger(server.ping_interval).add(server)
@@ -93,13 +96,6 @@ def hang_up(server: Server) -> None:
         pass
 
 
-def finish(server: Server) -> None:
-    """The socket's handler is done: close the connection, as simple_websocket's reader thread did on its way out."""
-    hang_up(server)
-    server.sock.close()
-    server.event.server = None  # the server and its event no longer hold each other: freed by reference count
-
-
 class Pinger:
     """Every socket's pings, in one thread: sockets wait in order of when their next ping is due (every socket
     has the same interval, so the order they join in is the order they are due in)."""
@@ -107,15 +103,10 @@ class Pinger:
     def __init__(self, interval: float):
         self.interval = interval
         self.due: collections.deque[tuple[float, Server]] = collections.deque()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
+        threading.Thread(target=self._run, name="ws-pinger", daemon=True).start()
 
     def add(self, server: Server) -> None:
         self.due.append((time.monotonic() + self.interval, server))
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="ws-pinger", daemon=True)
-                self.thread.start()
 
     def _run(self) -> None:
         while True:
@@ -149,6 +140,7 @@ _PINGERS_LOCK = threading.Lock()
 
 
 def pinger(interval: float) -> Pinger:
+    """The process's pinger for sockets pinged every `interval` seconds, started on first use."""
     with _PINGERS_LOCK:
         found = _PINGERS.get(interval)
         if found is None:

@@ -497,7 +497,6 @@ def stream_socket(ws):
     finally:
         metrics.WEBSOCKETS.dec()
         hub().forget(player)
-        reader.finish(ws)
 
 
 def init_app(app: Flask, prefix: str) -> None:
