@@ -48,6 +48,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -379,6 +380,7 @@ class Tally:
     stopped: int = 0
     latencies: list = field(default_factory=list)
     lags: list = field(default_factory=list)
+    slow: Counter = field(default_factory=Counter)  # second of the window (time.time()) -> acks slower than the goal
     failures: Counter = field(default_factory=Counter)
 
 
@@ -512,7 +514,9 @@ async def _player(
             if counted:
                 window_acked += 1
                 tally.acked += 1
-                tally.latencies.append(time.perf_counter() - began)
+                tally.latencies.append(took := time.perf_counter() - began)
+                if took * 1000 >= GOAL_P99_MS:
+                    tally.slow[int(sent)] += 1
             slot += interval
     except errors as exc:
         broken_at = time.time()
@@ -649,6 +653,8 @@ class Phase:
     stopped: int = 0
     latencies: list = field(default_factory=list)
     lags: list = field(default_factory=list)
+    slow: Counter = field(default_factory=Counter)
+    collections: list = field(default_factory=list)  # (generation, ms) of the workers' logged pauses in the window
     failures: Counter = field(default_factory=Counter)
     idle: dict = field(default_factory=dict)
     before: Snapshot | None = None
@@ -733,13 +739,26 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
                 for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
                     setattr(result, key, getattr(result, key) + tally[key])
                 result.admitted_after_503 += tally["admitted_after_503"]
+                result.slow.update(tally["slow"])
                 result.refusals.update(tally["refusals"])
                 result.failures.update({k: v for k, v in tally["failures"].items() if v})
+    result.collections = collection_pauses(workdir / f"gunicorn-{name}.log", start, end)
     if result.failures:
         print(f"    failures: {dict(result.failures)}; gunicorn's log says:", flush=True)
         for line, n in log_problems(workdir / f"gunicorn-{name}.log").most_common(8):
             print(f"      {n} x {line}")
     return result
+
+
+def collection_pauses(path: Path, start: float, end: float) -> list[tuple[int, int]]:
+    """The workers' warnings of a garbage collection that stopped them (gunicorn.conf.py), logged in [start, end]:
+    (generation, milliseconds) each."""
+    found = []
+    pause = re.compile(r"^\[([^]]+)\].*a garbage collection of generation (\d) stopped this worker for (\d+) ms")
+    for line in path.read_text(errors="replace").splitlines():
+        if (m := pause.match(line)) and start - 1 <= datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S %z").timestamp() < end:
+            found.append((int(m[2]), int(m[3])))
+    return found
 
 
 def log_problems(path: Path) -> Counter:
@@ -875,6 +894,9 @@ def figures(p: Phase) -> dict:
         "pg_commits": pg_commits,
         "pg_rows": pg_rows,
         "client_lag_p99_ms": _pct(p.lags, 0.99),
+        "slow_seconds": len(p.slow),
+        "slow_worst_second": max(p.slow.values(), default=0),
+        "collections_over_100ms": p.collections,
         "unanswered": p.sent - p.acked,
         "stopped": p.stopped,
         "failures": dict(p.failures),
@@ -902,7 +924,13 @@ ROWS = (
     ("background cores (burned)", lambda f: f"{f['background_cores']:.2f}"),
     ("client send lag p99 ms", lambda f: f"{f['client_lag_p99_ms']:.1f}"),
     ("unanswered in window", lambda f: str(f["unanswered"])),
+    (f"seconds with acks >= {GOAL_P99_MS:.0f} ms", lambda f: f"{f['slow_seconds']} (worst {f['slow_worst_second']})"),
+    ("GC pauses > 100 ms (longest)", lambda f: _pauses(f["collections_over_100ms"])),
 )
+
+
+def _pauses(pauses: list) -> str:
+    return f"{len(pauses)} ({max((ms for _, ms in pauses), default=0)})"
 
 
 def report(phases: list[Phase], args) -> dict:

@@ -7,10 +7,13 @@ from streampay.events import outbox
 from streampay.streaming.models import StreamSession
 from streampay.streaming.schemas import SessionSchema
 
+# Built once: a schema per call copies its fields, and the copies hold each other (garbage for the collector).
+_SESSION = SessionSchema()
+
 
 def session_ended(session: StreamSession) -> None:
     """Heard by the viewer (what it cost) and the creator (what it earned)."""
-    outbox.emit("session.ended", SessionSchema().dump(session), session.viewer_id, session.creator_id)
+    outbox.emit("session.ended", _SESSION.dump(session), session.viewer_id, session.creator_id)
 
 
 def balance_low(viewer_id: str, session_id: str, balance: int, runway_seconds: int) -> None:

@@ -139,6 +139,7 @@ class SharedConnection:
             self._fail(batch, redis.ConnectionError(f"round trip interrupted: {exc!r}"))
             raise
         finally:
+            call.batch = None  # the batch holds this call: a cycle only a collection would free
             self._hand_on()
 
     def _hand_on(self) -> None:
