@@ -13,6 +13,7 @@ sockets with 503 before the upgrade, below WEB_CONNECTIONS, so a full worker sti
 refuses them too while its loop runs late or all its database connections are in use.
 """
 
+import multiprocessing
 import os
 
 import gunicorn.http.wsgi
@@ -43,10 +44,24 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+# Each worker's count of sockets, one slot each, shared with its siblings (streampay.streaming.siblings): a full
+# worker tells a player to come back soon when a sibling has room, later when the whole dyno is full.
+_SOCKET_COUNTS = multiprocessing.RawArray("i", workers)
+
+
+def pre_fork(server, worker):
+    taken = {getattr(w, "socket_slot", None) for w in server.WORKERS.values()}
+    worker.socket_slot = next((i for i in range(len(_SOCKET_COUNTS)) if i not in taken), None)
+
+
 def post_fork(server, worker):
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+    if worker.socket_slot is not None:  # None: a worker past WEB_CONCURRENCY (TTIN) has no siblings to tell of
+        from streampay.streaming import siblings
+
+        siblings.share(_SOCKET_COUNTS, worker.socket_slot)
 
 
 def post_request(worker, req, environ, resp):
@@ -75,7 +90,10 @@ def post_worker_init(worker):
 def _collection_timer(log, warn_after: float = 0.1):
     """A gc callback that logs every collection that stopped the worker longer than `warn_after` seconds: every
     socket of the worker waited that long."""
+    import contextlib
     import time
+
+    import gevent
 
     began = {}
 
@@ -83,12 +101,16 @@ def _collection_timer(log, warn_after: float = 0.1):
         if phase == "start":
             began["at"] = time.perf_counter()
         elif "at" in began and (took := time.perf_counter() - began.pop("at")) > warn_after:
-            log.warning(
-                "a garbage collection of generation %d stopped this worker for %.0f ms (%d objects freed)",
-                info["generation"],
-                took * 1000,
-                info["collected"],
-            )
+            # Logged from the event loop, not here: a collection can run in a greenlet being finalized, where
+            # logging (which asks for the current thread) fails.
+            with contextlib.suppress(Exception):
+                gevent.get_hub().loop.run_callback(
+                    log.warning,
+                    "a garbage collection of generation %d stopped this worker for %.0f ms (%d objects freed)",
+                    info["generation"],
+                    took * 1000,
+                    info["collected"],
+                )
 
     return timed
 
@@ -131,3 +153,5 @@ def child_exit(server, worker):
     from streampay.metrics import worker_exited
 
     worker_exited(worker.pid)
+    if getattr(worker, "socket_slot", None) is not None:
+        _SOCKET_COUNTS[worker.socket_slot] = 0  # its sockets are gone with it

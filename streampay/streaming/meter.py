@@ -33,7 +33,10 @@ def _process_connection() -> tuple[SharedConnection, Callable[[list, list], obje
 
         cfg = current_app.config
         conn = SharedConnection(
-            redis_client(), cfg["METER_TIMEOUT_MS"] / 1000, strained_after=cfg["WS_ADMIT_MAX_METER_WAIT_MS"] / 1000
+            redis_client(),
+            cfg["METER_TIMEOUT_MS"] / 1000,
+            strained_after=cfg["WS_ADMIT_MAX_METER_WAIT_MS"] / 1000,
+            strained_share=cfg["WS_ADMIT_MAX_SLOW_METER_PERCENT"] / 100,
         )
         found = current_app.extensions["streampay.meter"] = (conn, conn.script(_BEAT))
     return found

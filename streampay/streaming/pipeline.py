@@ -41,12 +41,39 @@ class _Call:
         self.sent = False  # ... and already sent it
 
 
+class _Tally:
+    """Calls answered and slow ones, in this second and the one before (time.monotonic() whole seconds)."""
+
+    __slots__ = ("second", "calls", "slow", "before")
+
+    def __init__(self):
+        self.second, self.calls, self.slow, self.before = 0, 0, 0, (0, 0)
+
+    def _roll(self, now: float) -> None:
+        second = int(now)
+        if second != self.second:
+            self.before = (self.calls, self.slow) if second == self.second + 1 else (0, 0)
+            self.second, self.calls, self.slow = second, 0, 0
+
+    def count(self, now: float, slow: bool) -> None:
+        self._roll(now)
+        self.calls += 1
+        self.slow += slow
+
+    def recent(self, now: float) -> tuple[int, int]:
+        self._roll(now)
+        return self.calls + self.before[0], self.slow + self.before[1]
+
+
 class SharedConnection:
-    def __init__(self, client: redis.Redis, timeout: float, strained_after: float = math.inf):
+    def __init__(
+        self, client: redis.Redis, timeout: float, strained_after: float = math.inf, strained_share: float = 0.0
+    ):
         self.client = client
         self.timeout = timeout  # for a reply, and for a waiting call's turn
-        self.strained_after = strained_after  # a call that takes longer (its wait for a turn included) ...
-        self.strained_at = -math.inf  # ... was last seen then (time.monotonic())
+        self.strained_after = strained_after  # a call that takes longer (its wait for a turn included) is slow ...
+        self.strained_share = strained_share  # ... and more slow calls than this share of them is a strain
+        self.tally = _Tally()
         self.troubled_at = -math.inf  # the connection was last dropped then (lost, timed out, interrupted)
         self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()
@@ -62,14 +89,15 @@ class SharedConnection:
         ended = time.monotonic()
         # Answered, but late, with the connection untroubled since well before: a wait of this process's own (or of a
         # Redis that answers slowly), not the reconnecting after an outage.
-        if ended - began > self.strained_after and began - self.troubled_at > self.timeout:
-            self.strained_at = ended
+        self.tally.count(ended, ended - began > self.strained_after and began - self.troubled_at > self.timeout)
         return replies
 
-    def strained_within(self, seconds: float) -> bool:
-        """Whether a call took longer than `strained_after` in the last `seconds`, Redis up all along (a call that
-        failed, or waited on a reconnection, tells of an outage, not of this process's load)."""
-        return time.monotonic() - self.strained_at < seconds
+    def strained(self) -> bool:
+        """Whether more than `strained_share` of the calls answered in the last second or two took longer than
+        `strained_after`, Redis up all along (a call that failed, or waited on a reconnection, tells of an outage, not
+        of this process's load). One slow call among a thousand (a collection, a burst) is not a strain."""
+        calls, slow = self.tally.recent(time.monotonic())
+        return slow > calls * self.strained_share
 
     def _execute(self, call: _Call) -> list:
         with self.lock:

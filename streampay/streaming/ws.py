@@ -29,7 +29,7 @@ from streampay.inputs import loads as load_json
 from streampay.jobs import backoff
 from streampay.money import Amount
 from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
-from streampay.streaming import meter, reader, revocation, service
+from streampay.streaming import meter, reader, revocation, service, siblings
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
@@ -37,8 +37,10 @@ sock = Sock()
 MAX_FRAME = 4096
 EARLY_PUSH_SECONDS = 10
 LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sleep wakes, at least, over ~0.5 s
-# After a metered call (a heartbeat, a start) waited past WS_ADMIT_MAX_METER_WAIT_MS, no new socket for this long.
-STRAIN_SECONDS = 1.0
+# While its metered calls are strained, a process still takes a new socket this often (a trickle: 10 a second, about
+# 5 % of a core in handshakes and starts), so the players it refused get in as fast as it can take them, not in
+# bursts when the strain lifts that strain it again.
+STRAINED_ADMIT_GAP = 0.1
 
 
 class StartSchema(Schema):
@@ -148,21 +150,27 @@ class Hub:
         self.sockets = 0  # admitted and not yet closed, in this process
         self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag)
         self.lag_probe = None
+        self.strained_admit_at = -STRAINED_ADMIT_GAP  # when the last socket was taken while strained (monotonic)
 
     def admit(self) -> str | None:
         """Take a socket slot; or why this process cannot serve another socket now (then it takes none)."""
         self._probe_lag()
         cfg = self.app.config
         with self.lock:
-            if self.sockets >= cfg["WS_MAX_SOCKETS_PER_WORKER"]:
+            if siblings.full(self.sockets, cfg["WS_MAX_SOCKETS_PER_WORKER"]):
                 return "full"
             if self.lag * 1000 > cfg["WS_ADMIT_MAX_LAG_MS"]:
                 return "slow"
-            if meter.shared().strained_within(STRAIN_SECONDS):
-                return "strained"
+            trickle = None
+            if meter.shared().strained():
+                if (trickle := time.monotonic()) - self.strained_admit_at < STRAINED_ADMIT_GAP:
+                    return "strained"
             if _pool_exhausted():
                 return "busy"
+            if trickle is not None:
+                self.strained_admit_at = trickle
             self.sockets += 1
+            siblings.publish(self.sockets)
             return None
 
     def _probe_lag(self) -> None:
@@ -187,6 +195,7 @@ class Hub:
     def release(self) -> None:
         with self.lock:
             self.sockets -= 1
+            siblings.publish(self.sockets)
 
     def watch(self, session_id: str, player: Player) -> None:
         if self.players.get(session_id) is player:  # every heartbeat after the first: already watched
@@ -441,17 +450,20 @@ REFUSALS = {
 def admit_socket():
     """A new socket is refused with a 503 before the upgrade (and before the token is even read) when this process
     holds WS_MAX_SOCKETS_PER_WORKER sockets, when its loop runs late by more than WS_ADMIT_MAX_LAG_MS (the CPU it
-    gets is spoken for), for STRAIN_SECONDS after a metered call of its sockets waited longer than
-    WS_ADMIT_MAX_METER_WAIT_MS (its players already wait), or when all its database connections are in use: so the
-    sockets it holds keep their latency and no new one is accepted only to starve. The slot is freed when the
-    socket's request ends."""
+    gets is spoken for), while more than WS_ADMIT_MAX_SLOW_METER_PERCENT of its sockets' metered calls of the last
+    second or two waited longer than WS_ADMIT_MAX_METER_WAIT_MS (its players already wait), or when all its database
+    connections are in use: so the sockets it holds keep their latency and no new one is accepted only to starve.
+    The slot is freed when the socket's request ends."""
     if request.endpoint != "streaming_ws.stream_socket":
         return None
     why = hub().admit()
     if why is not None:
         metrics.WS_REFUSED.labels(why).inc()
         body = error_body(503, "Service Unavailable", REFUSALS[why])
-        wait = current_app.config["WS_RETRY_AFTER_FULL_SECONDS" if why == "full" else "WS_RETRY_AFTER_SECONDS"]
+        cfg = current_app.config
+        # A full process whose siblings have room: a retry may land on one of them.
+        full = why == "full" and not siblings.have_room(cfg["WS_MAX_SOCKETS_PER_WORKER"])
+        wait = cfg["WS_RETRY_AFTER_FULL_SECONDS" if full else "WS_RETRY_AFTER_SECONDS"]
         return body, 503, {"Retry-After": str(wait)}
     g.ws_admitted = True
     return None

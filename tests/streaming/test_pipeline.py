@@ -63,3 +63,24 @@ def test_calls_that_queue_behind_a_round_trip_leave_no_garbage_for_the_collector
         gc.garbage.clear()
         gc.enable()
     assert left == 0
+
+
+def test_a_slow_call_strains_the_connection_only_as_more_than_its_share_of_the_last_calls(redis_of_our_own):
+    """Admission's `strained`: one call past the wait among hundreds (a collection, a burst of opens) is not a strain;
+    more than 1 % of them is."""
+    server = redis_of_our_own
+    conn = SharedConnection(redis.Redis.from_url(server.url()), timeout=5, strained_after=0.1, strained_share=0.01)
+
+    def slow_call() -> None:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        threading.Timer(0.15, os.kill, (server.proc.pid, signal.SIGCONT)).start()
+        conn.execute(("PING",))
+
+    for _ in range(198):
+        conn.execute(("PING",))
+    slow_call()
+    assert not conn.strained()  # 1 of 199
+    slow_call()
+    assert not conn.strained()  # 2 of 200: 1 %
+    slow_call()
+    assert conn.strained()  # 3 of 201

@@ -113,3 +113,44 @@ def test_a_full_gevent_worker_refuses_new_sockets_with_503_and_keeps_its_own(fun
             for player in held:
                 player.close()
     assert "Traceback" not in log(), log()
+
+
+def test_a_full_worker_whose_sibling_has_room_says_retry_soon_and_a_full_dyno_says_later(migrated):
+    """Two workers of two sockets each: while the dyno holds fewer than four, a 503 from the full one says
+    WS_RETRY_AFTER_SECONDS (the retry may land on the other); with four held, every 503 says
+    WS_RETRY_AFTER_FULL_SECONDS."""
+    import http.client
+
+    from tests.streaming.test_ws import UPGRADE
+
+    def upgrade(port: int) -> tuple[int, dict, http.client.HTTPConnection]:
+        """An upgrade request; on 101 its connection stays open, holding a socket of the worker that took it."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/v1/streaming/ws", headers=UPGRADE)
+        reply = conn.getresponse()
+        if reply.status != 101:
+            reply.read()
+            conn.close()
+        return reply.status, dict(reply.getheaders()), conn
+
+    with web_dyno(WEB_CONCURRENCY="2", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="2") as (port, log):
+        held, waits = [], []
+        try:
+            for _ in range(60):
+                status, headers, conn = upgrade(port)
+                if status == 101:
+                    held.append(conn)
+                    if len(held) == 4:
+                        break
+                else:
+                    assert status == 503, (status, headers)
+                    waits.append(headers["Retry-After"])
+            assert len(held) == 4, waits
+            assert set(waits) <= {"5"}, waits  # while a sibling had room
+            for _ in range(4):
+                status, headers, _ = upgrade(port)
+                assert status == 503 and headers["Retry-After"] == "30", (status, headers)
+        finally:
+            for conn in held:
+                conn.close()
+    assert "Traceback" not in log(), log()

@@ -207,11 +207,12 @@ def test_with_every_database_connection_busy_a_server_refuses_new_sockets_with_5
         assert handshake(url)[0] == 101
 
 
-def test_for_a_second_after_a_heartbeat_waited_for_the_meter_a_server_refuses_new_sockets(
+def test_while_its_heartbeats_wait_for_the_meter_a_server_refuses_new_sockets(
     migrated, movie, funded_viewer, redis_of_our_own
 ):
     """Redis answers late (stopped for 0.6 s, a server of the test's own): the heartbeat that waited is answered, and
-    for a second after it no new socket is taken, so the players already held wait no longer; then they are."""
+    while it is more than 1 % of the last second or two's metered calls no new socket is taken, so the players already
+    held wait no longer; then they are."""
     import os
     import signal
     import threading
@@ -234,11 +235,16 @@ def test_for_a_second_after_a_heartbeat_waited_for_the_meter_a_server_refuses_ne
             began = time.monotonic()
             beat = player.call("heartbeat", session_id=session_id)
             assert beat["event"] == "heartbeat" and time.monotonic() - began >= 0.5, beat
-            status, headers, body = handshake(url)
-            assert status == 503 and headers["Retry-After"] == "5", (status, headers)
-            assert body["code"] == 503 and "wait for their heartbeats" in body["message"], body
+            # A trickle still gets in (one socket every 0.1 s at most); the others are refused.
+            refused = [reply for reply in (handshake(url) for _ in range(3)) if reply[0] != 101]
+            assert len(refused) >= 2, refused
+            for status, headers, body in refused:
+                assert status == 503 and headers["Retry-After"] == "5", (status, headers)
+                assert body["code"] == 503 and "wait for their heartbeats" in body["message"], body
             assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"  # held: served
-            time.sleep(1.1)
+            time.sleep(0.15)
+            assert handshake(url)[0] == 101  # still strained, but the trickle's next turn has come
+            time.sleep(2.1)  # the slow call is past the last two seconds
             assert handshake(url)[0] == 101
         finally:
             player.close()

@@ -1,0 +1,43 @@
+"""The socket counts a web dyno's workers share (streampay/streaming/siblings.py): the cap holds for the dyno."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from streampay.streaming import siblings
+
+
+@pytest.fixture
+def counts():
+    shared = multiprocessing.RawArray("i", 2)
+    siblings.share(shared, 0)
+    yield shared
+    siblings._counts = None
+
+
+def test_a_worker_at_its_cap_takes_a_few_more_while_the_dyno_has_room(counts):
+    counts[1] = 90  # the sibling, short of its cap of 100
+    assert not siblings.full(99, 100)
+    counts[0] = 100
+    assert siblings.have_room(100) and not siblings.full(100, 100)
+    counts[0] = 104
+    assert not siblings.full(104, 100)
+    counts[0] = 105  # past the 5 % overflow
+    assert siblings.full(105, 100)
+
+
+def test_a_worker_at_its_cap_is_full_when_the_dyno_is(counts):
+    counts[0], counts[1] = 100, 100
+    assert not siblings.have_room(100) and siblings.full(100, 100)
+    counts[0], counts[1] = 103, 97  # the dyno's 200, held unevenly
+    assert siblings.full(103, 100)
+    counts[1] = 0  # a dead worker's slot, until its replacement fills it
+    assert siblings.have_room(100) and not siblings.full(103, 100)
+
+
+def test_a_process_with_no_siblings_is_full_at_its_own_cap():
+    assert siblings._counts is None
+    assert not siblings.have_room(5)
+    assert not siblings.full(4, 5) and siblings.full(5, 5)
