@@ -75,21 +75,50 @@ def post_request(worker, req, environ, resp):
 
 
 def post_worker_init(worker):
-    # Thousands of sockets mean millions of long-lived objects, and a full collection of them stalls
-    # every socket of the worker for up to a second. What the worker built at boot is frozen out of
-    # the collections, and young collections run less often, so the objects of a frame die by
-    # reference count before a collection can promote them; full collections then come only when
-    # a good part of the heap has turned over (sockets closed), as CPython decides.
+    # Thousands of sockets mean millions of long-lived objects, and a collection stops every socket of
+    # the worker for as long as it walks its generations (about a microsecond an object on a busy
+    # host). What the worker built at boot is frozen out of the collections. A young collection
+    # walks at most 10,000 objects and the middle generation at most five times that, so each stop is
+    # tens of milliseconds: with 50,000 and 20, opening 10,000 sockets stopped a worker for 100-400 ms
+    # at each young collection and 1.2-1.3 s at the middle one, and heartbeats waited past
+    # METER_TIMEOUT_MS. Full collections come only when a good part of the heap is new since the last
+    # one, as CPython decides.
     import gc
 
     gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
-    gc.callbacks.append(_collection_timer(worker.log))
+    gc.set_threshold(10_000, 5, 10)
+    if getattr(worker, "socket_slot", None) is not None:
+        _freeze_as_sockets_grow(_SOCKET_COUNTS, worker.socket_slot)
+    gc.callbacks.append(_collection_timer(worker.log, int(os.environ.get("WEB_GC_WARN_MS", "100")) / 1000))
 
 
-def _collection_timer(log, warn_after: float = 0.1):
-    """A gc callback that logs every collection that stopped the worker longer than `warn_after` seconds: every
-    socket of the worker waited that long."""
+def _freeze_as_sockets_grow(counts, slot: int, step: int = 500) -> None:
+    """Each time the worker holds `step` more sockets than it ever did, freeze what it holds out of the collections.
+
+    A full collection walks every object of every socket: CPython makes one whenever the heap has grown by a
+    quarter, and while 5,000 players opened, one stopped a worker for 1.1 s, and heartbeats queued behind it past
+    METER_TIMEOUT_MS. A held socket's objects live as long as it and are freed by their reference counts when it
+    closes (it leaves no cycle), so frozen they cost nothing. What was mid-request at a freeze and dies in a cycle
+    stays frozen: a few hundred objects per freeze, and a worker freezes at most cap / step times (new highs only).
+    """
+    import gc
+
+    import gevent
+
+    def watch():
+        high = 0
+        while True:
+            gevent.sleep(1)
+            if counts[slot] >= high + step:
+                high = counts[slot]
+                gc.freeze()
+
+    gevent.spawn(watch)
+
+
+def _collection_timer(log, warn_after: float):
+    """A gc callback that logs every collection that stopped the worker longer than `warn_after` seconds
+    (WEB_GC_WARN_MS): every socket of the worker waited that long."""
     import contextlib
     import time
 

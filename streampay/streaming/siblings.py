@@ -4,9 +4,10 @@ gunicorn's workers take connections from one listening socket, first come first 
 evenly: with 10,000 players on two workers capped at 5,000, one was full while the other held 4,300, and the
 full one, answering its refusals quickly, kept winning the race for the next connection. The workers of one
 gunicorn share an array of counts (made by gunicorn.conf.py in the master, before the fork; one slot per
-worker, written only by its worker), so the cap can hold for the dyno as a whole: a worker at its cap takes a
-few more sockets (OVERFLOW) while the dyno holds fewer than its workers' caps together, and a full worker tells
-a player whether to come back soon (the dyno has room) or later (it is full).
+worker, written only by its worker), so the cap holds for the dyno as a whole: it takes no socket past its
+workers' caps together, however they are spread, and a worker may hold a few more than its own (OVERFLOW) while
+its siblings hold fewer. A full worker tells a player whether to come back soon (the dyno has room) or later
+(it is full).
 Outside gunicorn (the embedded server, tests) a process has no siblings, and its cap is its own.
 """
 
@@ -40,5 +41,8 @@ def have_room(cap: int) -> bool:
 
 
 def full(sockets: int, cap: int) -> bool:
-    """Whether a worker holding `sockets` takes no more: past its cap and the dyno full, or past the overflow."""
-    return sockets >= cap and (sockets >= cap + int(cap * OVERFLOW) or not have_room(cap))
+    """Whether a worker holding `sockets` takes no more: the dyno is full (however its sockets are spread), or the
+    worker is past its cap by the overflow; with no siblings, at its cap."""
+    if _counts is None:
+        return sockets >= cap
+    return sockets >= cap + int(cap * OVERFLOW) or not have_room(cap)

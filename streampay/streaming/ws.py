@@ -509,6 +509,9 @@ def stream_socket(ws):
     finally:
         metrics.WEBSOCKETS.dec()
         hub().forget(player)
+        # The request and its environ hold each other: freed by their counts, not a collection (gunicorn.conf.py
+        # freezes what a worker holds while it opens sockets, and a cycle frozen is never freed).
+        request.environ.pop("werkzeug.request", None)
 
 
 def init_app(app: Flask, prefix: str) -> None:

@@ -33,6 +33,8 @@ def test_a_worker_at_its_cap_is_full_when_the_dyno_is(counts):
     assert not siblings.have_room(100) and siblings.full(100, 100)
     counts[0], counts[1] = 103, 97  # the dyno's 200, held unevenly
     assert siblings.full(103, 100)
+    counts[0], counts[1] = 97, 103  # ... the other way: below its own cap, but the dyno is full
+    assert siblings.full(97, 100)
     counts[1] = 0  # a dead worker's slot, until its replacement fills it
     assert siblings.have_room(100) and not siblings.full(103, 100)
 
