@@ -80,3 +80,55 @@ def test_a_closing_player_ends_its_socket_on_the_server(server, app):
     while hub.sockets and time.monotonic() < deadline:
         time.sleep(0.05)
     assert hub.sockets == 0
+
+
+def test_a_closed_socket_leaves_nothing_for_the_collector(server, app):
+    """A worker freezes the sockets it holds out of the collections (gunicorn.conf.py): that leaks nothing only if a
+    closed socket's objects are freed by their reference counts, none of them in a cycle: the player, and the server
+    end of the socket with its reader. (flask_sock makes a class per socket as it ends, which refers to the server:
+    a young cycle, and the server is freed with it.)"""
+    import gc
+
+    from simple_websocket import Server
+
+    from streampay.streaming.ws import Player
+
+    hub = app.extensions["streampay.hub"]
+    warm = Client(f"{server}/api/v1/streaming/ws")  # the process's pinger and listener, started once
+    warm.close()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        client = Client(f"{server}/api/v1/streaming/ws")
+        client.send(json.dumps({"event": "nope", "id": 1}))
+        client.receive(timeout=5)
+        client.close()
+        deadline = time.monotonic() + 5
+        while hub.sockets and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub.sockets == 0
+        time.sleep(PING_SECONDS + 0.5)  # the pinger lets go of a closed socket at its next ping
+        gc.collect()
+        pool = {id(o): o for o in gc.garbage}
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Player, Server)) and _in_a_cycle(o, pool)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
+
+
+def _in_a_cycle(start, pool: dict) -> bool:
+    """Whether `start` can reach itself through the objects of `pool` (id -> object)."""
+    import gc
+
+    seen, todo = set(), [r for r in gc.get_referents(start) if id(r) in pool]
+    while todo:
+        found = todo.pop()
+        if found is start:
+            return True
+        if id(found) not in seen:
+            seen.add(id(found))
+            todo.extend(r for r in gc.get_referents(found) if id(r) in pool)
+    return False
