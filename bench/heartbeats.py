@@ -18,23 +18,22 @@ before any stopStream (streams stop at --ramp per second too), so it holds stead
 HEARTBEAT_TIMEOUT_SECONDS and STREAM_WINDOW_SECONDS are an hour: no session times out or reaches a checkpoint
 (PostgreSQL work once per window, by design) during the run, so phase B measures heartbeats and nothing else.
 
-Printed per phase: sessions held (open and answering every frame of the window), messages/s, p50/p99 ack latency,
-server CPU per message (gunicorn master and workers, from /proc), the heartbeat/echo CPU ratio, worker RSS per
-session above the idle dyno, and PostgreSQL commits and rows written per message (pg_stat_database deltas from the
-window's start to 11 s after its end, since PostgreSQL reports a backend's work up to 10 s late; heartbeats go on
-meanwhile, and autovacuum is off on the scratch tables, so only the app's own work counts). The load generator (asyncio
-client processes, their collector off but once before the window, so that their own pauses do not read as the
-server's latency) shares the machine's cores with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are
-printed too, so a saturated client shows. --background-cores X burns X cores of CPU in other processes for the
-whole run (a shared dyno host), and their CPU over the window is printed. A socket the dyno refuses at the
-handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the admission cap per worker, which --sockets-per-worker sets;
-or while its loop runs late or its database connections are all in use) is tried again after its Retry-After, as a
-player does, until the open deadline (--no-retry: never); one never admitted is counted as refused, not as a
-failure, and the 503s are counted by cause: the goal is that every other player is held at p99 < 100 ms, with no
-timeout and no `internal` reply. --logs keeps gunicorn's logs; --profile runs py-spy on one worker during each
-window (every sample, waits included, so a worker blocked in a call that does not yield shows), which costs CPU and
-skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or --time-limit: clients, gunicorn,
-the database (dropped) and the Redis DB (flushed).
+Printed per phase: sessions held (open and answering every frame of the window), messages/s, p50/p99 ack latency, server
+CPU per message (gunicorn master and workers, from /proc), the heartbeat/echo CPU ratio, worker RSS per session above
+the idle dyno, and PostgreSQL commits and rows written per message (pg_stat_database deltas from the window's start to
+11 s after its end, since PostgreSQL reports a backend's work up to 10 s late; heartbeats go on meanwhile, and
+autovacuum is off on the scratch tables, so only the app's own work counts). The load generator (asyncio client
+processes, their collector off, so that their own pauses do not read as the server's latency) shares the machine's cores
+with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are printed too, so a saturated client shows.
+--background-cores X burns X cores of CPU in other processes for the whole run (a shared dyno host), and their CPU over
+the window is printed. A socket the dyno refuses at the handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the
+admission cap per worker, which --sockets-per-worker sets; or while its loop runs late or its database connections are
+all in use) is tried again after its Retry-After, as a player does, until the open deadline (--no-retry: never); one
+never admitted is counted as refused, not as a failure, and the 503s are counted by cause: the goal is that every other
+player is held at p99 < 100 ms, with no timeout and no `internal` reply. --logs keeps gunicorn's logs; --profile runs
+py-spy on one worker during each window (every sample, waits included, so a worker blocked in a call that does not yield
+shows), which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or
+--time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
 """
 
 from __future__ import annotations
@@ -566,8 +565,6 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     pipe.send(("ready", tally.opened, tally.refused, dict(tally.failures)))
     while (message := await inbox.get())[0] != "stop":
         window[:3] = message[1:]  # ("window", start, end, end of the PostgreSQL reading) in time.time()
-        gc.collect()  # the window starts PG_STATS_LAG from now
-        gc.freeze()
     window[3] = message[1]  # ("stop", when the first player stops)
     stop.set()
     await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
@@ -577,10 +574,9 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
 
 def client_process(cfg: dict, players: list, pipe) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its clients itself
-    # No collection runs while the players open and beat: a pause of the client's (a full collection of 10,000
-    # sockets' objects is a second) would read as the server's latency. Its garbage, the cycles of the refused
-    # tries, is collected once before the window starts, while no counted frame is in flight.
-    gc.freeze()
+    # No collection runs in the client: a pause of its own (a full collection of 10,000 sockets' objects is a
+    # second, and of what the refused tries left in cycles, several) would read as the server's latency. What those
+    # cycles hold, a few hundred MB at 20,000 players, is freed when the process ends.
     gc.disable()
     try:
         if cfg["uvloop"]:
