@@ -31,9 +31,15 @@ def dependency_of(exc: BaseException) -> str:
     return "redis" if isinstance(exc, redis.RedisError) else "database"
 
 
+def _first_line(exc: BaseException) -> str:
+    """What the driver said, without the statement and parameters SQLAlchemy appends (they may hold user data)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
 def unavailable_body(exc: BaseException) -> dict:
     name = dependency_of(exc)
-    log.warning("%s unavailable: %s", name, exc.__class__.__name__)
+    log.warning("%s unavailable: %s: %s", name, exc.__class__.__name__, _first_line(exc))
     return error_body(
         503,
         "Service Unavailable",

@@ -16,6 +16,7 @@ A caller's commands go out back to back, so a MULTI ... EXEC of one caller is ne
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -26,6 +27,7 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 Command = Sequence
+log = logging.getLogger(__name__)
 
 
 class _Call:
@@ -210,7 +212,7 @@ class SharedConnection:
         removes a key (a second PUBLISH at worst repeats a push the player already ignores).
         """
         for attempt in (1, 2):
-            conn = None
+            conn, began, cpu = None, time.monotonic(), time.process_time()
             try:
                 conn = self._connection()
                 if not (sent and attempt == 1):
@@ -218,6 +220,8 @@ class SharedConnection:
                 self._read_replies(conn, batch)
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if isinstance(exc, redis.TimeoutError):
+                    _report_late(len(batch), time.monotonic() - began, time.process_time() - cpu)
                 self._drop()  # the next send reconnects (and a connection refused is trouble too)
                 if attempt == 2:
                     self._fail(batch, exc)
@@ -264,3 +268,14 @@ class SharedConnection:
         for call in batch:
             if call.done is not None:
                 call.done.set()
+
+
+def _report_late(calls: int, waited: float, cpu: float) -> None:
+    """Say which side stalled when a round trip times out: CPU spent by this process through most of the wait means
+    its own work kept it from reading the reply; little CPU means Redis (or the host, not running it) was late."""
+    log.warning(
+        "the meter's round trip of %d calls timed out after %.1f s; this process used %.1f s of CPU meanwhile",
+        calls,
+        waited,
+        cpu,
+    )

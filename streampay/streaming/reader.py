@@ -22,7 +22,8 @@ import time
 
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import Ping
-from wsproto.frame_protocol import CloseReason
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
 
 
@@ -83,8 +84,37 @@ class InlineReader:
     def start(self) -> None:
         server, self.server = self.server, None  # no cycle: the event's link is dropped once the socket closes
         server.event.server = server
+        _send_small_messages_plain(server)
         if server.ping_interval:
             pinger(server.ping_interval).add(server)
+
+
+class SmallMessagesPlain(PerMessageDeflate):
+    """permessage-deflate, as agreed with the player, except that a message the server sends under `THRESHOLD` bytes
+    goes out uncompressed (RSV1 unset; RFC 7692 lets each message choose), as Node's `ws` does by default.
+
+    A reply is about a hundred bytes of JSON: deflating it saves a few dozen bytes and costs a zlib call per frame,
+    and the first one makes the socket's compressor, about 100 KiB that the socket then holds for as long as it is
+    open. What the player sends is inflated as before, within its limit.
+    """
+
+    THRESHOLD = 1024
+    _plain = True
+
+    def frame_outbound(self, proto, opcode: Opcode, rsv, data: bytes, fin: bool):
+        if opcode in (Opcode.TEXT, Opcode.BINARY):  # a message's first frame decides for its continuations
+            self._plain = len(data) < self.THRESHOLD
+        if self._plain and self._compressible_opcode(opcode):
+            return rsv, data
+        return super().frame_outbound(proto, opcode, rsv, data, fin)
+
+
+def _send_small_messages_plain(server: Server) -> None:
+    """The handshake agreed permessage-deflate (simple_websocket offers its own instance): send small ones plain."""
+    proto = getattr(server.ws.connection, "_proto", None)
+    for extension in getattr(proto, "extensions", ()):
+        if type(extension) is PerMessageDeflate:
+            extension.__class__ = SmallMessagesPlain
 
 
 def hang_up(server: Server) -> None:

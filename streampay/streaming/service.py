@@ -379,9 +379,9 @@ def end(session_id: str, end_ms: int, reason: EndReason, started_ms: int | None 
     at_ms = clock.now_ms()
     session.ended_at = clock.as_datetime(at_ms)  # the server's clock, as its usage row and charge have it
     ledger.hold(parties.wallet, -release)
-    _post_charge(session, parties, charge, fee, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
     if reason is not EndReason.UNAVAILABLE:  # a refused start: nobody heard it began, nobody hears it ended
-        events.session_ended(session)  # after the charge: its fee is final
+        events.session_ended(session)  # billed: its charge and fee are final; written before the shared rows lock
+    _post_charge(session, parties, charge, fee, session.billed_ms - billed_before, ended=True, at_ms=at_ms)
     closed = Closed(session.billed_ms, session.charged)
     db.session.commit()
     metrics.settled(charge, ended=reason.value)

@@ -84,3 +84,24 @@ def test_a_slow_call_strains_the_connection_only_as_more_than_its_share_of_the_l
     assert not conn.strained()  # 2 of 200: 1 %
     slow_call()
     assert conn.strained()  # 3 of 201
+
+
+def test_a_round_trip_that_times_out_says_whether_redis_or_this_process_was_late(redis_of_our_own, caplog):
+    """An operator reading the log of a burst of `unavailable` heartbeats learns which side stalled."""
+    server = redis_of_our_own
+    conn = SharedConnection(redis.Redis.from_url(server.url()), timeout=0.2)
+    conn.execute(("PING",))
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        with caplog.at_level("WARNING", logger="streampay.streaming.pipeline"):
+            try:
+                conn.execute(("PING",))
+            except redis.TimeoutError:
+                pass
+            else:
+                raise AssertionError("a paused Redis answered")
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    said = [r.getMessage() for r in caplog.records if r.name == "streampay.streaming.pipeline"]
+    assert said and all("timed out after 0.2 s" in m and "used 0.0 s of CPU" in m for m in said), said
+    assert conn.execute(("PING",)) == [b"PONG"]  # and the next call reconnects

@@ -111,14 +111,29 @@ def test_a_deflate_bomb_is_closed_with_1009_before_it_inflates(server, funded_vi
     assert peak < 64 << 20, f"peak traced memory {peak >> 20} MiB"
 
 
-def test_a_small_compressed_frame_is_read(server, funded_viewer):
+def test_a_small_compressed_frame_is_read_and_answered_plain(server, funded_viewer):
     sock = raw_socket(server, {"Authorization": f"Bearer {funded_viewer()['access_token']}"})
     squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
     payload = squeeze.compress(b'{"event": "nope", "id": 1}') + squeeze.flush(zlib.Z_SYNC_FLUSH)
     sock.sendall(masked_frame(payload[:-4], compressed=True))
     data = sock.recv(65536)
     sock.close()
-    assert data  # an (compressed) `error` reply, not a close
+    # An `error` reply, not a close; under 1 KiB, so sent uncompressed (RSV1 unset), as plain JSON.
+    assert data[0] == 0x81, data[:2]  # FIN, text, RSV1 unset
+    length, offset = (data[1], 2) if data[1] < 126 else (struct.unpack("!H", data[2:4])[0], 4)
+    assert json.loads(data[offset : offset + length])["event"] == "error"
+
+
+def test_a_large_message_the_server_sends_is_still_compressed():
+    from wsproto.frame_protocol import FrameProtocol, Opcode, RsvBits
+
+    from streampay.streaming.reader import SmallMessagesPlain
+
+    deflate, big = SmallMessagesPlain(), json.dumps({"event": "x", "data": {"pad": " " * 4096}}).encode()
+    rsv, data = deflate.frame_outbound(FrameProtocol(False, []), Opcode.TEXT, RsvBits(False, False, False), big, True)
+    assert rsv.rsv1 and zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff") == big
+    rsv, data = deflate.frame_outbound(FrameProtocol(False, []), Opcode.TEXT, RsvBits(False, False, False), b"{}", True)
+    assert not rsv.rsv1 and data == b"{}"
 
 
 @pytest.mark.parametrize(
