@@ -180,7 +180,8 @@ def _size_of(file: FileStorage) -> int:
     return size
 
 
-def _visible_to(content: Content | dict, user: User | None) -> bool:
+def visible_to(content: Content | dict, user: User | None) -> bool:
+    """Whether `user` may see the item: ready and published, or theirs, or they are an admin; never deleted."""
     get = content.get if isinstance(content, dict) else lambda k: getattr(content, k)
     if get("deleted_at") is not None:
         return False
@@ -192,7 +193,7 @@ def _visible_to(content: Content | dict, user: User | None) -> bool:
 
 def load(content_id, user: User | None = None, *, owner_only: bool = False) -> Content:
     content = db.session.get(Content, content_id)
-    if content is None or not _visible_to(content, user):
+    if content is None or not visible_to(content, user):
         raise NotFound("No such content.")
     if owner_only and not (user and (user.role == Role.ADMIN or content.creator_id == user.id)):
         raise Forbidden("Only the creator of this content (or an admin) may do that.")
@@ -205,7 +206,7 @@ def read_json(content_id, user: User | None) -> str:
     cached = cache.get(_item_key(content_id))
     if cached is not None:
         body = json.loads(cached)
-        if not _visible_to({**body["visibility"], "deleted_at": None}, user):
+        if not visible_to({**body["visibility"], "deleted_at": None}, user):
             raise NotFound("No such content.")
         return json.dumps(body["item"])
     content = load(content_id, user)

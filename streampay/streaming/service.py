@@ -85,12 +85,9 @@ def _hold_to(session: StreamSession, wallet, end: int, paying: int = 0) -> None:
 
 
 def start(viewer: User, content_id: uuid.UUID, max_spend: int | None = None) -> dict:
-    content = catalogue.load(content_id, viewer)  # what this viewer may see, else NotFound
-    if content.status is not ContentStatus.READY:
-        raise Conflict("This content is not ready to play yet.", {"content_id": [content.status.value]})
     # The wallet's row lock first: a viewer's starts queue one behind the other, so each counts the others.
     wallet = ledger.wallet(viewer.id, lock=True)
-    active = _still_playable(content, viewer)
+    content, active = _playable(content_id, viewer)
     if active >= _cfg("MAX_SESSIONS_PER_VIEWER"):
         raise Conflict(f"At most {_cfg('MAX_SESSIONS_PER_VIEWER')} streams at once; stop one first.")
     now = clock.now_ms()
@@ -160,27 +157,30 @@ def _never_ran(session_id: str, started_ms: int) -> None:
         log.warning("a start refused for Redis was ended in PostgreSQL only", extra={"session_id": session_id})
 
 
-def _still_playable(content: Content, viewer: User) -> int:
-    """Read the item again under a share lock: a delete, unpublish or failure committing meanwhile either
-    waits for this start's commit (and then ends the new session with the others) or is seen here. In the same
-    statement, the viewer's active sessions: how many there are (the caller holds the wallet's lock, so another
-    start of the viewer's waits for this one's commit)."""
+def _playable(content_id: uuid.UUID, viewer: User) -> tuple[Content, int]:
+    """The item, as this viewer may see it and ready, read under a share lock: a delete, unpublish or failure
+    committing meanwhile either waits for this start's commit (and then ends the new session with the others) or is
+    seen here. In the same statement, the viewer's active sessions: how many there are (the caller holds the
+    wallet's lock, so another start of the viewer's waits for this one's commit)."""
     active = (
         select(func.count())
         .select_from(StreamSession)
         .where(StreamSession.viewer_id == viewer.id, StreamSession.status == SessionStatus.ACTIVE)
         .scalar_subquery()
     )
-    now = db.session.execute(
-        select(Content.status, Content.is_published, Content.deleted_at, active.label("active"))
-        .where(Content.id == content.id)
+    row = db.session.execute(
+        select(Content, active.label("active"))
+        .where(Content.id == content_id)
         .with_for_update(read=True, of=Content)
-    ).one()
-    unpublished = content.is_published and not now.is_published
-    if now.deleted_at is not None or now.status is not ContentStatus.READY or unpublished:
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None or not catalogue.visible_to(row.Content, viewer):
         db.session.rollback()
         raise NotFound("No such content.")
-    return now.active
+    if row.Content.status is not ContentStatus.READY:
+        db.session.rollback()
+        raise Conflict("This content is not ready to play yet.", {"content_id": [row.Content.status.value]})
+    return row.Content, row.active
 
 
 @dataclass(frozen=True)
