@@ -83,6 +83,8 @@ class SharedConnection:
         self.busy = False  # a round trip is in flight, or its caller is handing the connection on
         self.conn = None
         self.pid = os.getpid()
+        # For the log when calls wait too long: the last write to Redis and its size, the last batch fully read.
+        self.sent_at, self.sent_calls, self.read_at, self.told_at = 0.0, 0, 0.0, -math.inf
 
     def execute(self, *commands: Command) -> list:
         """Send `commands` back to back; their replies, in order (an error reply raises)."""
@@ -115,6 +117,7 @@ class SharedConnection:
                 self._leave(call, killed=True)
                 raise
             if not arrived and not self._leave(call, killed=False):
+                self._tell_of_waits()
                 raise redis.TimeoutError(f"no reply from Redis within {self.timeout:g} s")
         if call.leads:
             if call.batch is None:  # a new round trip, not the replies of one already sent
@@ -241,9 +244,26 @@ class SharedConnection:
             if call.done is not None:
                 call.done.set()
 
-    @staticmethod
-    def _send(conn, batch: list[_Call]) -> None:
+    def _send(self, conn, batch: list[_Call]) -> None:
         conn.send_packed_command(conn.pack_commands([command for call in batch for command in call.commands]))
+        self.sent_at, self.sent_calls = time.monotonic(), len(batch)
+
+    def _tell_of_waits(self) -> None:
+        """A call gave up waiting for its turn: say, once a second at most, where the connection's round trips were."""
+        now = time.monotonic()
+        if now - self.told_at < 1:
+            return
+        self.told_at = now
+        log.warning(
+            "meter calls waited past %g s for their turn: %d queued; the last write (%d calls) %.2f s ago, "
+            "the last replies read %.2f s ago, a round trip %s",
+            self.timeout,
+            len(self.queue),
+            self.sent_calls,
+            now - self.sent_at,
+            now - self.read_at,
+            "in flight" if self.busy else "not in flight",
+        )
 
     def _read_replies(self, conn, batch: list[_Call]) -> None:
         again = []
@@ -265,6 +285,7 @@ class SharedConnection:
                 call.replies[n] = conn.read_response()
             except ResponseError as exc:
                 call.error = call.error or exc
+        self.read_at = time.monotonic()
         for call in batch:
             if call.done is not None:
                 call.done.set()

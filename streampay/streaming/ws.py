@@ -41,6 +41,7 @@ LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sle
 # 5 % of a core in handshakes and starts), so the players it refused get in as fast as it can take them, not in
 # bursts when the strain lifts that strain it again.
 STRAINED_ADMIT_GAP = 0.1
+STALL_WARN_SECONDS = 0.5
 
 
 class StartSchema(Schema):
@@ -189,7 +190,9 @@ class Hub:
         while True:
             began = time.monotonic()
             time.sleep(LAG_PROBE_SECONDS)
-            lates.append(time.monotonic() - began - LAG_PROBE_SECONDS)
+            lates.append(late := time.monotonic() - began - LAG_PROBE_SECONDS)
+            if late >= STALL_WARN_SECONDS:  # every socket of the process waited this long at once
+                log.warning("this process's event loop stalled for %.1f s", late)
             self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
 
     def release(self) -> None:

@@ -105,3 +105,30 @@ def test_a_round_trip_that_times_out_says_whether_redis_or_this_process_was_late
     said = [r.getMessage() for r in caplog.records if r.name == "streampay.streaming.pipeline"]
     assert said and all("timed out after 0.2 s" in m and "used 0.0 s of CPU" in m for m in said), said
     assert conn.execute(("PING",)) == [b"PONG"]  # and the next call reconnects
+
+
+def test_calls_that_give_up_waiting_for_their_turn_say_where_the_round_trip_was(redis_of_our_own, caplog):
+    server = redis_of_our_own
+    conn = SharedConnection(redis.Redis.from_url(server.url()), timeout=0.3)
+    conn.execute(("PING",))
+    errors: list = []
+
+    def call() -> None:
+        try:
+            conn.execute(("PING",))
+        except redis.TimeoutError as exc:
+            errors.append(str(exc))
+
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        with caplog.at_level("WARNING", logger="streampay.streaming.pipeline"):
+            leader = threading.Thread(target=call)
+            leader.start()
+            time.sleep(0.05)  # the leader's round trip is in flight: this call queues behind it
+            call()
+            leader.join()
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    assert "no reply from Redis within 0.3 s" in errors
+    said = [r.getMessage() for r in caplog.records if "for their turn" in r.getMessage()]
+    assert said and "the last write (1 calls)" in said[0] and "a round trip in flight" in said[0], said
