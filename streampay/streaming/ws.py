@@ -192,7 +192,7 @@ class Hub:
             time.sleep(LAG_PROBE_SECONDS)
             lates.append(late := time.monotonic() - began - LAG_PROBE_SECONDS)
             if late >= STALL_WARN_SECONDS:  # every socket of the process waited this long at once
-                log.warning("this process's event loop stalled for %.1f s", late)
+                log.warning("every socket of this process waited %.1f s at once (its loop or threads stalled)", late)
             self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
 
     def release(self) -> None:
