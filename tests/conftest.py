@@ -68,14 +68,36 @@ def empty_everything(app) -> None:
     with app.app_context():
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         with db.engine.begin() as conn:
+            # DELETE, children first: on tables this small it takes about a tenth of TRUNCATE's time (TRUNCATE
+            # makes new files for every table), paid after every test.
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
             if conn.dialect.name == "postgresql":
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    conn.execute(text(f"DELETE FROM {name}"))
+                restart_sequences(conn)
         redis_client().flushdb()
         db.session.remove()
         db.engine.dispose()
+
+
+def truncate_everything(db_url: str) -> None:
+    """Every table made anew (PostgreSQL): no dead rows of earlier tests, no statistics."""
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            tables = [t.name for t in db.metadata.sorted_tables]
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
+def restart_sequences(conn) -> None:
+    """Every id sequence starts again at 1, as after TRUNCATE ... RESTART IDENTITY."""
+    sequences = conn.execute(
+        text("SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = current_schema()")
+    ).scalars()
+    calls = [f"setval('{name}', 1, false)" for name in sequences]
+    if calls:
+        conn.execute(text(f"SELECT {', '.join(calls)}"))
 
 
 @pytest.fixture

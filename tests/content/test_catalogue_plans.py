@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event, text
 
 from streampay.extensions import db
-from tests.conftest import bearer
+from tests.conftest import bearer, truncate_everything
 from tests.content.test_catalogue import shelf  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(
@@ -17,9 +17,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(params=["held", "database"])
-def app(request, app_factory, media_root):
+def app(request, app_factory, media_root, migrated):
     """Anonymous pages as a web process serves them (its listings held), and read from the database page by page
     (what a listing too long to hold, and a creator's or an admin's own view, always is)."""
+    truncate_everything(migrated)  # plans are priced on the tables' pages: start from new ones, not dead rows
     return app_factory(MEDIA_ROOT=media_root, **({"CATALOGUE_INDEX_IDS": 0} if request.param == "database" else {}))
 
 
