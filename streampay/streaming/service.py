@@ -448,7 +448,7 @@ def _owned_live(viewer: User, session_id: str) -> dict:
     return live
 
 
-def revive(session_id: str, viewer_id: str | None = None) -> dict | None:
+def revive(session_id: str, viewer_id: str | None = None, now: int | None = None) -> dict | None:
     """The meter of a session PostgreSQL still has as active, put back after Redis lost it (a restart without
     persistence, a flush); None if there is no such active session (of that viewer).
 
@@ -463,7 +463,7 @@ def revive(session_id: str, viewer_id: str | None = None) -> dict | None:
     if viewer_id is not None and str(session.viewer_id) != viewer_id:
         db.session.rollback()
         return None
-    now = clock.now_ms()
+    now = clock.now_ms() if now is None else now  # a heartbeat's own time: its billed time starts at 0, not below
     values = {
         "viewer": str(session.viewer_id),
         "started": now - session.billed_ms,
@@ -496,7 +496,7 @@ def heartbeat(viewer: User, session_id: str) -> tuple[dict, EndReason | None]:
     key = _session_key(session_id)
     before = meter.beat(key, str(viewer.id), now, timeout_ms)
     if before is None:  # ended, not this viewer's, or its meter lost with Redis: then put back, and beat again
-        if revive(key, str(viewer.id)) is None:
+        if revive(key, str(viewer.id), now) is None:
             raise SessionGone("No such active session.")
         before = meter.beat(key, str(viewer.id), now, timeout_ms)
         if before is None:
