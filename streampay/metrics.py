@@ -31,6 +31,10 @@ WS_REFUSED = Counter(
     "heartbeat waited for the meter in the last second), busy (no free database connection).",
     ["why"],
 )
+WS_SHED = Counter(
+    "streampay_websockets_shed_total",
+    "Player sockets closed with 1013 (try again later) because the loop ran late past WS_SHED_LAG_MS.",
+)
 HEARTBEATS = Histogram(
     "streampay_heartbeat_duration_seconds", "Heartbeats handled, and the time each took.", buckets=LATENCY_BUCKETS
 )

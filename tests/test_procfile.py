@@ -54,6 +54,13 @@ def test_release_applies_migrations():
 def web_dyno(**env):
     """The web line on a free port, ready (its /readyz answers 200); yields the port and a function that reads
     what the dyno has printed so far (all of it, once the block is left)."""
+    with web_process(**env) as (port, proc):
+        yield port, proc.log
+
+
+@contextlib.contextmanager
+def web_process(**env):
+    """web_dyno's, yielding the port and the dyno itself (its pid, its workers' pids, its log)."""
     port = free_port()
     proc = start("web", PORT=str(port), **env)
 
@@ -66,7 +73,7 @@ def web_dyno(**env):
 
     try:
         assert wait_for(ready, 60) and proc.alive(), stop(proc)
-        yield port, proc.log
+        yield port, proc
     finally:
         stop(proc)
 

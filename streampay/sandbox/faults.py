@@ -6,6 +6,7 @@
   refuses new ones (PostgreSQL unreachable, for the processes pointed at it), `mend()` lets them through again.
 - `terminate_backends`: `pg_terminate_backend` on the connections of one database (ours, never anyone else's).
 - `Dyno`: a Procfile line as a subprocess of its own process group.
+- `Starved`: a process run in slices, stopped most of the time (a host giving it less CPU than it needs).
 
 None of it touches the shared PostgreSQL server or Redis: the Redis is a private one, and PostgreSQL only
 loses connections to a database of the caller's.
@@ -257,3 +258,31 @@ class Dyno:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class Starved:
+    """While the block runs, `pid` runs `run_ms` then stops `stopped_ms` (SIGSTOP, SIGCONT), again and again: from
+    inside, every wake-up of its event loop comes late, as on a host that gives it less CPU than its work needs."""
+
+    def __init__(self, pid: int, run_ms: int = 20, stopped_ms: int = 150):
+        self.pid, self.run, self.stopped = pid, run_ms / 1000, stopped_ms / 1000
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._slice, name="starve", daemon=True)
+
+    def _slice(self) -> None:
+        try:
+            while not self.done.is_set():
+                os.kill(self.pid, signal.SIGSTOP)
+                time.sleep(self.stopped)
+                os.kill(self.pid, signal.SIGCONT)
+                time.sleep(self.run)
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+
+    def __enter__(self) -> Starved:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()

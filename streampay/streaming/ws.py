@@ -11,6 +11,7 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 
@@ -42,6 +43,7 @@ LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sle
 # bursts when the strain lifts that strain it again.
 STRAINED_ADMIT_GAP = 0.1
 STALL_WARN_SECONDS = 0.5
+SHED_CLOSE = 1013  # RFC 6455's "try again later"
 
 
 class StartSchema(Schema):
@@ -119,6 +121,13 @@ class Player:
             pass
         reader.hang_up(self.ws)  # wake the socket's own greenlet, waiting in receive()
 
+    def shed(self) -> None:
+        """The process cannot serve this socket: close it with 1013 (try again later). Its sessions go on when the
+        player comes back (to any process) and heartbeats before the timeout."""
+        with self.lock, contextlib.suppress(ConnectionClosed, OSError):
+            self.ws.close(reason=SHED_CLOSE, message="server overloaded; reconnect and resume your session")
+        reader.hang_up(self.ws)
+
     def _quietly(self, event: str, data: dict) -> None:
         try:
             self.send(event, data)
@@ -141,6 +150,7 @@ class Hub:
     def __init__(self, app: Flask):
         self.app = app
         self.players: dict[str, Player] = {}
+        self.held: dict[Player, None] = {}  # every open socket, oldest first: the newest are shed first
         self.signed_in: set[Player] = set()  # every authenticated socket, for revocations
         self.lock = threading.Lock()
         self.thread = None
@@ -194,6 +204,29 @@ class Hub:
             if late >= STALL_WARN_SECONDS:  # every socket of the process waited this long at once
                 log.warning("every socket of this process waited %.1f s at once (its loop or threads stalled)", late)
             self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
+            if self.lag * 1000 > self.app.config["WS_SHED_LAG_MS"]:
+                self._shed()
+                lates.clear()  # what shedding did is judged on a window measured after it
+
+    def _shed(self) -> None:
+        """The loop ran late all through a lag window, admission closed: the sockets already held need more CPU than
+        the process gets. Its newest WS_SHED_PERCENT close, so the others get their latency back instead of every
+        socket's heartbeats queueing past their timeouts."""
+        with self.lock:
+            held = list(self.held)
+        doomed = held[len(held) - math.ceil(len(held) * self.app.config["WS_SHED_PERCENT"] / 100) :]
+        if not doomed:
+            return
+        log.warning(
+            "the loop ran %.0f ms late through the last %.1f s: closing the newest %d of %d sockets (1013)",
+            self.lag * 1000,
+            LAG_PROBES * (LAG_PROBE_SECONDS + self.lag),
+            len(doomed),
+            len(held),
+        )
+        metrics.WS_SHED.inc(len(doomed))
+        for player in doomed:
+            player.shed()
 
     def release(self) -> None:
         with self.lock:
@@ -218,6 +251,10 @@ class Hub:
                 self.thread.start()
         self.subscribed.wait(EARLY_PUSH_SECONDS)  # at once, once the first subscription is made
 
+    def hold(self, player: Player) -> None:
+        with self.lock:
+            self.held[player] = None
+
     def enlist(self, player: Player) -> None:
         """Count a signed-in socket, for revocations (the subscriber runs since the socket opened)."""
         with self.lock:
@@ -225,6 +262,7 @@ class Hub:
 
     def forget(self, player: Player) -> None:
         with self.lock:
+            self.held.pop(player, None)
             self.signed_in.discard(player)
             for sid in [s for s, p in self.players.items() if p is player]:
                 del self.players[sid]
@@ -503,6 +541,7 @@ def authenticate_handshake():
 def stream_socket(ws):
     player = Player(ws)
     hub().listen()
+    hub().hold(player)
     if g.get("ws_auth"):
         player.signed_in(*g.ws_auth)
     metrics.WEBSOCKETS.inc()

@@ -12,10 +12,12 @@ import urllib.request
 import uuid
 
 import pytest
+from simple_websocket import ConnectionClosed
 
+from streampay.sandbox.faults import Starved
 from tests.conftest import bearer
 from tests.streaming.conftest import Player, beat_concurrently, stroops
-from tests.test_procfile import web_dyno
+from tests.test_procfile import web_dyno, web_process
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
@@ -154,3 +156,45 @@ def test_a_full_worker_whose_sibling_has_room_says_retry_soon_and_a_full_dyno_sa
             for conn in held:
                 conn.close()
     assert "Traceback" not in log(), log()
+
+
+def come_back(url: str, token: str, within: float = 20) -> Player:
+    """Open a socket as a player does after a 503: again, a little later, until admitted."""
+    from tests.streaming.test_ws import handshake
+
+    deadline = time.monotonic() + within
+    while handshake(url)[0] != 101:  # (a refused Client would leave its socket open)
+        assert time.monotonic() < deadline, "never admitted again"
+        time.sleep(0.5)
+    return Player(url, token)
+
+
+def test_a_worker_starved_of_cpu_sheds_its_newest_sockets_and_their_sessions_go_on(movie, funded_viewer):
+    """A worker whose loop runs later than WS_SHED_LAG_MS all through a lag window closes its newest sockets with
+    1013 (try again later), WS_SHED_PERCENT of them; the oldest stay open and answering, and a shed player that
+    comes back heartbeats the same session on, billed from where it was."""
+    viewer = funded_viewer("10")
+    env = {"WEB_CONCURRENCY": "1", "WEB_CONNECTIONS": "50", "MAX_SESSIONS_PER_VIEWER": "4"}
+    with web_process(**env, WS_SHED_LAG_MS="60", WS_SHED_PERCENT="50") as (port, dyno):
+        url = f"ws://127.0.0.1:{port}"
+        players = [Player(url, viewer["access_token"]) for _ in range(4)]
+        sessions = [p.call("startStream", content_id=movie["id"])["data"]["session_id"] for p in players]
+        (worker,) = dyno.children()
+        with Starved(worker), pytest.raises(ConnectionClosed) as closed:
+            players[3].next_reply(timeout=30)
+        assert closed.value.reason == 1013, closed.value
+        with pytest.raises(ConnectionClosed):
+            players[2].next_reply(timeout=10)
+        try:
+            for player, session_id in zip(players[:2], sessions, strict=False):  # the oldest two: still held
+                assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+            back = come_back(url, viewer["access_token"])
+            beat = back.call("heartbeat", session_id=sessions[3])
+            assert beat["event"] == "heartbeat", beat
+            assert beat["data"]["billed_seconds"] >= 1  # the session went on through the shedding
+            back.close()
+        finally:
+            for player in players[:2]:
+                player.close()
+    assert "closing the newest 2 of 4 sockets (1013)" in dyno.log(), dyno.log()
+    assert "Traceback" not in dyno.log(), dyno.log()

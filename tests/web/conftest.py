@@ -76,8 +76,9 @@ IN_A_BROWSER = [
 class Site:
     """The running server: its address, the CLI beside it, and plain HTTP for what the test sets up."""
 
-    def __init__(self, base: str, custody: Keypair, runner, horizon: HorizonStandin, log):
+    def __init__(self, base: str, custody: Keypair, runner, horizon: HorizonStandin, log, env: dict):
         self.base = base
+        self.env = env  # the web dyno's settings, for a second one beside it
         self.log = log  # what the web dyno has printed so far
         self.custody = custody
         self.runner = runner
@@ -172,7 +173,7 @@ def site(migrated, tmp_path_factory):
     worker = start("worker", **env)
     try:
         with web_dyno(WEB_CONCURRENCY="1", WEB_CONNECTIONS="200", **env) as (port, log):
-            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner(), horizon, log)
+            yield Site(f"http://127.0.0.1:{port}", custody, cli_app.test_cli_runner(), horizon, log, env)
         assert "Traceback" not in log(), log()
     finally:
         worker_log = stop(worker)

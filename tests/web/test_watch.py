@@ -6,8 +6,10 @@ import time
 
 from playwright.sync_api import expect
 
+from streampay.content import samples
+from streampay.sandbox.faults import Starved
 from tests.conftest import PASSWORD
-from tests.test_procfile import wait_for
+from tests.test_procfile import wait_for, web_process
 from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in, submit
 
 pytestmark = IN_A_BROWSER
@@ -157,3 +159,41 @@ def test_hiding_the_tab_pauses_and_stops_the_bill(page, site, clips):
     [session] = site.sessions(viewer)
     assert session["end_reason"] == "stopped"
     expect(page.locator("#charged")).to_have_text(session["charged"])
+
+
+def test_a_socket_shed_by_a_starved_server_comes_back_and_its_session_goes_on(browser, site, clips, tmp_path):
+    """A web process given less CPU than its sockets need lets its newest go with 1013 (try again later): the page
+    opens a new socket and beats the same session on. One session, billed throughout, stopped on pause."""
+    creator, viewer = site.register("creator"), site.register()
+    clip = samples.make_video(str(tmp_path / "long-haul.mp4"), seconds=40, label="Long haul")
+    item = site.upload(creator, clip, "Long haul")
+    site.credit(viewer["email"], "5")
+    shedding = {"WS_SHED_LAG_MS": "100", "WS_SHED_PERCENT": "100", "HEARTBEAT_TIMEOUT_SECONDS": "10"}
+    with web_process(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", **{**site.env, **shedding}) as (port, dyno):
+        context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            sign_in(page, viewer)
+            page.goto(f"/app/#/watch/{item['id']}")
+            page.get_by_role("button", name="Play").click()
+            assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 10), shown(page, "stream-status")
+
+            (worker,) = dyno.children()
+            with Starved(worker):
+                assert wait_for(lambda: "closing the newest 1 of 1 sockets (1013)" in dyno.log(), 30), dyno.log()
+            before = stroops(shown(page, "charged"))
+            assert wait_for(lambda: stroops(shown(page, "charged")) > before, 10), shown(page, "stream-status")
+            [session] = site.sessions(viewer)
+            assert session["status"] == "active", session
+
+            page.get_by_role("button", name="Pause").click()
+            assert wait_for(lambda: site.sessions(viewer)[0]["status"] == "ended", 5), site.sessions(viewer)
+            [session] = site.sessions(viewer)
+            assert session["end_reason"] == "stopped", session
+            assert wait_for(lambda: shown(page, "charged") == session["charged"], 5), (shown(page, "charged"), session)
+        finally:
+            context.close()
+        assert not errors, errors
+    assert "Traceback" not in dyno.log(), dyno.log()

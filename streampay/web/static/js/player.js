@@ -8,6 +8,7 @@ import { accessToken, api, url } from "./api.js";
 import { stroops } from "./money.js";
 
 const OPEN_RETRIES = [500, 1000, 2000, 4000]; // ms before each new attempt to open the socket
+const SHED = 1013; // the close code of a socket a busy server let go (docs/websocket.md)
 
 function connect(address) {
   const ws = new WebSocket(address);
@@ -40,11 +41,11 @@ export class StreamSocket extends EventTarget {
       }
     }
     ws.addEventListener("message", (e) => this.receive(JSON.parse(e.data)));
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (e) => {
       for (const { reject } of this.pending.values()) reject({ code: "closed", message: "The connection closed." });
       this.pending.clear();
       if (this.ws === ws) this.ws = null;
-      this.dispatchEvent(new CustomEvent("close"));
+      this.dispatchEvent(new CustomEvent("close", { detail: { code: e.code } }));
     });
     this.ws = ws;
     await this.call("auth", { token: await accessToken() });
@@ -106,7 +107,7 @@ export class PaidPlayer {
     this.socket.addEventListener("streamEnded", (e) => this.ended(e.detail));
     this.socket.addEventListener("balanceLow", (e) => this.update({ low: e.detail, balance: e.detail.balance }));
     this.socket.addEventListener("error", (e) => this.update({ message: e.detail.message }));
-    this.socket.addEventListener("close", () => { this.stopBeats(); this.sessionId = null; });
+    this.socket.addEventListener("close", (e) => this.closed(e.detail.code));
     this.listeners = [
       ["playing", () => this.playing()],
       ["pause", () => this.paused()],
@@ -187,6 +188,17 @@ export class PaidPlayer {
     this.beat = setInterval(() => this.heartbeat(), this.interval);
   }
 
+  // 1013 (try again later): a busy server let this socket go, not the session. The next beat opens a new socket
+  // (the server may be another), signs in and beats the same session on, within the heartbeat timeout.
+  closed(code) {
+    if (code === SHED && this.sessionId) {
+      this.update({ message: "Reconnecting…" });
+      return;
+    }
+    this.stopBeats();
+    this.sessionId = null;
+  }
+
   stopBeats() {
     if (this.beat) clearInterval(this.beat);
     this.beat = null;
@@ -201,8 +213,13 @@ export class PaidPlayer {
       this.live = { charged: stroops(reply.charged), billed: reply.billed_seconds };
       this.update({ balance: reply.balance, message: null });
     } catch (error) {
-      // A heartbeat that crossed the session's end: the streamEnded push says why.
-      if (sessionId !== this.sessionId || error.code === "session_not_active") return;
+      if (sessionId !== this.sessionId || error.code === "closed") return; // a shed socket: the next beat reopens
+      if (error.code === "session_not_active") {
+        // A heartbeat that crossed the session's end: the streamEnded push says why. If it went to a socket that
+        // has closed since (a session that timed out while the player reconnected), the session is over all the same.
+        setTimeout(() => { if (this.sessionId === sessionId) this.ended({ session_id: sessionId, reason: "timeout" }); }, 2000);
+        return;
+      }
       this.update({ message: error.message });
     }
   }
