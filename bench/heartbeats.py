@@ -30,7 +30,9 @@ the window is printed. A socket the dyno refuses at the handshake with 503 (past
 admission cap per worker, which --sockets-per-worker sets; or while its loop runs late or its database connections are
 all in use) is tried again after its Retry-After, as a player does, until the open deadline (--no-retry: never); one
 never admitted is counted as refused, not as a failure, and the 503s are counted by cause: the goal is that every other
-player is held at p99 < 100 ms, with no timeout and no `internal` reply. --logs keeps gunicorn's logs; --profile runs
+player is held at p99 < 100 ms, with no timeout and no `internal` reply. A socket the dyno sheds with 1013 (a worker
+whose loop stays late past WS_SHED_LAG_MS) is opened again, as a player does, and beats the same session on: counted
+as shed and came back, and not held. --logs keeps gunicorn's logs; --profile runs
 py-spy on one worker during each window (every sample, waits included, so a worker blocked in a call that does not yield
 shows), which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or
 --time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
@@ -68,6 +70,8 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the streampay pa
 ECHO, WS = "/api/v1/streaming/echo", "/api/v1/streaming/ws"
 PRICE, CREDIT = 100, 10 * 10_000_000  # stroops: 0.0000100 per second, 10 units per viewer
 GOAL_SESSIONS, GOAL_P99_MS, GOAL_RATIO = 10_000, 100.0, 1.3
+SUMMED = ("held", "shed", "came_back", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags")  # per client
+SHED_CLOSE = 1013  # a dyno short of CPU lets a socket go with "try again later"; its session goes on
 PHASES = (("echo", "A: echo"), ("heartbeat", "B: heartbeat"))
 # PostgreSQL 15 flushes a backend's statistics to pg_stat_database up to 10 s after the work (PGSTAT_IDLE_INTERVAL):
 # the window starts this long after the last startStream, and its PostgreSQL reading is taken this long after its end.
@@ -373,6 +377,8 @@ class Tally:
     refusals: Counter = field(default_factory=Counter)  # 503s at the handshake by cause, tried again or not
     admitted_after_503: int = 0
     held: int = 0
+    shed: int = 0  # sockets the dyno closed with 1013 (try again later) ...
+    came_back: int = 0  # ... and opened again, beating the same session on
     sent: int = 0
     acked: int = 0
     acked_for_pg: int = 0
@@ -423,10 +429,11 @@ def _checked(reply: dict, event: str) -> dict:
     return reply["data"]
 
 
-async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally):
+async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally, resume: str | None = None):
     """Open the socket and start the stream as a player does: a 503 before the upgrade (the dyno refuses what it
     cannot serve) is tried again after its Retry-After, with jitter, until `open_by`; then it counts as refused.
-    Returns the socket and the session id (for the echo, a made-up one: its frames carry a heartbeat's fields)."""
+    Returns the socket and the session id (for the echo, a made-up one: its frames carry a heartbeat's fields).
+    With `resume` (a session whose socket was shed), the session goes on: no startStream."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
@@ -453,9 +460,9 @@ async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally
                     raise
             else:
                 tally.admitted_after_503 += refusals > 0
-                session_id = str(uuid.uuid4())
+                session_id = resume or str(uuid.uuid4())
                 try:
-                    if cfg["phase"] == "heartbeat":
+                    if cfg["phase"] == "heartbeat" and resume is None:
                         reply = await _call(
                             ws, "startStream", 0, {"content_id": cfg["content_id"]}, 3 * cfg["ack_timeout"]
                         )
@@ -470,7 +477,7 @@ async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally
 async def _player(
     cfg: dict, index: int, token: str | None, open_at: float, open_by: float, gate, window, stop, tally, progress
 ):
-    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
     errors = (OSError, TimeoutError, WebSocketException, ReplyError, ValueError, KeyError)
     interval, timeout = cfg["interval"], cfg["ack_timeout"]
@@ -508,7 +515,19 @@ async def _player(
                 window_sent += 1
                 tally.sent += 1
                 tally.lags.append(sent - slot)
-            _checked(await _call(ws, "heartbeat", frame_id, data, timeout), "heartbeat")
+            try:
+                reply = await _call(ws, "heartbeat", frame_id, data, timeout)
+            except ConnectionClosed as exc:
+                if exc.rcvd is None or exc.rcvd.code != SHED_CLOSE:
+                    raise
+                # Shed by a dyno short of CPU: come back, as a player does, and beat the same session on (this
+                # frame went unanswered, so a player shed in the window is not held).
+                tally.shed += 1
+                ws, _ = await _open(cfg, token, time.time() + 60, gate, tally, resume=session_id)
+                tally.came_back += 1
+                slot += interval
+                continue
+            _checked(reply, "heartbeat")
             tally.acked_for_pg += window[0] <= sent < window[2]
             if counted:
                 window_acked += 1
@@ -648,6 +667,8 @@ class Phase:
     refusals: Counter = field(default_factory=Counter)
     admitted_after_503: int = 0
     held: int = 0
+    shed: int = 0
+    came_back: int = 0
     sent: int = 0
     acked: int = 0
     acked_for_pg: int = 0
@@ -737,7 +758,7 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
             for pipe in pipes:
                 pipe.send(("stop", time.time()))
             for (tally,) in _expect(pipes, "done", ramp_seconds + args.interval + 6 * args.ack_timeout + 30):
-                for key in ("held", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags"):
+                for key in SUMMED:
                     setattr(result, key, getattr(result, key) + tally[key])
                 result.admitted_after_503 += tally["admitted_after_503"]
                 result.slow.update(tally["slow"])
@@ -879,6 +900,8 @@ def figures(p: Phase) -> dict:
         "refused": p.refused,
         "refusals": dict(p.refusals),
         "admitted_after_503": p.admitted_after_503,
+        "shed": p.shed,
+        "came_back": p.came_back,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
         "p99_ms": _pct(p.latencies, 0.99),
@@ -912,6 +935,7 @@ ROWS = (
     ("sessions held", lambda f: f"{f['sessions_held']}/{f['players']}"),
     ("refused with 503 (handshake)", lambda f: str(f["refused"])),
     ("503s / admitted on a retry", lambda f: f"{sum(f['refusals'].values())} / {f['admitted_after_503']}"),
+    ("shed with 1013 / came back", lambda f: f"{f['shed']} / {f['came_back']}"),
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),

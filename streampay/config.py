@@ -276,10 +276,14 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # or two waited longer than this (ms) for the meter: held players' p99 is past the wait.
         "WS_ADMIT_MAX_METER_WAIT_MS": _int("WS_ADMIT_MAX_METER_WAIT_MS", 100),
         "WS_ADMIT_MAX_SLOW_METER_PERCENT": _int("WS_ADMIT_MAX_SLOW_METER_PERCENT", 1),
-        # Past admission: a process whose loop has run this late (ms) for a lag window closes its newest sockets, this
-        # percent of them at a time (1013, try again later), until the rest get their latency back.
+        # Past admission: a process whose loop has run this late (ms) on average over a lag window closes its
+        # newest sockets, this percent of them at a time (1013, try again later), until the rest get their latency
+        # back.
         "WS_SHED_LAG_MS": _int("WS_SHED_LAG_MS", 250),
         "WS_SHED_PERCENT": _int("WS_SHED_PERCENT", 10),
+        # A stopStream waits this long (ms) for a settlement turn of its process, then is answered at once and
+        # settled by a job on the worker (a burst of stops on the rows every settlement shares).
+        "STOP_SETTLE_WAIT_MS": _int("STOP_SETTLE_WAIT_MS", 1000),
         # OpenAPI (flask-smorest)
         "API_TITLE": "StreamPay",
         "API_VERSION": "v1",

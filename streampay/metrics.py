@@ -35,6 +35,10 @@ WS_SHED = Counter(
     "streampay_websockets_shed_total",
     "Player sockets closed with 1013 (try again later) because the loop ran late past WS_SHED_LAG_MS.",
 )
+STOPS_SETTLED_LATER = Counter(
+    "streampay_stops_settled_later_total",
+    "stopStreams answered at once and settled by a job: every settlement turn of the web process stayed taken.",
+)
 HEARTBEATS = Histogram(
     "streampay_heartbeat_duration_seconds", "Heartbeats handled, and the time each took.", buckets=LATENCY_BUCKETS
 )

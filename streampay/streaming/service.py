@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import sqlalchemy.exc
 from flask import Flask, current_app
+from rq import Retry
 from sqlalchemy import func, select
 
-from streampay import clock, metrics, money
+from streampay import clock, jobs, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
 from streampay.errors import Conflict, DomainError, NotFound
@@ -291,16 +292,19 @@ class NoTurnFree(Exception):
 def _few_at_once(settle):
     """Run `settle` once one of the process's SETTLEMENTS_AT_ONCE turns is free: waited for as long as a pooled
     connection is (DB_POOL_TIMEOUT), then `unavailable` as the pool's own timeout would be. With `wait=False`,
-    NoTurnFree at once instead."""
+    NoTurnFree at once instead; with `wait` a number of seconds, NoTurnFree after that long."""
 
     @functools.wraps(settle)
-    def gated(*args, wait: bool = True, **kwargs):
+    def gated(*args, wait: bool | float = True, **kwargs):
         turns = current_app.extensions.get("streampay.settlements")
         if turns is None:  # made in each process, after the fork
             turns = current_app.extensions["streampay.settlements"] = threading.BoundedSemaphore(SETTLEMENTS_AT_ONCE)
-        timeout = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5) if wait else 0
+        if wait is True:
+            timeout = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_timeout", 5)
+        else:
+            timeout = float(wait)
         if not turns.acquire(timeout=timeout):
-            if not wait:
+            if wait is not True:
                 raise NoTurnFree
             raise sqlalchemy.exc.TimeoutError(f"no settlement turn free within {timeout} s")
         try:
@@ -544,13 +548,37 @@ def stop(viewer: User, session_id: str) -> dict:
     live = _owned_live(viewer, session_id)
     now = clock.now_ms()
     within = now - live["last_hb"] <= _timeout_ms()
-    closed = end(
-        session_id,
-        now if within else live["last_hb"],
-        EndReason.STOPPED if within else EndReason.TIMEOUT,
-        live["started"],
-    )
+    end_ms, reason = (now, EndReason.STOPPED) if within else (live["last_hb"], EndReason.TIMEOUT)
+    try:
+        closed = end(session_id, end_ms, reason, live["started"], wait=_cfg("STOP_SETTLE_WAIT_MS") / 1000)
+    except NoTurnFree:
+        closed = _end_later(session_id, live, end_ms, reason)
     return {"success": True, "duration": closed.billed_ms // 1000, "charged": money.format(closed.charged)}
+
+
+def _end_later(session_id: str, live: dict, end_ms: int, reason: EndReason) -> Closed:
+    """Every settlement turn of this process stayed taken (a burst of stops on rows every settlement shares): the
+    session's end is fixed now, and a job settles it on the worker, once (one job id per session).
+
+    The bill is what the meter says: billed to `end_ms`, within the window already held (play past it, proven only
+    when checkpoints came late, is not billed), which is what the job's settlement posts. The stop is stamped on the
+    meter as the session's last proof of play, so a reaper that ends it before the job does bills the same.
+    """
+    end_ms = min(end_ms, live["started"] + live["window_end"])
+    if end_ms > live["last_hb"]:
+        meter.beat(session_id, live["viewer"], end_ms, _timeout_ms())
+    jobs.enqueue(
+        "streampay.streaming.jobs.end_stopped",
+        session_id,
+        end_ms,
+        reason.value,
+        live["started"],
+        job_id=f"end-session-{session_id}",
+        retry=Retry(max=5, interval=[1, 5, 15, 60, 300]),
+    )
+    metrics.STOPS_SETTLED_LATER.inc()
+    billed = max(0, end_ms - live["started"])
+    return Closed(billed, charge_for(billed, live["price"]))
 
 
 def held_by_active_sessions(_sender=None, **_) -> dict:
