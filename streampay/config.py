@@ -276,7 +276,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         # or two waited longer than this (ms) for the meter: held players' p99 is past the wait.
         "WS_ADMIT_MAX_METER_WAIT_MS": _int("WS_ADMIT_MAX_METER_WAIT_MS", 100),
         "WS_ADMIT_MAX_SLOW_METER_PERCENT": _int("WS_ADMIT_MAX_SLOW_METER_PERCENT", 1),
-        # Past admission: a process whose loop has run this late (ms) on average over a lag window closes its
+        # Past admission: a process whose loop has run this late (ms) on average over two seconds closes its
         # newest sockets, this percent of them at a time (1013, try again later), until the rest get their latency
         # back.
         "WS_SHED_LAG_MS": _int("WS_SHED_LAG_MS", 250),

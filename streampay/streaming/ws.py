@@ -20,6 +20,7 @@ from flask_sock import Sock
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from simple_websocket import ConnectionClosed
 from sqlalchemy.pool import QueuePool
+from wsproto.utilities import LocalProtocolError
 
 from streampay import metrics
 from streampay.auth.tokens import holder_of, user_from_token
@@ -44,6 +45,7 @@ LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sle
 STRAINED_ADMIT_GAP = 0.1
 STALL_WARN_SECONDS = 0.5
 SHED_CLOSE = 1013  # RFC 6455's "try again later"
+SHED_WINDOW_SECONDS = 2.0  # shedding judges the loop's lateness over this long (a meter call gives up after 2 s)
 
 
 class StartSchema(Schema):
@@ -84,7 +86,10 @@ class Player:
         if frame_id is not None:
             frame["id"] = frame_id
         with self.lock:
-            self.ws.send(json.dumps(frame))
+            try:
+                self.ws.send(json.dumps(frame))
+            except LocalProtocolError as exc:  # closing already: shed, or revoked, while this reply was made
+                raise ConnectionClosed(SHED_CLOSE, "closing") from exc
 
     def authenticate(self, token: str) -> None:
         user, payload = user_from_token(token)
@@ -124,9 +129,10 @@ class Player:
     def shed(self) -> None:
         """The process cannot serve this socket: close it with 1013 (try again later). Its sessions go on when the
         player comes back (to any process) and heartbeats before the timeout."""
-        with self.lock, contextlib.suppress(ConnectionClosed, OSError):
-            self.ws.close(reason=SHED_CLOSE, message="server overloaded; reconnect and resume your session")
-        reader.hang_up(self.ws)
+        with self.lock:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                self.ws.close(reason=SHED_CLOSE, message="server overloaded; reconnect and resume your session")
+            reader.hang_up(self.ws)
 
     def _quietly(self, event: str, data: dict) -> None:
         try:
@@ -197,22 +203,33 @@ class Hub:
         self.lag_probe.start()
 
     def _measure_lag(self) -> None:
-        lates = collections.deque(maxlen=LAG_PROBES)
+        lates = collections.deque(maxlen=LAG_PROBES)  # the last wake-ups' lateness, for admission
+        recent = collections.deque()  # (woke, lateness) of the wake-ups of the last SHED_WINDOW_SECONDS, for shedding
+        judged_from = time.monotonic()  # shedding judges the wake-ups after this: the start, or the last shed
         while True:
             began = time.monotonic()
             time.sleep(LAG_PROBE_SECONDS)
-            lates.append(late := time.monotonic() - began - LAG_PROBE_SECONDS)
+            woke = time.monotonic()
+            late = woke - began - LAG_PROBE_SECONDS
             if late >= STALL_WARN_SECONDS:  # every socket of the process waited this long at once
                 log.warning("every socket of this process waited %.1f s at once (its loop or threads stalled)", late)
-            full = len(lates) == LAG_PROBES
-            self.lag, self.late = (min(lates), sum(lates) / LAG_PROBES) if full else (0.0, 0.0)
-            # Late on average, not only at the least: a loop that stalls for seconds between quick turns (a batch
-            # of thousands of calls answered at once) is as short of CPU as one late all the time.
-            if self.late * 1000 > self.app.config["WS_SHED_LAG_MS"]:
-                self._shed()
-                lates.clear()  # what shedding did is judged on a window measured after it
+            lates.append(late)
+            recent.append((woke, late))
+            while recent[0][0] < woke - SHED_WINDOW_SECONDS:
+                recent.popleft()
+            self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
+            self.late = sum(x for _, x in recent) / len(recent)
+            # Late on average over seconds, not only at the least: a loop that stalls for seconds between quick turns
+            # (thousands of calls answered in one batch, then the backlog of the stall) is as short of CPU as one late
+            # all the time, and one stall of two seconds is enough to judge by.
+            judged = woke - judged_from >= SHED_WINDOW_SECONDS
+            if judged and self.late * 1000 > self.app.config["WS_SHED_LAG_MS"]:
+                self._shed(woke - judged_from)
+                recent.clear()
+                lates.clear()
+                self.late, judged_from = 0.0, time.monotonic()  # what shedding did is judged on what follows it
 
-    def _shed(self) -> None:
+    def _shed(self, over: float) -> None:
         """The loop ran late through a lag window, admission closed: the sockets already held need more CPU than
         the process gets. Its newest WS_SHED_PERCENT close, so the others get their latency back instead of every
         socket's heartbeats queueing past their timeouts."""
@@ -224,7 +241,7 @@ class Hub:
         log.warning(
             "the loop ran %.0f ms late on average through the last %.1f s: closing the newest %d of %d sockets (1013)",
             self.late * 1000,
-            LAG_PROBES * (LAG_PROBE_SECONDS + self.late),
+            min(over, SHED_WINDOW_SECONDS),
             len(doomed),
             len(held),
         )
