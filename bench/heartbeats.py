@@ -520,9 +520,11 @@ async def _player(
             except ConnectionClosed as exc:
                 if exc.rcvd is None or exc.rcvd.code != SHED_CLOSE:
                     raise
-                # Shed by a dyno short of CPU: come back, as a player does, and beat the same session on (this
-                # frame went unanswered, so a player shed in the window is not held).
+                # Shed by a dyno short of CPU: come back at the next beat, as the reference player does (so the
+                # shed players of one moment return spread over an interval, not at once), and beat the same
+                # session on. This frame went unanswered: a player shed in the window is not held.
                 tally.shed += 1
+                await asyncio.sleep(random.uniform(0, interval))
                 ws, _ = await _open(cfg, token, time.time() + 60, gate, tally, resume=session_id)
                 tally.came_back += 1
                 slot += interval
