@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import sqlalchemy.exc
 from flask import Flask, current_app
-from rq import Retry
 from sqlalchemy import func, select
 
-from streampay import clock, jobs, metrics, money
+from streampay import clock, metrics, money
 from streampay.content import service as catalogue
 from streampay.content.models import Content, ContentStatus
 from streampay.errors import Conflict, DomainError, NotFound
@@ -564,6 +563,10 @@ def _end_later(session_id: str, live: dict, end_ms: int, reason: EndReason) -> C
     when checkpoints came late, is not billed), which is what the job's settlement posts. The stop is stamped on the
     meter as the session's last proof of play, so a reaper that ends it before the job does bills the same.
     """
+    from rq import Retry  # RQ loads when a stop has to wait, not with every `flask` command
+
+    from streampay import jobs
+
     end_ms = min(end_ms, live["started"] + live["window_end"])
     if end_ms > live["last_hb"]:
         meter.beat(session_id, live["viewer"], end_ms, _timeout_ms())

@@ -218,12 +218,12 @@ class Hub:
             while recent[0][0] < woke - SHED_WINDOW_SECONDS:
                 recent.popleft()
             self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
-            self.late = sum(x for _, x in recent) / len(recent)
             # Late on average over seconds, not only at the least: a loop that stalls for seconds between quick turns
             # (thousands of calls answered in one batch, then the backlog of the stall) is as short of CPU as one late
-            # all the time, and one stall of two seconds is enough to judge by.
+            # all the time, and one stall of two seconds is enough to judge by; fewer seconds than that are not.
             judged = woke - judged_from >= SHED_WINDOW_SECONDS
-            if judged and self.late * 1000 > self.app.config["WS_SHED_LAG_MS"]:
+            self.late = sum(x for _, x in recent) / len(recent) if judged else 0.0
+            if self.late * 1000 > self.app.config["WS_SHED_LAG_MS"]:
                 self._shed(woke - judged_from)
                 recent.clear()
                 lates.clear()
