@@ -7,6 +7,7 @@ session, and reach the socket through this process's hub.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import json
@@ -209,6 +210,8 @@ class Hub:
         while True:
             began = time.monotonic()
             time.sleep(LAG_PROBE_SECONDS)
+            if EXITING:  # the interpreter is shutting down: no probe, no log line to a stream being closed
+                return
             woke = time.monotonic()
             late = woke - began - LAG_PROBE_SECONDS
             if late >= STALL_WARN_SECONDS:  # every socket of the process waited this long at once
@@ -391,6 +394,15 @@ class Hub:
             meter.shared().execute(("PING",))
             self._close(doomed)
             raise Unauthorized(REVOKED_MESSAGES.get(doomed[0][1], REVOKED_MESSAGES[""]))
+
+
+EXITING = False  # set as the interpreter exits: the lag probes stop
+
+
+@atexit.register
+def _exiting() -> None:
+    global EXITING  # noqa: PLW0603 (one flag the probe threads read)
+    EXITING = True
 
 
 def hub() -> Hub:
