@@ -121,18 +121,18 @@ class Player:
                 db.session.remove()
             self._quietly("streamEnded", {"session_id": session_id, "reason": "revoked"})
         self._quietly("error", {"code": "unauthorized", "message": REVOKED_MESSAGES.get(why, REVOKED_MESSAGES[""])})
-        try:
-            self.ws.close(reason=1008, message="access revoked")
-        except ConnectionClosed:
-            pass
-        reader.hang_up(self.ws)  # wake the socket's own greenlet, waiting in receive()
+        self.close(1008, "access revoked")
 
     def shed(self) -> None:
         """The process cannot serve this socket: close it with 1013 (try again later). Its sessions go on when the
         player comes back (to any process) and heartbeats before the timeout."""
+        self.close(SHED_CLOSE, "server overloaded; reconnect and resume your session")
+
+    def close(self, code: int, message: str) -> None:
+        """Close from another greenlet than the socket's own, and wake that one, waiting in receive()."""
         with self.lock:
             with contextlib.suppress(ConnectionClosed, OSError):
-                self.ws.close(reason=SHED_CLOSE, message="server overloaded; reconnect and resume your session")
+                self.ws.close(reason=code, message=message)
             reader.hang_up(self.ws)
 
     def _quietly(self, event: str, data: dict) -> None:
@@ -167,7 +167,7 @@ class Hub:
         self.live = False
         self.sockets = 0  # admitted and not yet closed, in this process
         self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag) ...
-        self.late = 0.0  # ... at the least, and on average over the same wake-ups (a loop that stalls now and then)
+        self.late = 0.0  # ... at the least, and on average over SHED_WINDOW_SECONDS (a loop that stalls now and then)
         self.lag_probe = None
         self.strained_admit_at = -STRAINED_ADMIT_GAP  # when the last socket was taken while strained (monotonic)
 
