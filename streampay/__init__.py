@@ -88,6 +88,22 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def close(app: Flask) -> None:
+    """Stop the threads the app started beside its requests (the push listener, the loop-lag probe) and close its
+    Redis and database connections: for a process that builds apps and drops them while it goes on (the tests)."""
+    hub = app.extensions.get("streampay.hub")
+    if hub is not None:
+        hub.stop()
+    found = app.extensions.get("streampay.meter")
+    if found is not None:
+        found[0].close()
+    client = app.extensions.get("streampay.redis")
+    if client is not None:
+        client.connection_pool.disconnect()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def _on_postgresql(app: Flask) -> bool:
     return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, make_url, text
 
-from streampay import create_app
+from streampay import close, create_app
 from streampay.config import database_url
 from streampay.extensions import db, redis_client, upgrade
 
@@ -79,7 +79,7 @@ def empty_everything(app) -> None:
                 restart_sequences(conn)
         redis_client().flushdb()
         db.session.remove()
-        db.engine.dispose()
+    close(app)
 
 
 def truncate_everything(db_url: str) -> None:

@@ -13,8 +13,7 @@ import threading
 import pytest
 from sqlalchemy import make_url
 
-from streampay import jobs
-from streampay.extensions import db
+from streampay import close, jobs
 from streampay.sandbox.faults import TcpCut, wait_for
 from streampay.streaming.jobs import reap
 from tests import test_faults as faults
@@ -62,8 +61,7 @@ def streaming(app, redis_server, media_root, clock):
 
     yield build
     for built in made:
-        with built.app_context():
-            db.engine.dispose()
+        close(built)
 
 
 def wallet(client, who) -> dict:

@@ -201,6 +201,13 @@ class SharedConnection:
         if self.conn is not None:
             self.conn.disconnect()
 
+    def close(self) -> None:
+        """Close the connection; a later call opens another."""
+        with self.lock:
+            if self.conn is not None:
+                self.conn.disconnect()
+                self.conn = None
+
     def _connection(self):
         if self.conn is None or self.pid != os.getpid():  # made in each process, never inherited from a parent
             pool = self.client.connection_pool

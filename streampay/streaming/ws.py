@@ -169,6 +169,7 @@ class Hub:
         self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag) ...
         self.late = 0.0  # ... at the least, and on average over SHED_WINDOW_SECONDS (a loop that stalls now and then)
         self.lag_probe = None
+        self.stopped = threading.Event()  # stop(): the probe and the subscriber end at their next turn
         self.strained_admit_at = -STRAINED_ADMIT_GAP  # when the last socket was taken while strained (monotonic)
 
     def admit(self) -> str | None:
@@ -210,7 +211,7 @@ class Hub:
         while True:
             began = time.monotonic()
             time.sleep(LAG_PROBE_SECONDS)
-            if EXITING:  # the interpreter is shutting down: no probe, no log line to a stream being closed
+            if EXITING or self.stopped.is_set():  # no probe, and no log line to a stream being closed
                 return
             woke = time.monotonic()
             late = woke - began - LAG_PROBE_SECONDS
@@ -251,6 +252,10 @@ class Hub:
         metrics.WS_SHED.inc(len(doomed))
         for player in doomed:
             player.shed()
+
+    def stop(self) -> None:
+        """End the subscriber and the lag probe (within a second), for an app dropped by a process that goes on."""
+        self.stopped.set()
 
     def release(self) -> None:
         with self.lock:
@@ -296,7 +301,7 @@ class Hub:
         # At most a second between attempts: sockets of a sign-in revoked meanwhile close within it of Redis's return.
         failures, max_wait = 0, min(1, self.app.config["RECONNECT_MAX_SECONDS"])
         with self.app.app_context():
-            while True:
+            while not self.stopped.is_set():
                 pubsub = redis_client().pubsub()
                 unchecked = False
                 try:
@@ -305,7 +310,7 @@ class Hub:
                     if failures:
                         log.warning("push listener: subscribed again after %d failed attempts", failures)
                     failures = 0
-                    while True:
+                    while not self.stopped.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":
                             self._deliver_raw(message["data"])
@@ -315,6 +320,8 @@ class Hub:
                             unchecked = not self._check_all()
                 except Exception as exc:  # noqa: BLE001 (whatever broke the subscription, subscribe again)
                     self.live = False
+                    if self.stopped.is_set():
+                        return
                     failures += 1
                     wait = backoff(failures, max_wait)
                     log.warning("push listener lost Redis (%s); subscribing again in %.1f s", exc, wait)

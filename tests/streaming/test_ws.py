@@ -217,7 +217,7 @@ def test_while_its_heartbeats_wait_for_the_meter_a_server_refuses_new_sockets(
     import signal
     import threading
 
-    from streampay.extensions import db
+    from streampay import close
     from streampay.streaming.ws import STRAINED_ADMIT_GAP
     from tests.conftest import make_app
     from tests.streaming.conftest import Player, serve
@@ -253,8 +253,7 @@ def test_while_its_heartbeats_wait_for_the_meter_a_server_refuses_new_sockets(
             assert handshake(url)[0] == 101
         finally:
             player.close()
-    with app.app_context():
-        db.engine.dispose()
+    close(app)
 
 
 def test_past_its_socket_cap_a_server_refuses_new_sockets_with_503_before_the_upgrade(app_factory, funded_viewer):
