@@ -239,7 +239,8 @@ class Hub:
         socket's heartbeats queueing past their timeouts."""
         with self.lock:
             held = list(self.held)
-        doomed = held[len(held) - math.ceil(len(held) * self.app.config["WS_SHED_PERCENT"] / 100) :]
+        share = shed_share(self.late, self.app.config["WS_SHED_PERCENT"] / 100)
+        doomed = held[len(held) - math.ceil(len(held) * share) :]
         if not doomed:
             return
         log.warning(
@@ -404,6 +405,17 @@ class Hub:
 
 
 EXITING = False  # set as the interpreter exits: the lag probes stop
+
+
+def shed_share(late: float, least: float) -> float:
+    """The share of its sockets a process closes when its loop ran `late` seconds late on average through a window.
+
+    A loop given k times the work it has CPU for falls k - 1 seconds further behind every second: through a window
+    that began on time, (k - 1) times half the window late on average. Closing 1 - 1/k of the sockets leaves it what
+    it can serve. At least `least` (WS_SHED_PERCENT), and at most half at once: a stall, not only a shortage, makes
+    a loop late."""
+    overload = 1 + late / (SHED_WINDOW_SECONDS / 2)
+    return max(least, min(1 - 1 / overload, 0.5))
 
 
 @atexit.register
