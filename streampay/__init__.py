@@ -176,7 +176,7 @@ def _init_requests(app: Flask):
 
 
 def _register_routes(app: Flask, api) -> None:
-    from streampay import health, openapi
+    from streampay import health
     from streampay.admin import dashboard
     from streampay.admin.routes import blp as admin_blp
     from streampay.analytics import metrics as analytics_metrics
@@ -211,4 +211,3 @@ def _register_routes(app: Flask, api) -> None:
     analytics_metrics.init_app(app)
     web.init_app(app)
     dashboard.init_app(app)
-    openapi.document_errors(api)

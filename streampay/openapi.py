@@ -7,6 +7,7 @@ and those only a route's service knows (403, 409, 415, 416, 429) from the table 
 
 from __future__ import annotations
 
+import threading
 from http import HTTPStatus
 
 import flask_smorest
@@ -75,9 +76,51 @@ class ErrorSchema(Schema):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After)."""
+    """flask-smorest's Api, keeping the headers an HTTP error carries (Allow, Retry-After), and writing each
+    blueprint's part of the document (and the error statuses, `document_errors`) when the document is first read,
+    not when the app is built: an app that is never asked for it (a worker's, a command's, most tests') does not
+    spend half its build on it."""
 
     ERROR_SCHEMA = ErrorSchema
+
+    def __init__(self, *args, **kwargs):
+        self._undocumented: list[tuple] = []  # (blueprint, name, parameters), registered but not yet in the document
+        self._complete, self._writing = True, False
+        self._documenting = threading.RLock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def spec(self):
+        if not self._complete:
+            with self._documenting:  # another reader waits for the whole document, not half of it
+                if not (self._complete or self._writing):  # (the writing itself reads it: as it is so far)
+                    self._writing = True
+                    try:
+                        self._write_pending()
+                    finally:
+                        self._writing = False
+        return self._spec
+
+    def _write_pending(self) -> None:
+        pending, self._undocumented = self._undocumented, []
+        for blp, name, parameters in pending:
+            blp.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
+            self._spec.tag({"name": name, "description": blp.description})
+        document_errors(self._spec)
+        self._complete = True
+
+    @spec.setter
+    def spec(self, value) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """As flask-smorest's, but the blueprint's documentation waits for the document's first reader."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        with self._documenting:
+            self._undocumented.append((blp, name, parameters))
+            self._complete = False
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
@@ -127,10 +170,10 @@ def _statuses(path: str, method: str, operation: dict) -> set[int]:
     return codes
 
 
-def document_errors(api) -> None:
+def document_errors(spec) -> None:
     """Add the error statuses (and the headers every reply carries) to each operation of the document."""
-    spec = api.spec
-    _register(spec)
+    if _response_name(400) not in spec.components.responses:
+        _register(spec)
     if "PAGINATION" in spec.components.headers:
         # A JSON object in a header: `content`, not a `schema` (which would mean comma-separated values).
         spec.components.headers["PAGINATION"] = {
