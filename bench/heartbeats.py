@@ -28,11 +28,11 @@ with gunicorn, PostgreSQL and Redis: its CPU and how late it sent are printed to
 --background-cores X burns X cores of CPU in other processes for the whole run (a shared dyno host), and their CPU over
 the window is printed. A socket the dyno refuses at the handshake with 503 (past WS_MAX_SOCKETS_PER_WORKER, the
 admission cap per worker, which --sockets-per-worker sets; or while its loop runs late or its database connections are
-all in use) is tried again after its Retry-After, as a player does, until the open deadline (--no-retry: never); one
-never admitted is counted as refused, not as a failure, and the 503s are counted by cause: the goal is that every other
-player is held at p99 < 100 ms, with no timeout and no `internal` reply. A socket the dyno sheds with 1013 (a worker
-whose loop stays late past WS_SHED_LAG_MS) is opened again, as a player does, and beats the same session on: counted
-as shed and came back, and not held. --logs keeps gunicorn's logs; --profile runs
+all in use) is tried again after its Retry-After, as a player does, until --open-grace seconds after the ramp
+(--no-retry: never); one never admitted is counted as refused, not as a failure, and the 503s are counted by cause:
+the goal is that every other player is held at p99 < 100 ms, with no timeout and no `internal` reply. A socket the
+dyno sheds with 1013 (a worker whose loop stays late past WS_SHED_LAG_MS) is opened again, as a player does, and
+beats the same session on: counted as shed and came back, and not held. --logs keeps gunicorn's logs; --profile runs
 py-spy on one worker during each window (every sample, waits included, so a worker blocked in a call that does not yield
 shows), which costs CPU and skews that run's figures. Everything stops at the end, also on Ctrl-C, an error or
 --time-limit: clients, gunicorn, the database (dropped) and the Redis DB (flushed).
@@ -567,7 +567,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
             all_open.set()
 
     rate, t0 = cfg["ramp"] / cfg["procs"], time.time()
-    open_by = t0 + len(players) / rate + 30  # the last try leaves the last open its 3 * ack_timeout
+    open_by = t0 + len(players) / rate + cfg["open_grace"]  # the last try leaves the last open its 3 * ack_timeout
     tasks = {
         index: asyncio.create_task(
             _player(cfg, index, token, t0 + k / rate, open_by, gate, window, stop, tally, progress)
@@ -577,7 +577,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     if not players:
         all_open.set()
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(len(players) / rate + 3 * cfg["ack_timeout"] + 30):
+        async with asyncio.timeout(len(players) / rate + 3 * cfg["ack_timeout"] + cfg["open_grace"]):
             await all_open.wait()
     if opening:  # an overloaded server: give up on the stragglers rather than wait without end
         tally.failures["open: not open by the deadline"] += len(opening)
@@ -704,6 +704,7 @@ def client_processes(name: str, args, port: int, tokens: list, content_id: str):
         "in_flight": args.in_flight,
         "epoch": time.time() + 2.0,
         "retry": not args.no_retry,
+        "open_grace": args.open_grace,
         "uvloop": not args.asyncio_loop,
     }
     ctx = multiprocessing.get_context("spawn")
@@ -1041,6 +1042,12 @@ def parse_args(argv=None):
         "--sockets-per-worker", type=int, help="WS_MAX_SOCKETS_PER_WORKER, the admission cap (the app's default)"
     )
     parser.add_argument(
+        "--open-grace",
+        type=float,
+        default=30,
+        help="seconds after the ramp that a refused player keeps retrying before it counts as refused (30)",
+    )
+    parser.add_argument(
         "--no-retry",
         action="store_true",
         help="a 503 at the handshake is final (default: tried again after its Retry-After)",
@@ -1065,7 +1072,7 @@ def parse_args(argv=None):
         args.connections = args.players + 100
     if args.time_limit is None:
         per_phase = 90 + 2 * args.players / args.ramp + args.seconds + 2 * PG_STATS_LAG + 8 * args.ack_timeout
-        args.time_limit = 300 + args.players / 100 + 2 * per_phase
+        args.time_limit = 300 + args.players / 100 + 2 * per_phase + 2 * max(0, args.open_grace - 30)
     return args
 
 

@@ -81,6 +81,7 @@ class Player:
         self.user = None
         self.token_exp = None
         self.payload = None  # the access token's claims: `fam` names the sign-in the socket follows
+        self.closing = False  # closed by the server (shed or revoked): its greenlet has yet to see it
 
     def send(self, event: str, data: dict, frame_id=None) -> None:
         frame = {"event": event, "data": data}
@@ -131,7 +132,9 @@ class Player:
     def close(self, code: int, message: str) -> None:
         """Close from another greenlet than the socket's own, and wake that one, waiting in receive()."""
         with self.lock:
-            with contextlib.suppress(ConnectionClosed, OSError):
+            self.closing = True
+            # Closed already (by the player, or by the server a moment ago): nothing more to send.
+            with contextlib.suppress(ConnectionClosed, OSError, LocalProtocolError):
                 self.ws.close(reason=code, message=message)
             reader.hang_up(self.ws)
 
@@ -228,7 +231,10 @@ class Hub:
             judged = woke - judged_from >= SHED_WINDOW_SECONDS
             self.late = sum(x for _, x in recent) / len(recent) if judged else 0.0
             if self.late * 1000 > self.app.config["WS_SHED_LAG_MS"]:
-                self._shed(woke - judged_from)
+                try:
+                    self._shed(woke - judged_from)
+                except Exception:  # the probe must go on: admission and shedding read what it measures
+                    log.exception("shedding sockets failed")
                 recent.clear()
                 lates.clear()
                 self.late, judged_from = 0.0, time.monotonic()  # what shedding did is judged on what follows it
@@ -238,7 +244,7 @@ class Hub:
         the process gets. Its newest WS_SHED_PERCENT close, so the others get their latency back instead of every
         socket's heartbeats queueing past their timeouts."""
         with self.lock:
-            held = list(self.held)
+            held = [p for p in self.held if not p.closing]  # the last shed's sockets may not have gone yet
         share = shed_share(self.late, self.app.config["WS_SHED_PERCENT"] / 100)
         doomed = held[len(held) - math.ceil(len(held) * share) :]
         if not doomed:
