@@ -46,6 +46,7 @@ LAG_PROBE_SECONDS, LAG_PROBES = 0.05, 10  # the loop's lag: how late a 50 ms sle
 STRAINED_ADMIT_GAP = 0.1
 STALL_WARN_SECONDS = 0.5
 SHED_CLOSE = 1013  # RFC 6455's "try again later"
+SHED_BATCH = 50  # sockets closed between two turns of the loop
 SHED_WINDOW_SECONDS = 2.0  # shedding judges the loop's lateness over this long (a meter call gives up after 2 s)
 
 
@@ -82,6 +83,7 @@ class Player:
         self.token_exp = None
         self.payload = None  # the access token's claims: `fam` names the sign-in the socket follows
         self.closing = False  # closed by the server (shed or revoked): its greenlet has yet to see it
+        self.watched: set[str] = set()  # the session ids the hub sends this socket's pushes for (Hub.players)
 
     def send(self, event: str, data: dict, frame_id=None) -> None:
         frame = {"event": event, "data": data}
@@ -257,8 +259,10 @@ class Hub:
             len(held),
         )
         metrics.WS_SHED.inc(len(doomed))
-        for player in doomed:
+        for n, player in enumerate(doomed, 1):
             player.shed()
+            if n % SHED_BATCH == 0:
+                time.sleep(0)  # the loop serves the sockets it keeps between batches: a thousand closes is no stall
 
     def stop(self) -> None:
         """End the subscriber and the lag probe (within a second), for an app dropped by a process that goes on."""
@@ -273,7 +277,11 @@ class Hub:
         if self.players.get(session_id) is player:  # every heartbeat after the first: already watched
             return
         with self.lock:
+            before = self.players.get(session_id)
+            if before is not None:  # the player came back on this socket
+                before.watched.discard(session_id)
             self.players[session_id] = player
+            player.watched.add(session_id)
             early = self.early.pop(session_id, None)
         self.listen()
         if early is not None:
@@ -300,8 +308,15 @@ class Hub:
         with self.lock:
             self.held.pop(player, None)
             self.signed_in.discard(player)
-            for sid in [s for s, p in self.players.items() if p is player]:
-                del self.players[sid]
+            self._unwatch(player)
+
+    def _unwatch(self, player: Player) -> list[str]:
+        """Stop sending the player's sessions' pushes to it (the hub's lock held); the sessions it watched."""
+        sessions = [s for s in player.watched if self.players.get(s) is player]
+        for session_id in sessions:
+            del self.players[session_id]
+        player.watched.clear()
+        return sessions
 
     def _listen(self) -> None:
         """Subscribe and deliver, forever: a lost Redis is subscribed to again with backoff, however long it is away."""
@@ -351,6 +366,8 @@ class Hub:
             player = self.players.get(push["session_id"])
             if push["event"] == "streamEnded":
                 self.players.pop(push["session_id"], None)
+                if player is not None:
+                    player.watched.discard(push["session_id"])
             elif player is None and push["event"] == "balanceLow":
                 # startStream publishes it before its reply, so before the socket watches the session:
                 # kept a little while for the watch that follows.
@@ -376,11 +393,9 @@ class Hub:
     def _close(self, doomed: list[tuple[Player, str]]) -> None:
         with self.lock:
             doomed = [(p, why) for p, why in doomed if p in self.signed_in]  # each closed once, whoever saw it first
-            sessions = {p: [s for s, q in self.players.items() if q is p] for p, _ in doomed}
-            for player, session_ids in sessions.items():
+            sessions = {p: self._unwatch(p) for p, _ in doomed}
+            for player in sessions:
                 self.signed_in.discard(player)
-                for session_id in session_ids:
-                    del self.players[session_id]
         for player, why in doomed:
             player.revoke(sessions[player], why)
 
