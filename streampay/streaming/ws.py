@@ -243,8 +243,8 @@ class Hub:
 
     def _shed(self, over: float) -> None:
         """The loop ran late through a lag window, admission closed: the sockets already held need more CPU than
-        the process gets. Its newest WS_SHED_PERCENT close, so the others get their latency back instead of every
-        socket's heartbeats queueing past their timeouts."""
+        the process gets. Its newest close, as many as `shed_share` says it lacks CPU for, so the others get their
+        latency back instead of every socket's heartbeats queueing past their timeouts."""
         with self.lock:
             held = [p for p in self.held if not p.closing]  # the last shed's sockets may not have gone yet
         share = shed_share(self.late, self.app.config["WS_SHED_PERCENT"] / 100)
