@@ -30,7 +30,9 @@ the window is printed. A socket the dyno refuses at the handshake with 503 (past
 admission cap per worker, which --sockets-per-worker sets; or while its loop runs late or its database connections are
 all in use) is tried again after its Retry-After, as a player does, until --open-grace seconds after the ramp
 (--no-retry: never); one never admitted is counted as refused, not as a failure, and the 503s are counted by cause:
-the goal is that every other player is held at p99 < 100 ms, with no timeout and no `internal` reply. A socket the
+the goal is that every other player is held at p99 < 100 ms, with no timeout and no `internal` reply. A timeline
+prints, for every 10 s from the start of the ramp, the sockets taken, the 503s by cause and the p99 of the heartbeats
+the players already in sent meanwhile (`p99 ms while others opened` is that p99 over all of the opening). A socket the
 dyno sheds with 1013 (a worker whose loop stays late past WS_SHED_LAG_MS) is opened again, as a player does, and
 beats the same session on: counted as shed and came back, and not held. --logs keeps gunicorn's logs; --profile runs
 py-spy on one worker during each window (every sample, waits included, so a worker blocked in a call that does not yield
@@ -70,7 +72,19 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the streampay pa
 ECHO, WS = "/api/v1/streaming/echo", "/api/v1/streaming/ws"
 PRICE, CREDIT = 100, 10 * 10_000_000  # stroops: 0.0000100 per second, 10 units per viewer
 GOAL_SESSIONS, GOAL_P99_MS, GOAL_RATIO = 10_000, 100.0, 1.3
-SUMMED = ("held", "shed", "came_back", "sent", "acked", "acked_for_pg", "stopped", "latencies", "lags")  # per client
+TIMELINE_STEP = 10  # seconds per line of the admissions' timeline
+SUMMED = (
+    "held",
+    "shed",
+    "came_back",
+    "sent",
+    "acked",
+    "acked_for_pg",
+    "stopped",
+    "latencies",
+    "opening_latencies",
+    "lags",
+)  # per client
 SHED_CLOSE = 1013  # a dyno short of CPU lets a socket go with "try again later"; its session goes on
 PHASES = (("echo", "A: echo"), ("heartbeat", "B: heartbeat"))
 # PostgreSQL 15 flushes a backend's statistics to pg_stat_database up to 10 s after the work (PGSTAT_IDLE_INTERVAL):
@@ -375,6 +389,9 @@ class Tally:
     opened: int = 0
     refused: int = 0
     refusals: Counter = field(default_factory=Counter)  # 503s at the handshake by cause, tried again or not
+    # "second|cause" -> 503s, and "second|admitted" -> sockets taken, by TIMELINE_STEP seconds since the ramp began
+    timeline: Counter = field(default_factory=Counter)
+    began: float = 0.0
     admitted_after_503: int = 0
     held: int = 0
     shed: int = 0  # sockets the dyno closed with 1013 (try again later) ...
@@ -384,6 +401,7 @@ class Tally:
     acked_for_pg: int = 0
     stopped: int = 0
     latencies: list = field(default_factory=list)
+    opening_latencies: list = field(default_factory=list)  # (since the ramp began, ack) of frames before the window
     lags: list = field(default_factory=list)
     slow: Counter = field(default_factory=Counter)  # second of the window (time.time()) -> acks slower than the goal
     failures: Counter = field(default_factory=Counter)
@@ -405,6 +423,34 @@ REFUSED_BECAUSE = {
     "wait for their heartbeats": "strained",
     "database connection": "busy",
 }
+
+
+def _step(tally: Tally) -> str:
+    """The timeline's key prefix for now: the start of its TIMELINE_STEP, in seconds since the ramp began."""
+    return f"{int((time.time() - tally.began) // TIMELINE_STEP) * TIMELINE_STEP}|"
+
+
+def _timeline(counts: dict, p99s: dict) -> list[str]:
+    """One line per TIMELINE_STEP with a socket taken or refused: `0-10 s: taken 1000, strained 12; p99 8.1 ms`,
+    the p99 of the held players' heartbeats sent in it."""
+    steps: dict[int, dict] = {}
+    for key, n in counts.items():
+        second, what = key.split("|")
+        steps.setdefault(int(second), {})[what] = n
+    return [
+        f"{s}-{s + TIMELINE_STEP} s: taken {c.pop('admitted', 0)}"
+        + "".join(f", {what} {n}" for what, n in sorted(c.items()))
+        + (f"; held players' p99 {p99s[s]:.0f} ms" if s in p99s else "")
+        for s, c in sorted(steps.items())
+    ]
+
+
+def _p99_by_step(acks: list) -> dict:
+    """The p99 (ms) of the acks of frames sent in each TIMELINE_STEP since the ramp began, by its first second."""
+    steps: dict[int, list] = {}
+    for since, took in acks:
+        steps.setdefault(int(since // TIMELINE_STEP) * TIMELINE_STEP, []).append(took)
+    return {step: _pct(took, 0.99) for step, took in sorted(steps.items())}
 
 
 def _refusal(body: bytes | None) -> str:
@@ -454,12 +500,14 @@ async def _open(cfg: dict, token: str | None, open_by: float, gate, tally: Tally
                 if exc.response.status_code != 503:
                     raise
                 refusals += 1
-                tally.refusals[_refusal(exc.response.body)] += 1
+                tally.refusals[cause := _refusal(exc.response.body)] += 1
+                tally.timeline[_step(tally) + cause] += 1
                 wait = float(exc.response.headers.get("Retry-After") or 5) * (1 + random.random())
                 if not cfg["retry"] or time.time() + wait > open_by:
                     raise
             else:
                 tally.admitted_after_503 += refusals > 0
+                tally.timeline[_step(tally) + "admitted"] += 1
                 session_id = resume or str(uuid.uuid4())
                 try:
                     if cfg["phase"] == "heartbeat" and resume is None:
@@ -537,6 +585,8 @@ async def _player(
                 tally.latencies.append(took := time.perf_counter() - began)
                 if took * 1000 >= GOAL_P99_MS:
                     tally.slow[int(sent)] += 1
+            elif sent < window[0]:  # while the others open: what admission keeps the held ones to
+                tally.opening_latencies.append((sent - tally.began, time.perf_counter() - began))
             slot += interval
     except errors as exc:
         broken_at = time.time()
@@ -567,6 +617,7 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
             all_open.set()
 
     rate, t0 = cfg["ramp"] / cfg["procs"], time.time()
+    tally.began = t0
     open_by = t0 + len(players) / rate + cfg["open_grace"]  # the last try leaves the last open its 3 * ack_timeout
     tasks = {
         index: asyncio.create_task(
@@ -590,7 +641,8 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     stop.set()
     await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
     tally.failures["unfinished at stop"] += sum(1 for t in tasks.values() if not t.done())
-    pipe.send(("done", {**tally.__dict__, "failures": dict(tally.failures), "refusals": dict(tally.refusals)}))
+    done = {**tally.__dict__, "failures": dict(tally.failures), "refusals": dict(tally.refusals)}
+    pipe.send(("done", {**done, "timeline": dict(tally.timeline)}))
 
 
 def client_process(cfg: dict, players: list, pipe) -> None:
@@ -667,6 +719,7 @@ class Phase:
     opened: int = 0
     refused: int = 0
     refusals: Counter = field(default_factory=Counter)
+    timeline: Counter = field(default_factory=Counter)
     admitted_after_503: int = 0
     held: int = 0
     shed: int = 0
@@ -676,6 +729,7 @@ class Phase:
     acked_for_pg: int = 0
     stopped: int = 0
     latencies: list = field(default_factory=list)
+    opening_latencies: list = field(default_factory=list)
     lags: list = field(default_factory=list)
     slow: Counter = field(default_factory=Counter)
     collections: list = field(default_factory=list)  # (generation, ms) of the workers' logged pauses in the window
@@ -766,6 +820,7 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
                 result.admitted_after_503 += tally["admitted_after_503"]
                 result.slow.update(tally["slow"])
                 result.refusals.update(tally["refusals"])
+                result.timeline.update(tally["timeline"])
                 result.failures.update({k: v for k, v in tally["failures"].items() if v})
     result.collections = collection_pauses(workdir / f"gunicorn-{name}.log", start, end)
     if result.failures:
@@ -902,12 +957,15 @@ def figures(p: Phase) -> dict:
         "players": p.players,
         "refused": p.refused,
         "refusals": dict(p.refusals),
+        "timeline": dict(p.timeline),
         "admitted_after_503": p.admitted_after_503,
         "shed": p.shed,
         "came_back": p.came_back,
         "messages_per_s": p.acked / p.seconds,
         "p50_ms": _pct(p.latencies, 0.50),
         "p99_ms": _pct(p.latencies, 0.99),
+        "opening_p99_ms": _pct([took for _, took in p.opening_latencies], 0.99),
+        "opening_p99_by_step": _p99_by_step(p.opening_latencies),
         "max_ms": _pct(p.latencies, 1.0),
         "cpu_us_per_message": cpu / p.acked * 1e6 if p.acked else math.nan,
         "server_cores": cpu / p.seconds,
@@ -942,6 +1000,7 @@ ROWS = (
     ("messages/s (acked)", lambda f: f"{f['messages_per_s']:.0f}"),
     ("ack latency p50 ms", lambda f: f"{f['p50_ms']:.1f}"),
     ("ack latency p99 ms", lambda f: f"{f['p99_ms']:.1f}"),
+    ("p99 ms while others opened", lambda f: f"{f['opening_p99_ms']:.1f}"),
     ("ack latency max ms", lambda f: f"{f['max_ms']:.0f}"),
     ("server CPU per message us", lambda f: f"{f['cpu_us_per_message']:.0f}"),
     ("server cores (gunicorn)", lambda f: f"{f['server_cores']:.2f}"),
@@ -986,6 +1045,9 @@ def report(phases: list[Phase], args) -> dict:
         if f["refusals"]:
             causes = "full, slow loop, strained meter, busy pool"
             print(f"{titles[p.name]} 503s at the handshake by cause ({causes}): {f['refusals']}")
+            print(f"{titles[p.name]}, by {TIMELINE_STEP} s since the ramp began (sockets taken, 503s by cause):")
+            for line in _timeline(f["timeline"], f["opening_p99_by_step"]):
+                print(f"    {line}")
     if beat:
         n = args.players
         bad = sum(v for k, v in beat["failures"].items() if "Timeout" in k or "internal" in k)
