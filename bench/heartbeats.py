@@ -32,7 +32,8 @@ all in use) is tried again after its Retry-After, as a player does, until --open
 (--no-retry: never); one never admitted is counted as refused, not as a failure, and the 503s are counted by cause:
 the goal is that every other player is held at p99 < 100 ms, with no timeout and no `internal` reply. A timeline
 prints, for every 10 s from the start of the ramp, the sockets taken, the 503s by cause and the p99 of the heartbeats
-the players already in sent meanwhile (`p99 ms while others opened` is that p99 over all of the opening). A socket the
+the players already in sent meanwhile (`p99 ms while others opened` is that p99 over all of the opening, and the
+row under `client send lag p99 ms` the load generator's own lag then: a late client, not a late server). A socket the
 dyno sheds with 1013 (a worker whose loop stays late past WS_SHED_LAG_MS) is opened again, as a player does, and
 beats the same session on: counted as shed and came back, and not held. --logs keeps gunicorn's logs; --profile runs
 py-spy on one worker during each window (every sample, waits included, so a worker blocked in a call that does not yield
@@ -84,6 +85,7 @@ SUMMED = (
     "latencies",
     "opening_latencies",
     "lags",
+    "opening_lags",
 )  # per client
 SHED_CLOSE = 1013  # a dyno short of CPU lets a socket go with "try again later"; its session goes on
 PHASES = (("echo", "A: echo"), ("heartbeat", "B: heartbeat"))
@@ -403,6 +405,7 @@ class Tally:
     latencies: list = field(default_factory=list)
     opening_latencies: list = field(default_factory=list)  # (since the ramp began, ack) of frames before the window
     lags: list = field(default_factory=list)
+    opening_lags: list = field(default_factory=list)  # how late the load generator sent, before the window
     slow: Counter = field(default_factory=Counter)  # second of the window (time.time()) -> acks slower than the goal
     failures: Counter = field(default_factory=Counter)
 
@@ -563,6 +566,8 @@ async def _player(
                 window_sent += 1
                 tally.sent += 1
                 tally.lags.append(sent - slot)
+            elif sent < window[0] and frame_id > 1:  # a first frame goes at once, its slot up to an interval past
+                tally.opening_lags.append(sent - slot)
             try:
                 reply = await _call(ws, "heartbeat", frame_id, data, timeout)
             except ConnectionClosed as exc:
@@ -731,6 +736,7 @@ class Phase:
     latencies: list = field(default_factory=list)
     opening_latencies: list = field(default_factory=list)
     lags: list = field(default_factory=list)
+    opening_lags: list = field(default_factory=list)
     slow: Counter = field(default_factory=Counter)
     collections: list = field(default_factory=list)  # (generation, ms) of the workers' logged pauses in the window
     failures: Counter = field(default_factory=Counter)
@@ -981,6 +987,7 @@ def figures(p: Phase) -> dict:
         "pg_commits": pg_commits,
         "pg_rows": pg_rows,
         "client_lag_p99_ms": _pct(p.lags, 0.99),
+        "opening_client_lag_p99_ms": _pct(p.opening_lags, 0.99),
         "slow_seconds": len(p.slow),
         "slow_worst_second": max(p.slow.values(), default=0),
         "slow_worst_at": time.strftime("%H:%M:%S", time.gmtime(max(p.slow, key=p.slow.get))) if p.slow else "",
@@ -1013,6 +1020,7 @@ ROWS = (
     ("client cores / machine cores", lambda f: f"{f['client_cores']:.2f} / {f['machine_cores']:.2f}"),
     ("background cores (burned)", lambda f: f"{f['background_cores']:.2f}"),
     ("client send lag p99 ms", lambda f: f"{f['client_lag_p99_ms']:.1f}"),
+    ("... while others opened", lambda f: f"{f['opening_client_lag_p99_ms']:.1f}"),
     ("unanswered in window", lambda f: str(f["unanswered"])),
     (f"seconds with acks >= {GOAL_P99_MS:.0f} ms", lambda f: _slow_seconds(f)),
     ("GC pauses > 100 ms (longest)", lambda f: _pauses(f["collections_over_100ms"])),
