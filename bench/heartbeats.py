@@ -429,9 +429,14 @@ REFUSED_BECAUSE = {
 }
 
 
+def _step_of(since: float) -> int:
+    """The first second of the TIMELINE_STEP that `since` (seconds since the ramp began) falls in."""
+    return int(since // TIMELINE_STEP) * TIMELINE_STEP
+
+
 def _step(tally: Tally) -> str:
-    """The timeline's key prefix for now: the start of its TIMELINE_STEP, in seconds since the ramp began."""
-    return f"{int((time.time() - tally.began) // TIMELINE_STEP) * TIMELINE_STEP}|"
+    """The timeline's key prefix for now."""
+    return f"{_step_of(time.time() - tally.began)}|"
 
 
 def _timeline(counts: dict, p99s: dict) -> list[str]:
@@ -453,7 +458,7 @@ def _p99_by_step(acks: list) -> dict:
     """The p99 (ms) of the acks of frames sent in each TIMELINE_STEP since the ramp began, by its first second."""
     steps: dict[int, list] = {}
     for since, took in acks:
-        steps.setdefault(int(since // TIMELINE_STEP) * TIMELINE_STEP, []).append(took)
+        steps.setdefault(_step_of(since), []).append(took)
     return {step: _pct(took, 0.99) for step, took in sorted(steps.items())}
 
 
@@ -653,8 +658,8 @@ async def _client_main(cfg: dict, players: list, pipe) -> None:
     stop.set()
     await asyncio.wait(tasks.values(), timeout=cfg["players"] / cfg["ramp"] + cfg["interval"] + 6 * cfg["ack_timeout"])
     tally.failures["unfinished at stop"] += sum(1 for t in tasks.values() if not t.done())
-    done = {**tally.__dict__, "failures": dict(tally.failures), "refusals": dict(tally.refusals)}
-    pipe.send(("done", {**done, "timeline": dict(tally.timeline)}))
+    counters = {name: dict(getattr(tally, name)) for name in ("failures", "refusals", "timeline")}
+    pipe.send(("done", {**tally.__dict__, **counters}))
 
 
 def client_process(cfg: dict, players: list, pipe) -> None:
