@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, g
-from sqlalchemy import and_, delete, literal, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streampay.auth.models import SignIn, SpentRefreshToken
@@ -128,23 +128,33 @@ def prune() -> int:
     return spent + families
 
 
+# Built once: every authenticated request and every socket's opening runs one of them (SQLAlchemy then skips to its
+# compiled form). The token's user, its sign-in's revoked time and, for a refresh token, whether it was spent.
+_HOLDER = (
+    select(User, SignIn.revoked_at)
+    .outerjoin(SignIn, and_(SignIn.id == bindparam("family"), SignIn.user_id == User.id))
+    .where(User.id == bindparam("user_id"))
+)
+_REFRESH_HOLDER = _HOLDER.outerjoin(SpentRefreshToken, SpentRefreshToken.jti == bindparam("jti")).add_columns(
+    SpentRefreshToken.jti
+)
+
+
 def _holder(payload: dict) -> tuple[User | None, bool]:
     """One query: the token's user, and whether its sign-in is revoked (or, for a refresh token, it was spent)."""
     try:
         user_id = uuid.UUID(payload["sub"])
     except (KeyError, ValueError, TypeError, AttributeError):
         return None, False
-    family = str(payload.get("fam") or "")
-    spent = literal(None)
-    stmt = select(User, SignIn.revoked_at).outerjoin(SignIn, and_(SignIn.id == family, SignIn.user_id == User.id))
+    params = {"user_id": user_id, "family": str(payload.get("fam") or "")}
     if payload.get("type") == "refresh":
-        stmt = stmt.outerjoin(SpentRefreshToken, SpentRefreshToken.jti == str(payload.get("jti")))
-        spent = SpentRefreshToken.jti
-    row = db.session.execute(stmt.add_columns(spent).where(User.id == user_id)).first()
+        row = db.session.execute(_REFRESH_HOLDER, {**params, "jti": str(payload.get("jti"))}).first()
+    else:
+        row = db.session.execute(_HOLDER, params).first()
     if row is None:
         return None, False
-    user, revoked_at, spent_jti = row
-    if spent_jti is not None:
+    user, revoked_at, *spent = row
+    if spent and spent[0] is not None:
         revoke(payload, "refresh_reuse")  # a replayed refresh token: whoever holds the sign-in is not trusted
         return user, True
     return user, revoked_at is not None
@@ -212,6 +222,26 @@ def user_from_token(encoded: str) -> tuple[User, dict]:
     if payload.get("type") != "access":
         raise Unauthorized("An access token is required.")
     return holder_of(payload), payload
+
+
+def check_standing(payload: dict, role: Role) -> None:
+    """Unauthorized unless an access token's sign-in still stands and its account is active in `role`: for a socket
+    about to spend on the sign-in it opened with. One query of three columns, no user loaded."""
+    from streampay.errors import Unauthorized
+
+    users, sign_ins = User.__table__.c, SignIn.__table__.c  # Core columns: a socket's every start runs this
+    row = db.session.execute(
+        select(users.role, users.is_active, sign_ins.revoked_at)
+        .select_from(User.__table__)
+        .outerjoin(SignIn.__table__, and_(sign_ins.id == str(payload.get("fam") or ""), sign_ins.user_id == users.id))
+        .where(users.id == uuid.UUID(payload["sub"]))
+    ).first()
+    if row is not None and row.revoked_at is not None:
+        raise Unauthorized("The token has been revoked; sign in again.")
+    if row is None or not row.is_active:
+        raise Unauthorized("The account is deactivated or no longer exists.")
+    if row.role is not role:
+        raise Unauthorized("The account's role changed; sign in again.")
 
 
 def holder_of(payload: dict) -> User:

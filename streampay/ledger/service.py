@@ -236,12 +236,12 @@ def hold(wallet: Account, amount: int) -> None:
     if not 0 <= wallet.held + amount <= wallet.balance:
         raise InsufficientFunds("Not enough available funds to reserve.")
     try:
+        accounts = Account.__table__.c  # a Core statement: every start and stop runs it
         held = db.session.execute(
-            update(Account)
-            .where(Account.id == wallet.id)
-            .values(held=Account.held + amount)
-            .returning(Account.held)
-            .execution_options(synchronize_session=False)
+            update(Account.__table__)
+            .where(accounts.id == wallet.id)
+            .values(held=accounts.held + amount)
+            .returning(accounts.held)
         ).scalar_one()
     except IntegrityError as exc:
         raise InsufficientFunds("Not enough available funds to reserve.") from exc

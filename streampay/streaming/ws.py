@@ -24,7 +24,7 @@ from sqlalchemy.pool import QueuePool
 from wsproto.utilities import LocalProtocolError
 
 from streampay import metrics
-from streampay.auth.tokens import holder_of, user_from_token
+from streampay.auth.tokens import check_standing, user_from_token
 from streampay.errors import DomainError, Invalid, Unauthorized, error_body
 from streampay.extensions import db, redis_client, without_transaction
 from streampay.inputs import NotJSON
@@ -468,10 +468,8 @@ def on_auth(player: Player, data: dict) -> dict:
 def on_start(player: Player, data: dict) -> dict:
     args = _load(START_SCHEMA, data)
     # Spending needs access as it stands now: the sign-in not revoked, the account active and unchanged.
-    viewer = holder_of(player.payload)
-    if viewer.role is not player.user.role:
-        raise Unauthorized("The account's role changed; sign in again.")
-    reply = service.start(viewer, args["content_id"], args.get("max_spend"))
+    check_standing(player.payload, player.user.role)
+    reply = service.start(player.user, args["content_id"], args.get("max_spend"))
     hub().watch(reply["session_id"], player)
     return reply
 
