@@ -181,7 +181,8 @@ def _size_of(file: FileStorage) -> int:
 
 
 def visible_to(content: Content | dict, user: User | None) -> bool:
-    """Whether `user` may see the item: ready and published, or theirs, or they are an admin; never deleted."""
+    """Whether `user` may see the item (a `Content`, a row of its table, or a dict of one): ready and published, or
+    theirs, or they are an admin; never deleted."""
     get = content.get if isinstance(content, dict) else lambda k: getattr(content, k)
     if get("deleted_at") is not None:
         return False

@@ -181,7 +181,7 @@ def _playable(content_id: uuid.UUID, viewer: User):
         .where(_CONTENT.c.id == content_id)
         .with_for_update(read=True, of=_CONTENT)
     ).one_or_none()
-    if row is None or not catalogue.visible_to(row._mapping, viewer):
+    if row is None or not catalogue.visible_to(row, viewer):
         db.session.rollback()
         raise NotFound("No such content.")
     if row.status is not ContentStatus.READY:
