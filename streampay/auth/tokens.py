@@ -224,33 +224,40 @@ def user_from_token(encoded: str) -> tuple[User, dict]:
     return holder_of(payload), payload
 
 
+# What a socket's start re-checks: the account's role and state and the sign-in's revoked time, as Core columns (no
+# user loaded), built once like _HOLDER.
+_USERS, _SIGN_INS = User.__table__, SignIn.__table__
+_STANDING = (
+    select(_USERS.c.role, _USERS.c.is_active, _SIGN_INS.c.revoked_at)
+    .select_from(_USERS)
+    .outerjoin(_SIGN_INS, and_(_SIGN_INS.c.id == bindparam("family"), _SIGN_INS.c.user_id == _USERS.c.id))
+    .where(_USERS.c.id == bindparam("user_id"))
+)
+
+
+def _refuse_unless_standing(revoked: bool, active: bool) -> None:
+    from streampay.errors import Unauthorized
+
+    if revoked:
+        raise Unauthorized("The token has been revoked; sign in again.")
+    if not active:
+        raise Unauthorized("The account is deactivated or no longer exists.")
+
+
 def check_standing(payload: dict, role: Role) -> None:
     """Unauthorized unless an access token's sign-in still stands and its account is active in `role`: for a socket
     about to spend on the sign-in it opened with. One query of three columns, no user loaded."""
     from streampay.errors import Unauthorized
 
-    users, sign_ins = User.__table__.c, SignIn.__table__.c  # Core columns: a socket's every start runs this
-    row = db.session.execute(
-        select(users.role, users.is_active, sign_ins.revoked_at)
-        .select_from(User.__table__)
-        .outerjoin(SignIn.__table__, and_(sign_ins.id == str(payload.get("fam") or ""), sign_ins.user_id == users.id))
-        .where(users.id == uuid.UUID(payload["sub"]))
-    ).first()
-    if row is not None and row.revoked_at is not None:
-        raise Unauthorized("The token has been revoked; sign in again.")
-    if row is None or not row.is_active:
-        raise Unauthorized("The account is deactivated or no longer exists.")
+    params = {"user_id": uuid.UUID(payload["sub"]), "family": str(payload.get("fam") or "")}
+    row = db.session.execute(_STANDING, params).first()
+    _refuse_unless_standing(row is not None and row.revoked_at is not None, row is not None and row.is_active)
     if row.role is not role:
         raise Unauthorized("The account's role changed; sign in again.")
 
 
 def holder_of(payload: dict) -> User:
     """The active user of an access token whose sign-in still stands (one query), else Unauthorized."""
-    from streampay.errors import Unauthorized
-
     user, revoked = _holder(payload)
-    if revoked:
-        raise Unauthorized("The token has been revoked; sign in again.")
-    if user is None or not user.is_active:
-        raise Unauthorized("The account is deactivated or no longer exists.")
+    _refuse_unless_standing(revoked, user is not None and user.is_active)
     return user
