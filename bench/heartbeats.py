@@ -425,6 +425,7 @@ REFUSED_BECAUSE = {
     "holds all": "full",
     "runs late": "slow",
     "wait for their heartbeats": "strained",
+    "all the CPU": "saturated",
     "database connection": "busy",
 }
 

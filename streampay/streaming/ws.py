@@ -33,6 +33,7 @@ from streampay.jobs import backoff
 from streampay.money import Amount
 from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
 from streampay.streaming import meter, reader, revocation, service, siblings
+from streampay.streaming.demand import Demand
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
@@ -177,30 +178,51 @@ class Hub:
         self.sockets = 0  # admitted and not yet closed, in this process
         self.lag = 0.0  # seconds a ready greenlet waits for its turn in this process's loop (_measure_lag) ...
         self.late = 0.0  # ... at the least, and on average over SHED_WINDOW_SECONDS (a loop that stalls now and then)
+        self.demand = 0.0  # the share of the last SHED_WINDOW_SECONDS it ran or waited for a CPU (streaming.demand)
         self.lag_probe = None
         self.stopped = threading.Event()  # stop(): the probe and the subscriber end at their next turn
         self.strained_admit_at = -STRAINED_ADMIT_GAP  # when the last socket was taken while strained (monotonic)
+        self.refusing_since: float | None = None  # it has refused every socket since then (monotonic), or it takes them
 
     def admit(self) -> str | None:
         """Take a socket slot; or why this process cannot serve another socket now (then it takes none)."""
         self._probe_lag()
-        cfg = self.app.config
         with self.lock:
-            if siblings.full(self.sockets, cfg["WS_MAX_SOCKETS_PER_WORKER"]):
-                return "full"
-            if self.lag * 1000 > cfg["WS_ADMIT_MAX_LAG_MS"] or self.late * 1000 > cfg["WS_SHED_LAG_MS"]:
-                return "slow"
-            trickle = None
-            if meter.shared().strained():
-                if (trickle := time.monotonic()) - self.strained_admit_at < STRAINED_ADMIT_GAP:
-                    return "strained"
-            if _pool_exhausted():
-                return "busy"
-            if trickle is not None:
-                self.strained_admit_at = trickle
-            self.sockets += 1
-            siblings.publish(self.sockets)
-            return None
+            why = self._judge()
+            if why is None:
+                self.refusing_since = None
+            elif self.refusing_since is None:
+                self.refusing_since = time.monotonic()
+            return why
+
+    def come_back_in(self, least: int, most: int) -> int:
+        """Seconds a refused player is told to wait: `least` at first, then as long as this process has refused every
+        socket so far, up to `most`. A refusal that lasts means players who stay: told to come back every few seconds,
+        the players it turns away would cost the ones it holds more CPU than their heartbeats."""
+        since = self.refusing_since
+        waited = 0 if since is None else time.monotonic() - since
+        return int(min(most, max(least, waited)))
+
+    def _judge(self) -> str | None:
+        """admit()'s rules (the hub's lock held)."""
+        cfg = self.app.config
+        if siblings.full(self.sockets, cfg["WS_MAX_SOCKETS_PER_WORKER"]):
+            return "full"
+        if self.lag * 1000 > cfg["WS_ADMIT_MAX_LAG_MS"] or self.late * 1000 > cfg["WS_SHED_LAG_MS"]:
+            return "slow"
+        if self.demand * 100 > cfg["WS_ADMIT_MAX_CPU_PERCENT"]:
+            return "saturated"
+        trickle = None
+        if meter.shared().strained():
+            if (trickle := time.monotonic()) - self.strained_admit_at < STRAINED_ADMIT_GAP:
+                return "strained"
+        if _pool_exhausted():
+            return "busy"
+        if trickle is not None:
+            self.strained_admit_at = trickle
+        self.sockets += 1
+        siblings.publish(self.sockets)
+        return None
 
     def _probe_lag(self) -> None:
         """Start the probe (once): it sleeps LAG_PROBE_SECONDS again and again, and how late it wakes is how long a
@@ -217,6 +239,7 @@ class Hub:
         lates = collections.deque(maxlen=LAG_PROBES)  # the last wake-ups' lateness, for admission
         recent = collections.deque()  # (woke, lateness) of the wake-ups of the last SHED_WINDOW_SECONDS, for shedding
         judged_from = time.monotonic()  # shedding judges the wake-ups after this: the start, or the last shed
+        demand = Demand(SHED_WINDOW_SECONDS)
         while True:
             began = time.monotonic()
             time.sleep(LAG_PROBE_SECONDS)
@@ -231,6 +254,7 @@ class Hub:
             while recent[0][0] < woke - SHED_WINDOW_SECONDS:
                 recent.popleft()
             self.lag = min(lates) if len(lates) == LAG_PROBES else 0.0
+            self.demand = demand.share(woke)
             # Late on average over seconds, not only at the least: a loop that stalls for seconds between quick turns
             # (thousands of calls answered in one batch, then the backlog of the stall) is as short of CPU as one late
             # all the time, and one stall of two seconds is enough to judge by; fewer seconds than that are not.
@@ -559,17 +583,20 @@ REFUSALS = {
     "slow": "This server runs late already: another player would slow the others; retry shortly.",
     "busy": "Every database connection of this server is in use; retry shortly.",
     "strained": "This server's players already wait for their heartbeats: another would slow them; retry shortly.",
+    "saturated": "This server uses all the CPU it gets: another player would slow the others; retry shortly.",
 }
 
 
-@ws_bp.before_request
 def admit_socket():
     """A new socket is refused with a 503 before the upgrade (and before the token is even read) when this process
     holds WS_MAX_SOCKETS_PER_WORKER sockets, when its loop runs late by more than WS_ADMIT_MAX_LAG_MS (the CPU it
-    gets is spoken for), while more than WS_ADMIT_MAX_SLOW_METER_PERCENT of its sockets' metered calls of the last
+    gets is spoken for), while it ran or waited for a CPU more than WS_ADMIT_MAX_CPU_PERCENT of the last two seconds
+    (it soon will be), while more than WS_ADMIT_MAX_SLOW_METER_PERCENT of its sockets' metered calls of the last
     second or two waited longer than WS_ADMIT_MAX_METER_WAIT_MS (its players already wait), or when all its database
     connections are in use: so the sockets it holds keep their latency and no new one is accepted only to starve.
-    The slot is freed when the socket's request ends."""
+    The slot is freed when the socket's request ends. It runs before the app's other hooks (the rate limit's check,
+    the body guard, the nonce): a worker past what it can serve refuses thousands of players, and each refusal costs
+    the players it holds (streampay._init_requests)."""
     if request.endpoint != "streaming_ws.stream_socket":
         return None
     why = hub().admit()
@@ -579,7 +606,8 @@ def admit_socket():
         cfg = current_app.config
         # A full process whose siblings have room: a retry may land on one of them.
         full = why == "full" and not siblings.have_room(cfg["WS_MAX_SOCKETS_PER_WORKER"])
-        wait = cfg["WS_RETRY_AFTER_FULL_SECONDS" if full else "WS_RETRY_AFTER_SECONDS"]
+        least, most = cfg["WS_RETRY_AFTER_SECONDS"], cfg["WS_RETRY_AFTER_FULL_SECONDS"]
+        wait = most if full else hub().come_back_in(least, most)
         return body, 503, {"Retry-After": str(wait)}
     g.ws_admitted = True
     return None
