@@ -270,6 +270,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "WS_RETRY_AFTER_SECONDS": _int("WS_RETRY_AFTER_SECONDS", 5),
         # A full process stays full until players leave: they are told to come back later than from a passing strain.
         "WS_RETRY_AFTER_FULL_SECONDS": _int("WS_RETRY_AFTER_FULL_SECONDS", 30),
+        # Past this many refusals a second, a process tells players to come back proportionally later than
+        # WS_RETRY_AFTER_SECONDS, up to WS_RETRY_AFTER_FULL_SECONDS: its refusals cost the players it holds.
+        "WS_REFUSALS_PER_SECOND": _int("WS_REFUSALS_PER_SECOND", 50),
         # ... and refuses them too while its event loop runs this late (ms): the CPU it gets is already spoken for.
         "WS_ADMIT_MAX_LAG_MS": _int("WS_ADMIT_MAX_LAG_MS", 50),
         # ... and while it ran, or its loop waited for a CPU, more than this percent of the last two seconds: its

@@ -43,8 +43,9 @@ class _Call:
         self.sent = False  # ... and already sent it
 
 
-class _Tally:
-    """Calls answered and slow ones, in this second and the one before (time.monotonic() whole seconds)."""
+class Tally:
+    """Events and the ones that count against (calls answered and slow ones; handshakes and refusals), in this second
+    and the one before (time.monotonic() whole seconds)."""
 
     __slots__ = ("second", "calls", "slow", "before")
 
@@ -66,6 +67,10 @@ class _Tally:
         self._roll(now)
         return self.calls + self.before[0], self.slow + self.before[1]
 
+    def against_per_second(self, now: float) -> float:
+        """The ones that count against, a second, over this second so far and the one before."""
+        return self.recent(now)[1] / (1 + now - int(now))
+
 
 class SharedConnection:
     def __init__(
@@ -75,7 +80,7 @@ class SharedConnection:
         self.timeout = timeout  # for a reply, and for a waiting call's turn
         self.strained_after = strained_after  # a call that takes longer (its wait for a turn included) is slow ...
         self.strained_share = strained_share  # ... and more slow calls than this share of them is a strain
-        self.tally = _Tally()
+        self.tally = Tally()
         self.troubled_at = -math.inf  # the connection was last dropped then (lost, timed out, interrupted)
         self.scripts: dict[str, str] = {}  # sha -> source, to load again after a NOSCRIPT
         self.lock = threading.Lock()

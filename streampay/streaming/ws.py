@@ -34,6 +34,7 @@ from streampay.money import Amount
 from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
 from streampay.streaming import meter, reader, revocation, service, siblings
 from streampay.streaming.demand import Demand
+from streampay.streaming.pipeline import Tally
 
 log = logging.getLogger(__name__)
 ws_bp = Blueprint("streaming_ws", __name__)
@@ -182,26 +183,22 @@ class Hub:
         self.lag_probe = None
         self.stopped = threading.Event()  # stop(): the probe and the subscriber end at their next turn
         self.strained_admit_at = -STRAINED_ADMIT_GAP  # when the last socket was taken while strained (monotonic)
-        self.refusing_since: float | None = None  # it has refused every socket since then (monotonic), or it takes them
+        self.handshakes = Tally()  # handshakes, and the ones refused, of the last second or two
 
     def admit(self) -> str | None:
         """Take a socket slot; or why this process cannot serve another socket now (then it takes none)."""
         self._probe_lag()
         with self.lock:
             why = self._judge()
-            if why is None:
-                self.refusing_since = None
-            elif self.refusing_since is None:
-                self.refusing_since = time.monotonic()
+            self.handshakes.count(time.monotonic(), why is not None)
             return why
 
     def come_back_in(self, least: int, most: int) -> int:
-        """Seconds a refused player is told to wait: `least` at first, then as long as this process has refused every
-        socket so far, up to `most`. A refusal that lasts means players who stay: told to come back every few seconds,
-        the players it turns away would cost the ones it holds more CPU than their heartbeats."""
-        since = self.refusing_since
-        waited = 0 if since is None else time.monotonic() - since
-        return int(min(most, max(least, waited)))
+        """Seconds a refused player is told to wait: `least`, and in proportion past WS_REFUSALS_PER_SECOND refusals a
+        second, up to `most`. Each refusal is CPU the held players wait for (about half a millisecond): at 20,000
+        players told to come back every 5 s, a 2-core dyno spent as much on refusing as on the players it held."""
+        rate = self.handshakes.against_per_second(time.monotonic())
+        return int(min(most, max(least, least * rate / self.app.config["WS_REFUSALS_PER_SECOND"])))
 
     def _judge(self) -> str | None:
         """admit()'s rules (the hub's lock held)."""
