@@ -807,7 +807,8 @@ def run_phase(name: str, args, env: dict, tokens: list, content_id: str, pg, wor
         spy = _start_profile(args, name, dyno.pid, workdir)
         with client_processes(name, args, port, tokens, content_id) as (procs, pipes):
             opening = Counter()
-            for opened, refused, failures in _expect(pipes, "ready", ramp_seconds + 3 * args.ack_timeout + 90):
+            opens_end = ramp_seconds + args.open_grace + 3 * args.ack_timeout  # the clients' own deadline
+            for opened, refused, failures in _expect(pipes, "ready", opens_end + 60):
                 result.opened += opened
                 result.refused += refused
                 opening.update(failures)
