@@ -117,10 +117,10 @@ def test_a_gevent_worker_past_its_cpu_share_refuses_new_sockets_and_serves_its_o
             assert body["code"] == 503 and "all the CPU it gets" in body["message"], body
             reply = held.call("stopStream", session_id=str(uuid.uuid4()))
             assert reply["data"]["code"] == "session_not_active", reply
-            began = time.monotonic()
-            waits = [int(handshake(url)[1]["Retry-After"]) for _ in range(20)]
-            assert time.monotonic() - began < 1, "20 handshakes took a second or more: no rate to read"
-            # 20 refusals in under a second, counted over at most two: 10 a second or more, twice the 5 allowed.
+            # Refusals as fast as this test makes them: past 10 a second (twice the 5 allowed), the wait doubles.
+            waits, deadline = [], time.monotonic() + 10
+            while time.monotonic() < deadline and (not waits or waits[-1] < 10):
+                waits.append(int(handshake(url)[1]["Retry-After"]))
             assert waits[-1] >= 10 and all(5 <= wait <= 30 for wait in waits), waits
         finally:
             held.close()
