@@ -7,7 +7,8 @@ greenlet's stack. Its `thread_class` and `event_class` options replace both: no 
 and the socket's greenlet, waiting in `receive()` on the event, reads the socket itself instead
 (one blocking `recv`, parsed by the same wsproto code). Pings, which the reader thread sent every
 `ping_interval`, come from one pinger per process, a queue in order of when each socket is due,
-that closes a socket whose last ping went unanswered, as simple_websocket does.
+that closes a socket whose last ping went unanswered, as simple_websocket does, and skips a socket
+that sent a frame since its last turn (its player is there).
 
 bench/heartbeats.py's echo phase serves its echo through the same reader, so its baseline moves
 with it.
@@ -48,6 +49,7 @@ class ReadInline:
             data = sock.recv(server.receive_bytes)
             if not data:
                 raise ConnectionResetError
+            server.heard = True  # the player is there: no ping needed this interval (ping())
             server.ws.receive_data(data)
             server.connected = server._handle_events()
         except TimeoutError:
@@ -149,9 +151,15 @@ class Pinger:
 
 
 def ping(server: Server) -> bool:
-    """Ping the socket, or close it if the last ping went unanswered; whether it stays open."""
+    """Ping the socket, or close it if the last ping went unanswered; whether it stays open.
+
+    A player that sent anything since the last turn is there: it is not pinged this interval (a player that beats
+    every 5 s is never pinged, and a ping and its pong cost the worker about what a heartbeat's frames do)."""
     if not server.connected:
         return False
+    if getattr(server, "heard", False):
+        server.heard, server.pong_received = False, True
+        return True
     try:
         if not server.pong_received:
             server.close(reason=CloseReason.POLICY_VIOLATION, message="Ping/Pong timeout")

@@ -11,7 +11,7 @@ import pytest
 from simple_websocket import Client
 
 from tests.streaming.conftest import BILLING
-from tests.streaming.test_ws_limits import raw_socket
+from tests.streaming.test_ws_limits import masked_frame, raw_socket
 
 PING_SECONDS = 1
 
@@ -33,13 +33,26 @@ def frames(sock, seconds: float) -> list[tuple[int, bytes]]:
     try:
         while data := sock.recv(65536):
             buffer += data
-            while len(buffer) >= 2 and len(buffer) >= 2 + (buffer[1] & 0x7F):
-                length = buffer[1] & 0x7F  # the server's control frames and short replies: no extended length
-                found.append((buffer[0] & 0x0F, buffer[2 : 2 + length]))
-                buffer = buffer[2 + length :]
+            while frame := _whole_frame(buffer):
+                opcode, payload, buffer = frame
+                found.append((opcode, payload))
     except TimeoutError:
         pass
     return found
+
+
+def _whole_frame(buffer: bytes) -> tuple[int, bytes, bytes] | None:
+    """The first unmasked frame of `buffer` (opcode, payload, the rest), if it is all there (no 64-bit lengths)."""
+    if len(buffer) < 2:
+        return None
+    length, start = buffer[1] & 0x7F, 2
+    if length == 126:
+        if len(buffer) < 4:
+            return None
+        length, start = struct.unpack("!H", buffer[2:4])[0], 4
+    if len(buffer) < start + length:
+        return None
+    return buffer[0] & 0x0F, buffer[start : start + length], buffer[start + length :]
 
 
 def test_a_player_that_never_answers_a_ping_is_closed_with_1008(server):
@@ -55,6 +68,23 @@ def test_a_player_that_never_answers_a_ping_is_closed_with_1008(server):
     assert opcodes[-1] == 0x8, seen  # then, a ping later with no pong, the close ...
     assert struct.unpack("!H", seen[-1][1][:2])[0] == 1008
     assert waited < 5 * PING_SECONDS  # ... and the connection hung up, not left open
+
+
+def test_a_player_that_keeps_sending_is_not_pinged_and_stays(server):
+    """Frames from the player prove it is there: no ping (and no pong to read) while it talks, however long."""
+    sock = raw_socket(server)  # never answers a ping: a ping, once missed, would close it
+    seen = []
+    try:
+        for _ in range(int(4 * PING_SECONDS / 0.25)):
+            sock.sendall(masked_frame(b'{"event": "nope"}', compressed=False))
+            seen += frames(sock, 0.25)
+        sock.sendall(masked_frame(b'{"event": "nope", "id": 9}', compressed=False))
+        seen += frames(sock, 1)
+    finally:
+        sock.close()
+    opcodes = {opcode for opcode, _ in seen}
+    assert opcodes == {0x1}, seen  # replies only: no ping, no close
+    assert json.loads(seen[-1][1])["id"] == 9
 
 
 def test_a_player_that_answers_pings_stays_and_is_served(server):
