@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 
@@ -11,8 +12,16 @@ from PIL import Image, ImageDraw
 RATE = 44100
 
 
+@functools.cache
+def _second_of(hz: float) -> bytes:
+    """One second of the tone, twice over so any frame is one slice: a whole number of cycles for a whole `hz`."""
+    second = b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * hz * k / RATE))) for k in range(RATE))
+    return second * 2
+
+
 def _tone(n: int, count: int, hz: float) -> bytes:
-    return b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * hz * (n + k) / RATE))) for k in range(count))
+    start = 2 * (n % RATE)
+    return _second_of(hz)[start : start + 2 * count]
 
 
 def _mux_audio(container, stream, seconds: float, hz: float) -> None:
