@@ -12,8 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from sqlalchemy import create_engine, event, make_url, text
 from werkzeug.routing import Rule
 
@@ -226,6 +228,7 @@ def make_admin(app, runner):
 
 
 def pytest_sessionstart(session):
+    _redis_database_of_this_worker()
     given = os.environ.get("DATABASE_URL")
     if not given or not database_url(os.environ, "").startswith("postgresql"):
         return
@@ -248,6 +251,18 @@ def pytest_sessionfinish(session):
 
 
 _GIVEN_DATABASE = pytest.StashKey[str]()
+
+
+def _redis_database_of_this_worker() -> None:
+    """Run by pytest-xdist (`pytest -n 2`), each worker empties a Redis database of its own: REDIS_URL's for the
+    first, the next one up for the second, and so on (the processes the tests start inherit it)."""
+    worker, given = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("REDIS_URL")
+    if not worker or not given:
+        return
+    parts = urlsplit(given)
+    number = (int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))) % 16
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # what an earlier run left there
 
 
 @contextlib.contextmanager

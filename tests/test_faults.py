@@ -163,7 +163,7 @@ def test_every_web_process_delivers_pushes_again_after_an_outage(app, client, re
 
     def subscribers() -> int:
         with contextlib.suppress(redis.ConnectionError):
-            return connection.pubsub_numsub(PUSH_CHANNEL)[0][1]
+            return connection.pubsub_numsub(f"{PUSH_CHANNEL}:0")[0][1]
         return 0
 
     with web(env, workers=2) as base, serve(app) as here:

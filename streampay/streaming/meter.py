@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from streampay.streaming.pipeline import SharedConnection
 
 ACTIVE = "meter:active"
-PUSH_CHANNEL = "streampay:push"
+PUSH_CHANNEL = "streampay:push"  # and the database number: pub/sub is server-wide, keys are per database
 
 
 def _key(session_id: str) -> str:
@@ -131,9 +131,15 @@ def drop(session_id: str) -> None:
     shared().transaction(("DEL", _key(session_id)), ("ZREM", ACTIVE, session_id))
 
 
+def push_channel() -> str:
+    """The channel of this app's pushes. Pub/sub ignores the database number: deployments (or test runs) that share a
+    Redis server on databases of their own would otherwise hear each other's pushes."""
+    return f"{PUSH_CHANNEL}:{redis_client().connection_pool.connection_kwargs.get('db', 0)}"
+
+
 def publish(message: str) -> None:
     """To every web process's push listener."""
-    shared().execute(("PUBLISH", PUSH_CHANNEL, message))
+    shared().execute(("PUBLISH", push_channel(), message))
 
 
 def silent_since(cutoff_ms: int, limit: int = 500) -> list[str]:

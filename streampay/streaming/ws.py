@@ -352,7 +352,7 @@ class Hub:
                 pubsub = redis_client().pubsub()
                 unchecked = False
                 try:
-                    pubsub.subscribe(meter.PUSH_CHANNEL)
+                    pubsub.subscribe(meter.push_channel())
                     self.subscribed.set()
                     if failures:
                         log.warning("push listener: subscribed again after %d failed attempts", failures)

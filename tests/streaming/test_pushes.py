@@ -1,6 +1,17 @@
-"""Pushes reach the player even when they are published before its socket watches the session."""
+"""Pushes reach the player even when they are published before its socket watches the session, and only the
+players of their own deployment."""
 
 from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from streampay import close
+from streampay.extensions import redis_client
+from streampay.sandbox.faults import RedisServer
+from streampay.streaming import meter
+from tests.conftest import make_app
 
 
 def test_balance_low_at_start_reaches_the_player(players, movie, funded_viewer):
@@ -20,3 +31,24 @@ def test_a_second_socket_gets_its_own_start_warning(players, movie, funded_viewe
         session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
         low = player.wait_push("balanceLow", timeout=5)
         assert low["data"] == {**low["data"], "session_id": session_id, "runway_seconds": runway}
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server: two databases of one server")
+def test_apps_on_two_databases_of_one_redis_hear_only_their_own_pushes(migrated):
+    with RedisServer() as server:
+        apps = [make_app(migrated, REDIS_URL=server.url(db)) for db in (1, 2)]
+        listeners = []
+        for app in apps:
+            with app.app_context():
+                listener = redis_client().pubsub()
+                listener.subscribe(meter.push_channel())
+                assert listener.get_message(timeout=5)["type"] == "subscribe"
+                listeners.append(listener)
+        with apps[0].app_context():
+            meter.publish("for the first")
+        assert listeners[0].get_message(timeout=5)["data"] == b"for the first"
+        assert listeners[1].get_message(timeout=0.5) is None
+        for listener in listeners:
+            listener.close()
+        for app in apps:  # no rows written: nothing to empty
+            close(app)
