@@ -51,16 +51,16 @@ BILLING = {
 }
 
 
-@pytest.fixture
-def app(app_factory, media_root, clock):  # noqa: F811
-    app = app_factory(
-        MEDIA_ROOT=media_root,
-        **BILLING,
-        BALANCE_LOW_SECONDS=30,
-        RATELIMIT_ENABLED=False,
-    )
+def streaming_app(app_factory, media: str, clock, **overrides):
+    """An app on the billing terms above, its media under `media`, on the test's clock."""
+    app = app_factory(MEDIA_ROOT=media, **BILLING, BALANCE_LOW_SECONDS=30, RATELIMIT_ENABLED=False, **overrides)
     app.extensions["streampay.clock"] = clock
     return app
+
+
+@pytest.fixture
+def app(app_factory, media_root, clock):  # noqa: F811
+    return streaming_app(app_factory, media_root, clock)
 
 
 @pytest.fixture
