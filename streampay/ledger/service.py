@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from blinker import Namespace
-from sqlalchemy import and_, false, func, insert, or_, select, union_all, update
+from sqlalchemy import and_, bindparam, false, func, insert, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import aliased, lazyload
@@ -57,10 +57,7 @@ def account(kind: AccountKind, user_id: uuid.UUID | None = None, *, lock: bool =
     `lock` reads it under a row lock (PostgreSQL), fresh, for read-then-write decisions.
     """
     _, owner = _key(kind, user_id)
-    query = select(Account).where(_is(kind, owner))
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = db.session.scalar(query)
+    found = db.session.scalar(_LOCKED_ACCOUNT if lock else _ACCOUNT, {"kind": kind, "owner": owner})
     if found is not None:
         return found
     try:
@@ -69,8 +66,13 @@ def account(kind: AccountKind, user_id: uuid.UUID | None = None, *, lock: bool =
             db.session.add(found)
     except IntegrityError:
         # Another request created it first.
-        found = db.session.scalar(select(Account).where(_is(kind, owner)))
+        found = db.session.scalar(_ACCOUNT, {"kind": kind, "owner": owner})
     return found
+
+
+# Built once: every start and settlement reads a wallet (SQLAlchemy then skips to the compiled form).
+_ACCOUNT = select(Account).where(Account.kind == bindparam("kind"), Account.owner == bindparam("owner"))
+_LOCKED_ACCOUNT = _ACCOUNT.with_for_update().execution_options(populate_existing=True)
 
 
 def wallet_with(user_id: uuid.UUID, *others: tuple[AccountKind, uuid.UUID | None]) -> list[Account]:
@@ -225,6 +227,15 @@ def _is_overdraft(exc: IntegrityError) -> bool:
     return any(name in str(exc.orig) for name in OVERDRAFT_CONSTRAINTS)
 
 
+# A Core statement, built once: every start and stop runs it.
+_HOLD = (
+    update(Account.__table__)
+    .where(Account.__table__.c.id == bindparam("account_id"))
+    .values(held=Account.__table__.c.held + bindparam("amount"))
+    .returning(Account.__table__.c.held)
+)
+
+
 def hold(wallet: Account, amount: int) -> None:
     """Reserve (positive) or release (negative) part of a wallet read under its row lock.
 
@@ -236,13 +247,7 @@ def hold(wallet: Account, amount: int) -> None:
     if not 0 <= wallet.held + amount <= wallet.balance:
         raise InsufficientFunds("Not enough available funds to reserve.")
     try:
-        accounts = Account.__table__.c  # a Core statement: every start and stop runs it
-        held = db.session.execute(
-            update(Account.__table__)
-            .where(accounts.id == wallet.id)
-            .values(held=accounts.held + amount)
-            .returning(accounts.held)
-        ).scalar_one()
+        held = db.session.execute(_HOLD, {"account_id": wallet.id, "amount": amount}).scalar_one()
     except IntegrityError as exc:
         raise InsufficientFunds("Not enough available funds to reserve.") from exc
     set_committed_value(wallet, "held", held)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sqlalchemy.exc
 from flask import Flask, current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from streampay import clock, metrics, money
 from streampay.content import service as catalogue
@@ -164,23 +164,28 @@ def _never_ran(session_id: str, started_ms: int) -> None:
         log.warning("a start refused for Redis was ended in PostgreSQL only", extra={"session_id": session_id})
 
 
+# Built once, with bind parameters: every startStream runs it.
+_PLAYABLE = (
+    select(
+        _CONTENT,
+        select(func.count())
+        .select_from(_SESSIONS)
+        .where(_SESSIONS.c.viewer_id == bindparam("viewer_id"), _SESSIONS.c.status == SessionStatus.ACTIVE)
+        .scalar_subquery()
+        .label("active"),
+    )
+    .where(_CONTENT.c.id == bindparam("content_id"))
+    .with_for_update(read=True, of=_CONTENT)
+)
+
+
 def _playable(content_id: uuid.UUID, viewer: User):
     """The item's row, as this viewer may see it and ready, read under a share lock: a delete, unpublish or failure
     committing meanwhile either waits for this start's commit (and then ends the new session with the others) or is
     seen here. In the same statement, the viewer's active sessions: how many there are (the caller holds the
     wallet's lock, so another start of the viewer's waits for this one's commit). A plain row, not an ORM object:
     nothing here changes it."""
-    active = (
-        select(func.count())
-        .select_from(_SESSIONS)
-        .where(_SESSIONS.c.viewer_id == viewer.id, _SESSIONS.c.status == SessionStatus.ACTIVE)
-        .scalar_subquery()
-    )
-    row = db.session.execute(
-        select(_CONTENT, active.label("active"))
-        .where(_CONTENT.c.id == content_id)
-        .with_for_update(read=True, of=_CONTENT)
-    ).one_or_none()
+    row = db.session.execute(_PLAYABLE, {"content_id": content_id, "viewer_id": viewer.id}).one_or_none()
     if row is None or not catalogue.visible_to(row, viewer):
         db.session.rollback()
         raise NotFound("No such content.")
