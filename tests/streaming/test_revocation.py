@@ -10,6 +10,7 @@ import time
 import pytest
 from simple_websocket import ConnectionClosed
 
+from streampay.sandbox.faults import wait_for
 from tests.conftest import PASSWORD, bearer
 from tests.streaming.conftest import Player, stroops
 from tests.test_procfile import web_dyno
@@ -101,10 +102,17 @@ def test_an_admin_change_closes_every_socket_of_the_user_and_ends_every_stream(
     assert check.exit_code == 0, check.output
 
 
-def test_start_stream_is_refused_on_a_socket_whose_sign_in_was_revoked(app_factory, players, movie, funded_viewer):
+def listening(app) -> None:
+    """The app's push listener is subscribed and has checked its sockets: a change made after this one is a push it
+    can miss (on a busy machine it subscribes late, and its first check would close the socket instead)."""
+    assert wait_for(lambda: app.extensions["streampay.hub"].live, 20)
+
+
+def test_start_stream_is_refused_on_a_socket_whose_sign_in_was_revoked(app, app_factory, players, movie, funded_viewer):
     """A process that missed the push (here: another app with a Redis of its own) still refuses to start a stream."""
     viewer = funded_viewer("10")
     player = players(viewer["access_token"])
+    listening(app)
     elsewhere = app_factory(REDIS_URL=None).test_client()
     assert elsewhere.post(LOGOUT, headers=bearer(viewer["access_token"])).status_code == 200
     refused = player.call("startStream", content_id=movie["id"])
@@ -112,10 +120,11 @@ def test_start_stream_is_refused_on_a_socket_whose_sign_in_was_revoked(app_facto
 
 
 def test_start_stream_is_refused_after_a_role_change_the_socket_did_not_hear_of(
-    app_factory, players, movie, funded_viewer, make_admin
+    app, app_factory, players, movie, funded_viewer, make_admin
 ):
     admin, viewer = make_admin(), funded_viewer("10")
     player = players(viewer["access_token"])
+    listening(app)
     elsewhere = app_factory(REDIS_URL=None).test_client()
     url = f"/api/v1/users/{viewer['user']['id']}"
     assert elsewhere.patch(url, json={"role": "creator"}, headers=bearer(admin["access_token"])).status_code == 200
