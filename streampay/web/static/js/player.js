@@ -213,7 +213,8 @@ export class PaidPlayer {
       this.live = { charged: stroops(reply.charged), billed: reply.billed_seconds };
       this.update({ balance: reply.balance, message: null });
     } catch (error) {
-      if (sessionId !== this.sessionId || error.code === "closed") return; // a shed socket: the next beat reopens
+      if (sessionId !== this.sessionId) return;
+      if (error.code === "closed") return "closed"; // a shed socket: the next call opens another
       if (error.code === "session_not_active") {
         // A heartbeat that crossed the session's end: the streamEnded push says why. If it went to a socket that
         // has closed since (a session that timed out while the player reconnected), the session is over all the same.
@@ -231,13 +232,18 @@ export class PaidPlayer {
     this.stop();
   }
 
-  // At the end of the media, one last proof of play; the server ends the session as completed.
-  // If it is still running a moment later (a resumed session the server bills from its own start), stop it.
+  // At the end of the media, one last proof of play (again on a new socket if a busy server let this one go); the
+  // server ends the session as completed. If it is still running a moment later (a resumed session the server bills
+  // from its own start), stop it.
   async reachedEnd() {
     this.stopBeats();
     const sessionId = this.sessionId;
-    await this.heartbeat();
-    setTimeout(() => { if (this.sessionId === sessionId) this.stop(); }, this.interval * 2 + 1000);
+    if (await this.heartbeat() === "closed") await this.heartbeat();
+    setTimeout(() => {
+      if (this.sessionId !== sessionId) return;
+      this.update({ status: "ended", reason: "stopped", message: null });
+      this.stop();
+    }, this.interval * 2 + 1000);
   }
 
   mediaError() {
