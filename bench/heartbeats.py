@@ -261,6 +261,31 @@ def web_dyno(env: dict, port: int, log_path: Path):
                 proc.wait()
 
 
+def bench_env(pg: str, db_name: str, redis: str, **settings: str) -> dict:
+    """The environment of a benchmark's app: its scratch database and Redis DB, fresh secrets, quiet logs, no
+    embedded worker; `settings` on top."""
+    base, _, _ = pg.rpartition("/")
+    return {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"{base}/{db_name}",
+        "REDIS_URL": redis,
+        "JWT_SECRET": os.urandom(32).hex(),
+        "JWT_REFRESH_SECRET": os.urandom(32).hex(),
+        "LOG_LEVEL": "WARNING",
+        "EMBEDDED_WORKER": "false",
+        **settings,
+    }
+
+
+def code_of(rev: str, into: Path) -> Path:
+    """Commit `rev`'s files (git archive), extracted into the new directory `into`: a baseline to measure beside."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def _http_get(port: int, path: str) -> int:
     import http.client
 
@@ -464,7 +489,7 @@ def _p99_by_step(acks: list) -> dict:
 
 
 def _refusal(body: bytes | None) -> str:
-    """Why the dyno refused (streampay.streaming.ws.REFUSALS), from the 503's message."""
+    """Why the dyno refused (streampay.streaming.admission.REFUSALS), from the 503's message."""
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         message = json.loads(body or b"{}").get("message") or ""
         return next((why for words, why in REFUSED_BECAUSE.items() if words in message), "other")

@@ -219,21 +219,15 @@ def main(argv=None) -> int:
     if args.measure:
         return _measure_main()
     sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-    from heartbeats import scratch_database, scratch_redis, seed
+    from heartbeats import bench_env, code_of, scratch_database, scratch_redis, seed
 
-    base, _, _ = args.pg.rpartition("/")
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"{base}/{args.db_name}",
-        "REDIS_URL": args.redis,
-        "JWT_SECRET": os.urandom(32).hex(),
-        "JWT_REFRESH_SECRET": os.urandom(32).hex(),
-        "LOG_LEVEL": "WARNING",
-        "EMBEDDED_WORKER": "false",
-        "MAX_SESSIONS_PER_VIEWER": "1",
-        "HEARTBEAT_TIMEOUT_SECONDS": "3600",  # no session times out between its start and its stop, however slow
-    }
+    env = bench_env(
+        args.pg,
+        args.db_name,
+        args.redis,
+        MAX_SESSIONS_PER_VIEWER="1",
+        HEARTBEAT_TIMEOUT_SECONDS="3600",  # no session times out between its start and its stop, however slow
+    )
     os.environ.update(env)
     versions = {f"baseline {args.baseline}": args.baseline} if args.baseline else {}
     versions["this tree"] = None
@@ -245,10 +239,7 @@ def main(argv=None) -> int:
         for n, (label, rev) in enumerate(versions.items()):
             code = ROOT
             if rev is not None:
-                code = Path(tmp) / "baseline"
-                code.mkdir()
-                archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
-                subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+                code = code_of(rev, Path(tmp) / "baseline")
             mine = tokens[n * per_version : (n + 1) * per_version]
             results[label] = run_version(code, content_id, mine, args.warmup, env, args.trace)
             print(f"  {label}: measured", flush=True)

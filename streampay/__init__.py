@@ -158,9 +158,9 @@ def _init_requests(app: Flask):
     from streampay import apidocs, errors, inputs, outages, security
     from streampay.auth import tokens
     from streampay.extensions import cors, limiter
-    from streampay.streaming.ws import admit_socket
+    from streampay.streaming.ws import write_refusal
 
-    app.before_request(admit_socket)  # first: a storm of refusals costs the held players least (its docstring)
+    app.before_request(write_refusal)  # first: the refusals Flask writes skip the other hooks (its docstring)
     limiter.init_app(app)
     cors.init_app(
         app,

@@ -33,6 +33,7 @@ from streampay.jobs import backoff
 from streampay.money import Amount
 from streampay.outages import DEPENDENCY_DOWN, dependency_of, unavailable_body
 from streampay.streaming import meter, reader, revocation, service, siblings
+from streampay.streaming.admission import REFUSAL, REFUSALS, Gate
 from streampay.streaming.demand import Demand
 from streampay.streaming.pipeline import Tally
 
@@ -186,12 +187,29 @@ class Hub:
         self.handshakes = Tally()  # handshakes, and the ones refused, of the last second or two
 
     def admit(self) -> str | None:
-        """Take a socket slot; or why this process cannot serve another socket now (then it takes none)."""
+        """Take a socket slot; or why this process cannot serve another socket now (then it takes none).
+
+        It cannot when it holds WS_MAX_SOCKETS_PER_WORKER sockets (`full`), when its loop runs late by more than
+        WS_ADMIT_MAX_LAG_MS (`slow`: the CPU it gets is spoken for), while it ran or waited for a CPU more than
+        WS_ADMIT_MAX_CPU_PERCENT of the last two seconds (`saturated`: it soon will be), while more than
+        WS_ADMIT_MAX_SLOW_METER_PERCENT of its sockets' metered calls of the last second or two waited longer than
+        WS_ADMIT_MAX_METER_WAIT_MS (`strained`: its players already wait), or when all its database connections are
+        in use (`busy`): so the sockets it holds keep their latency and no new one is accepted only to starve."""
         self._probe_lag()
         with self.lock:
             why = self._judge()
             self.handshakes.count(time.monotonic(), why is not None)
             return why
+
+    def retry_after(self, why: str) -> int:
+        """The `Retry-After` of a refusal: WS_RETRY_AFTER_FULL_SECONDS for a full dyno (it stays full until players
+        leave), otherwise WS_RETRY_AFTER_SECONDS, longer while refusals are many (come_back_in)."""
+        cfg = self.app.config
+        least, most = cfg["WS_RETRY_AFTER_SECONDS"], cfg["WS_RETRY_AFTER_FULL_SECONDS"]
+        # A full process whose siblings have room: a retry may land on one of them.
+        if why == "full" and not siblings.have_room(cfg["WS_MAX_SOCKETS_PER_WORKER"]):
+            return most
+        return self.come_back_in(least, most)
 
     def come_back_in(self, least: int, most: int) -> int:
         """Seconds a refused player is told to wait: `least`, and in proportion past WS_REFUSALS_PER_SECOND refusals a
@@ -575,45 +593,15 @@ def _pool_exhausted() -> bool:
     return pool.checkedout() >= pool.size() + max(0, getattr(pool, "_max_overflow", 0))
 
 
-REFUSALS = {
-    "full": "This server holds all the players it can; retry shortly.",
-    "slow": "This server runs late already: another player would slow the others; retry shortly.",
-    "busy": "Every database connection of this server is in use; retry shortly.",
-    "strained": "This server's players already wait for their heartbeats: another would slow them; retry shortly.",
-    "saturated": "This server uses all the CPU it gets: another player would slow the others; retry shortly.",
-}
-
-
-def admit_socket():
-    """A new socket is refused with a 503 before the upgrade (and before the token is even read) when this process
-    holds WS_MAX_SOCKETS_PER_WORKER sockets, when its loop runs late by more than WS_ADMIT_MAX_LAG_MS (the CPU it
-    gets is spoken for), while it ran or waited for a CPU more than WS_ADMIT_MAX_CPU_PERCENT of the last two seconds
-    (it soon will be), while more than WS_ADMIT_MAX_SLOW_METER_PERCENT of its sockets' metered calls of the last
-    second or two waited longer than WS_ADMIT_MAX_METER_WAIT_MS (its players already wait), or when all its database
-    connections are in use: so the sockets it holds keep their latency and no new one is accepted only to starve.
-    The slot is freed when the socket's request ends. It runs before the app's other hooks (the rate limit's check,
-    the body guard, the nonce): a worker past what it can serve refuses thousands of players, and each refusal costs
-    the players it holds (streampay._init_requests)."""
-    if request.endpoint != "streaming_ws.stream_socket":
+def write_refusal():
+    """A refusal the gate asks Flask to write (streampay.streaming.admission): the first of its kind, before the app's
+    other hooks run (the rate limit's check, the body guard, the nonce); the after-request hooks add the security
+    headers, which the gate keeps for the next ones."""
+    refusal = request.environ.get(REFUSAL)
+    if refusal is None:
         return None
-    why = hub().admit()
-    if why is not None:
-        metrics.WS_REFUSED.labels(why).inc()
-        body = error_body(503, "Service Unavailable", REFUSALS[why])
-        cfg = current_app.config
-        # A full process whose siblings have room: a retry may land on one of them.
-        full = why == "full" and not siblings.have_room(cfg["WS_MAX_SOCKETS_PER_WORKER"])
-        least, most = cfg["WS_RETRY_AFTER_SECONDS"], cfg["WS_RETRY_AFTER_FULL_SECONDS"]
-        wait = most if full else hub().come_back_in(least, most)
-        return body, 503, {"Retry-After": str(wait)}
-    g.ws_admitted = True
-    return None
-
-
-@ws_bp.teardown_request
-def release_socket(_exc=None):
-    if g.pop("ws_admitted", False):
-        hub().release()
+    why, wait = refusal
+    return error_body(503, "Service Unavailable", REFUSALS[why]), 503, {"Retry-After": str(wait)}
 
 
 @ws_bp.before_request
@@ -657,7 +645,10 @@ def stream_socket(ws):
 
 
 def init_app(app: Flask, prefix: str) -> None:
-    app.extensions["streampay.hub"] = Hub(app)
+    app.extensions["streampay.hub"] = found = Hub(app)
+    # Admission, in front of Flask: a new socket is refused with a 503 before the upgrade (and before its token is
+    # even read) when the hub says this process cannot serve another (Hub.admit); the slot is held while it lives.
+    app.wsgi_app = Gate(app.wsgi_app, found, f"{prefix}/streaming/ws")
     # Each socket is read by its own greenlet, and pinged by the process's pinger (streampay.streaming.reader).
     options = app.config.setdefault("SOCK_SERVER_OPTIONS", {})
     options.update(thread_class=reader.InlineReader, event_class=reader.ReadInline)

@@ -166,7 +166,7 @@ def test_a_viewer_with_an_active_session_may_fetch_the_media(client, players, mo
     assert fetch(client, url, headers=bearer(other["access_token"])).status_code == 403
 
 
-def handshake(url: str) -> tuple[int, dict, dict | None]:
+def handshake(url: str, **headers: str) -> tuple[int, dict, dict | None]:
     """A WebSocket upgrade request on a plain HTTP connection: the status, headers and JSON body of a refusal."""
     import http.client
     from urllib.parse import urlsplit
@@ -174,7 +174,7 @@ def handshake(url: str) -> tuple[int, dict, dict | None]:
     where = urlsplit(url)
     conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
     try:
-        conn.request("GET", "/api/v1/streaming/ws", headers=UPGRADE)
+        conn.request("GET", "/api/v1/streaming/ws", headers={**UPGRADE, **headers})
         reply = conn.getresponse()
         body = reply.read() if reply.status != 101 else b""
         return reply.status, dict(reply.getheaders()), json.loads(body) if body else None
@@ -277,3 +277,41 @@ def test_past_its_socket_cap_a_server_refuses_new_sockets_with_503_before_the_up
         assert status == 101
         for player in held:
             player.close()
+
+
+def test_every_refusal_says_the_same_with_the_security_headers_and_its_own_ids(app_factory, funded_viewer):
+    """The first refusal of a kind goes through Flask, whose hooks add the security headers; the next are written in
+    front of Flask with the same headers and body (a refusal costs the held players less). Each has its own
+    Retry-After and request id, and each is counted."""
+    from prometheus_client import REGISTRY
+
+    from tests.streaming.conftest import Player, serve
+    from tests.test_security import assert_secure
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("streampay_websockets_refused_total", {"why": "full"}) or 0.0
+
+    app = app_factory(WS_MAX_SOCKETS_PER_WORKER=1, RATELIMIT_ENABLED=False)
+    viewer = funded_viewer()
+    with serve(app) as url:
+        held = Player(url, viewer["access_token"])
+        try:
+            before = refused()
+            replies = [handshake(url) for _ in range(3)]
+            replies.append(handshake(url, **{"X-Request-ID": "trace-42"}))
+            for status, headers, body in replies:
+                assert status == 503 and headers["Retry-After"] == "30", (status, headers)
+                assert body == replies[0][2] and "holds all the players" in body["message"], body
+                # (`Server` is the test's server's own, werkzeug's; the web dyno's names no version: test_security)
+                assert_secure(type("Reply", (), {"headers": {k: v for k, v in headers.items() if k != "Server"}}))
+                assert headers["Content-Type"] == "application/json", headers
+            ids = [headers["X-Request-ID"] for _, headers, _ in replies]
+            assert len(set(ids)) == 4 and ids[-1] == "trace-42", ids
+            assert refused() - before == 4
+            assert held.call("heartbeat", session_id="00000000-0000-0000-0000-000000000000")["event"] == "error"
+        finally:
+            held.close()
+        deadline = time.monotonic() + 10  # the slot is given back once the server has seen the close
+        while (status := handshake(url)[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 101
