@@ -71,7 +71,7 @@ class Gate:
         key = (why, environ.get("wsgi.url_scheme"), proto) if proto in (None, "http", "https") else None
         kept = self.kept.get(key) if key is not None else None
         if kept is None:
-            environ[REFUSAL] = (why, wait)
+            environ[REFUSAL], environ["HTTP_X_REQUEST_ID"] = (why, wait), request_id  # the access log's id too
             return self._through_flask(environ, start_response, key, own)
         status, headers, body = kept
         start_response(status, [*headers, *own])
