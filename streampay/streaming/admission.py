@@ -1,8 +1,9 @@
 """The WebSocket route's door: a handshake the process cannot serve is refused before Flask builds a request for it.
 
 A saturated dyno refuses hundreds of handshakes a second, and each refusal is CPU its held players wait for. Through
-Flask a refusal cost a gevent worker 0.58–0.73 ms, 45 % of it Flask's (the request context, the after-request hooks
-that add the security headers, the metrics); in front of Flask it costs what gunicorn's parsing and writing cost.
+Flask a refusal cost a gevent worker 593–790 µs, 45 % of it Flask's (the request context, the after-request hooks
+that add the security headers, the metrics); in front of Flask, 273–299 µs, mostly gunicorn's parsing and writing
+(bench/refusals.py).
 The first refusal of each kind still goes through Flask, whose hooks (Talisman's) write its headers; the next ones
 reuse those headers with their own `Retry-After` and `X-Request-ID`.
 """
