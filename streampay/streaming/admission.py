@@ -1,7 +1,7 @@
 """The WebSocket route's door: a handshake the process cannot serve is refused before Flask builds a request for it.
 
 A saturated dyno refuses hundreds of handshakes a second, and each refusal is CPU its held players wait for. Through
-Flask a refusal cost a gevent worker 593–790 µs, 45 % of it Flask's (the request context, the after-request hooks
+Flask a refusal cost a gevent worker 590–790 µs, 45 % of it Flask's (the request context, the after-request hooks
 that add the security headers, the metrics); in front of Flask, 273–299 µs, mostly gunicorn's parsing and writing
 (bench/refusals.py).
 The first refusal of each kind still goes through Flask, whose hooks (Talisman's) write its headers; the next ones
