@@ -243,11 +243,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def web_dyno(env: dict, port: int, log_path: Path):
-    """gunicorn with the project's gunicorn.conf.py on loopback, in its own process group; stopped on the way out."""
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "bench.echo_app:app"]
+def web_dyno(env: dict, port: int, log_path: Path, code: Path = ROOT, app: str = "bench.echo_app:app"):
+    """gunicorn with the gunicorn.conf.py of `code` (a checkout) on loopback, serving `app` from it, in its own process
+    group; stopped on the way out."""
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", app]
+    env = {**env, "PYTHONPATH": str(code)}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(proc, port, log_path)
         yield proc

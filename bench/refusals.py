@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from heartbeats import (  # noqa: E402
-    TICK,
-    _wait_ready,
     bench_env,
     code_of,
+    cpu_seconds,
     free_port,
     scratch_database,
     scratch_redis,
+    web_dyno,
     workers_of,
 )
 
@@ -67,43 +66,20 @@ async def _storm(port: int, clients: int, seconds: float) -> dict:
     return counts
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 @contextlib.contextmanager
 def dyno(code: Path, env: dict, log_path: Path):
+    """The web dyno of `code` (one worker, by `env`): its port and its worker's pid."""
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=code,
-            env={**env, "PYTHONPATH": str(code)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_ready(proc, port, log_path)
+    with web_dyno(env, port, log_path, code=code, app="wsgi:app") as proc:
         (worker,) = workers_of(proc.pid)
         yield port, worker
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def measure(port: int, worker: int, clients: int, seconds: float) -> tuple[float, float, dict]:
     asyncio.run(_storm(port, clients, 1.0))  # warm: the first refusal of its kind goes through Flask
-    cpu, began = _cpu(worker), time.monotonic()
+    cpu, began = cpu_seconds([worker]), time.monotonic()
     counts = asyncio.run(_storm(port, clients, seconds))
-    took, used = time.monotonic() - began, _cpu(worker) - cpu
+    took, used = time.monotonic() - began, cpu_seconds([worker]) - cpu
     n = sum(counts.values())
     return n / took, used / max(n, 1) * 1e6, counts
 
