@@ -8,7 +8,10 @@ import { accessToken, api, url } from "./api.js";
 import { stroops } from "./money.js";
 
 const OPEN_RETRIES = [500, 1000, 2000, 4000]; // ms before each new attempt to open the socket
-const SHED = 1013; // the close code of a socket a busy server let go (docs/websocket.md)
+// A socket that went without the server ending its session: 1013, a busy server let it go (docs/websocket.md);
+// 1001 and 1012, a server going away or restarting; 1011, a server error; 1006, a connection that dropped with no
+// close frame (a network blip, or a close frame lost to the TCP connection's reset on a busy server).
+const RESUMABLE = new Set([1001, 1006, 1011, 1012, 1013]);
 
 function connect(address) {
   const ws = new WebSocket(address);
@@ -22,14 +25,21 @@ export class StreamSocket extends EventTarget {
   constructor() {
     super();
     this.ws = null;
+    this.opening = null;
     this.pending = new Map();
     this.nextId = 1;
   }
 
   // A server with no room refuses the upgrade (503, which a page cannot read): try again a few times, further
   // apart each time, with jitter, as docs/websocket.md asks of a player; then give up with a message.
-  async open() {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) return;
+  open() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve();
+    // One attempt at a time: a beat that comes while the last one is still trying waits for it, not a socket of its own.
+    this.opening = this.opening || this.dial().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  async dial() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let ws = null;
     for (let attempt = 0; !ws; attempt++) {
@@ -188,15 +198,19 @@ export class PaidPlayer {
     this.beat = setInterval(() => this.heartbeat(), this.interval);
   }
 
-  // 1013 (try again later): a busy server let this socket go, not the session. The next beat opens a new socket
-  // (the server may be another), signs in and beats the same session on, within the heartbeat timeout.
+  // A socket gone without its session (RESUMABLE): the next beat opens a new socket (the server may be another),
+  // signs in and beats the same session on, within the heartbeat timeout. Any other close (1008: access revoked,
+  // or no answer to pings) stops the session and the video with it, rather than play on unpaid.
   closed(code) {
-    if (code === SHED && this.sessionId) {
+    if (!this.sessionId) return;
+    if (RESUMABLE.has(code)) {
       this.update({ message: "Reconnecting…" });
       return;
     }
     this.stopBeats();
-    this.sessionId = null;
+    this.update({ message: "The connection to the stream server closed." });
+    if (this.video.paused) this.stop();
+    else this.video.pause(); // paused() stops the session, on a new socket
   }
 
   stopBeats() {
