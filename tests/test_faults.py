@@ -107,6 +107,22 @@ def http(url: str, token: str | None = None) -> tuple[int, dict, dict]:
         return err.code, json.loads(err.read()), dict(err.headers)
 
 
+def pushes_arrive(base: str, client) -> None:
+    """Wait for the push listener of the (one-worker) web process at `base` to be live: subscribed, and the sockets
+    it held then checked in PostgreSQL. Until then its heartbeats check their own socket's access there (and get
+    `unavailable` while PostgreSQL is away). A sign-in revoked meanwhile has its socket closed by a push: one that
+    arrives comes after the check, on the listener's one thread."""
+    who = register(client)
+    witness = Player(base.replace("http", "ws"), who["access_token"])
+    try:
+        assert client.post("/api/v1/auth/logout", headers=bearer(who["access_token"])).status_code == 200
+        frames = closed_by_server(witness, 20)
+        assert any(f["event"] == "error" and f["data"]["code"] == "unauthorized" for f in frames), frames
+    finally:
+        with contextlib.suppress(ConnectionClosed):
+            witness.close()
+
+
 @contextlib.contextmanager
 def web(env: dict, workers: int = 1):
     """The web line on a free port, ready; yields its base URL."""
@@ -448,6 +464,7 @@ def test_while_postgresql_is_unreachable_requests_get_503_and_it_recovers(app, c
             player = Player(base.replace("http", "ws"), token)
             try:
                 session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
+                pushes_arrive(base, client)
                 cut.cut()
                 status, body, headers = http(f"{base}/api/v1/auth/profile", token)
                 assert status == 503 and body["errors"] == {"dependency": "database"}, body
