@@ -10,6 +10,12 @@ and the socket's greenlet, waiting in `receive()` on the event, reads the socket
 that closes a socket whose last ping went unanswered, as simple_websocket does, and skips a socket
 that sent a frame since its last turn (its player is there).
 
+A socket the server closes (`close_gently`: shed, or its access revoked) is closed as RFC 6455 says: its side
+ends after the close frame, and it is read on until the player's close frame answers it (or for
+CLOSE_GRACE_SECONDS at most). Shut at once, what the player had sent meanwhile lay unread; closing a socket with
+unread data resets the connection, and a player could lose the close frame to the reset (a browser then reports
+1006, not the 1013 that says its session goes on).
+
 bench/heartbeats.py's echo phase serves its echo through the same reader, so its baseline moves
 with it.
 """
@@ -26,6 +32,8 @@ from wsproto.events import Ping
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode
 from wsproto.utilities import LocalProtocolError
+
+CLOSE_GRACE_SECONDS = 2.0  # how long a socket the server closed waits for the player's close frame
 
 
 class ReadInline:
@@ -51,7 +59,13 @@ class ReadInline:
                 raise ConnectionResetError
             server.heard = True  # the player is there: no ping needed this interval (ping())
             server.ws.receive_data(data)
-            server.connected = server._handle_events()
+            open_ = server._handle_events()  # False once the player's close frame came (or the connection broke)
+            if server.closing:  # closed by the server: nothing more is answered; `linger` reads on to the close
+                server.input_buffer.clear()
+                server.connected = False
+                if open_:
+                    return True
+            server.connected = open_
         except TimeoutError:
             return False
         except (OSError, LocalProtocolError):
@@ -86,6 +100,7 @@ class InlineReader:
     def start(self) -> None:
         server, self.server = self.server, None  # no cycle: the event's link is dropped once the socket closes
         server.event.server = server
+        server.closing = False  # set by close_gently
         _send_small_messages_plain(server)
         if server.ping_interval:
             pinger(server.ping_interval).add(server)
@@ -119,34 +134,56 @@ def _send_small_messages_plain(server: Server) -> None:
             extension.__class__ = SmallMessagesPlain
 
 
-def hang_up(server: Server) -> None:
-    """Close the socket under its reading greenlet, which then sees the connection closed."""
+def hang_up(server: Server) -> bool:
+    """Close the socket under its reading greenlet, which then sees the connection closed (False: done with it)."""
     server.connected = False
     try:
         server.sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+    return False
 
 
-class Pinger:
-    """Every socket's pings, in one thread: sockets wait in order of when their next ping is due (every socket
-    has the same interval, so the order they join in is the order they are due in)."""
+def close_gently(server: Server) -> None:
+    """After the server's close frame (`Server.close`): end this side of the connection, a FIN behind the frame, and
+    leave the socket open for its greenlet to read the player's close frame, discarding what came before it (`linger`
+    on its way out, or `ReadInline.wait` if it was waiting for a frame); hung up on after CLOSE_GRACE_SECONDS."""
+    server.closing = True
+    try:
+        server.sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        hang_up(server)
+        return
+    schedule(CLOSE_GRACE_SECONDS, hang_up, "ws-closer").add(server)
 
-    def __init__(self, interval: float):
-        self.interval = interval
+
+def linger(server: Server) -> None:
+    """On the way out of a socket closed by the server: read until the player's close frame, or the grace's end."""
+    deadline = time.monotonic() + CLOSE_GRACE_SECONDS
+    while server.event.server is not None and (left := deadline - time.monotonic()) > 0:
+        server.event.wait(left)
+
+
+class Schedule:
+    """One thread that calls `action(server)` `delay` seconds after each `add(server)`, and again `delay` later for as
+    long as it returns True. Every server waits the same delay, so the order they join in is the order they are
+    due in: a queue, not a heap."""
+
+    def __init__(self, delay: float, action, name: str):
+        self.delay, self.action = delay, action
         self.due: collections.deque[tuple[float, Server]] = collections.deque()
-        threading.Thread(target=self._run, name="ws-pinger", daemon=True).start()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
 
     def add(self, server: Server) -> None:
-        self.due.append((time.monotonic() + self.interval, server))
+        self.due.append((time.monotonic() + self.delay, server))
 
     def _run(self) -> None:
         while True:
             now = time.monotonic()
             while self.due and self.due[0][0] <= now:
                 _, server = self.due.popleft()
-                if ping(server):
-                    self.due.append((now + self.interval, server))
+                if self.action(server):
+                    self.due.append((now + self.delay, server))
             time.sleep(min(1.0, self.due[0][0] - now) if self.due else 1.0)
 
 
@@ -173,14 +210,19 @@ def ping(server: Server) -> bool:
         return False
 
 
-_PINGERS: dict[float, Pinger] = {}
-_PINGERS_LOCK = threading.Lock()
+_SCHEDULES: dict[tuple, Schedule] = {}
+_SCHEDULES_LOCK = threading.Lock()
 
 
-def pinger(interval: float) -> Pinger:
-    """The process's pinger for sockets pinged every `interval` seconds, started on first use."""
-    with _PINGERS_LOCK:
-        found = _PINGERS.get(interval)
+def schedule(delay: float, action, name: str) -> Schedule:
+    """The process's schedule of `action` every `delay` seconds, started on first use."""
+    with _SCHEDULES_LOCK:
+        found = _SCHEDULES.get((delay, action))
         if found is None:
-            found = _PINGERS[interval] = Pinger(interval)
+            found = _SCHEDULES[(delay, action)] = Schedule(delay, action, name)
         return found
+
+
+def pinger(interval: float) -> Schedule:
+    """The process's pinger for sockets pinged every `interval` seconds."""
+    return schedule(interval, ping, "ws-pinger")

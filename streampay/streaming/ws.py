@@ -143,9 +143,12 @@ class Player:
         with self.lock:
             self.closing = True
             # Closed already (by the player, or by the server a moment ago): nothing more to send.
-            with contextlib.suppress(ConnectionClosed, OSError, LocalProtocolError):
+            try:
                 self.ws.close(reason=code, message=message)
-            reader.hang_up(self.ws)
+            except (ConnectionClosed, OSError, LocalProtocolError):
+                reader.hang_up(self.ws)
+            else:
+                reader.close_gently(self.ws)  # the player's close frame is read before the connection closes
 
     def _quietly(self, event: str, data: dict) -> None:
         try:
@@ -639,6 +642,8 @@ def stream_socket(ws):
     finally:
         metrics.WEBSOCKETS.dec()
         hub().forget(player)
+        if player.closing:
+            reader.linger(ws)
         # The request and its environ hold each other: freed by their counts, not a collection (gunicorn.conf.py
         # freezes what a worker holds while it opens sockets, and a cycle frozen is never freed).
         request.environ.pop("werkzeug.request", None)

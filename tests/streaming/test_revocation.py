@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 
 import pytest
 from simple_websocket import ConnectionClosed
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from streampay.sandbox.faults import wait_for
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD, bearer, register
 from tests.streaming.conftest import Player, stroops
 from tests.test_procfile import web_dyno
 
@@ -150,3 +153,39 @@ def test_a_socket_on_the_web_dyno_closes_when_its_sign_in_ends_elsewhere(client,
     assert {"event": "streamEnded", "data": {"session_id": session_id, "reason": "revoked"}} in frames
     assert frames[-1]["event"] == "error" and frames[-1]["data"]["code"] == "unauthorized", frames
     assert "Traceback" not in log(), log()
+
+
+def test_a_socket_the_server_closes_waits_for_the_players_close_frame(client, server):
+    """RFC 6455's closing handshake: the server's close frame, then its side of the connection ends, and the player's
+    close frame is read before the connection closes. A frame the player sent before it saw the server's close is
+    read and dropped, not left unread: a socket closed with unread data is reset, and a reset can cost the player
+    the close frame and its code (1013 for a shed socket, which says the session goes on)."""
+    who = register(client)
+    host, port = server.removeprefix("ws://").split(":")
+    conn = WSConnection(ConnectionType.CLIENT)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        target, headers = "/api/v1/streaming/ws", [("authorization", f"Bearer {who['access_token']}")]
+        sock.sendall(conn.send(Request(host=f"{host}:{port}", target=target, extra_headers=headers)))
+        events = read_events(sock, conn, until=AcceptConnection)
+
+        assert client.post(LOGOUT, headers=bearer(who["access_token"])).status_code == 200
+        time.sleep(0.5)  # the server's error frame and close frame wait here, unread: the player has not seen them
+        sock.sendall(conn.send(TextMessage('{"event": "heartbeat", "id": 1, "data": {"session_id": "x"}}')))
+        time.sleep(0.5)
+        events = read_events(sock, conn, until=CloseConnection)
+        close = events[-1]
+        assert close.code == 1008, events
+        assert any(isinstance(e, TextMessage) and '"unauthorized"' in e.data for e in events), events
+        sock.sendall(conn.send(close.response()))
+        assert sock.recv(1024) == b""  # the server closed after our close frame: an end, not a reset
+
+
+def read_events(sock, conn: WSConnection, until: type) -> list:
+    """The events read up to the first of type `until`; a reset of the connection fails the test."""
+    events = []
+    while not events or not isinstance(events[-1], until):
+        data = sock.recv(65536)
+        assert data, f"the connection ended before {until.__name__}: {events}"
+        conn.receive_data(data)
+        events.extend(conn.events())
+    return events

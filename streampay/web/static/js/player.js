@@ -10,7 +10,7 @@ import { stroops } from "./money.js";
 const OPEN_RETRIES = [500, 1000, 2000, 4000]; // ms before each new attempt to open the socket
 // A socket that went without the server ending its session: 1013, a busy server let it go (docs/websocket.md);
 // 1001 and 1012, a server going away or restarting; 1011, a server error; 1006, a connection that dropped with no
-// close frame (a network blip, or a close frame lost to the TCP connection's reset on a busy server).
+// close frame (a network blip, a worker killed, a close frame lost to a reset connection).
 const RESUMABLE = new Set([1001, 1006, 1011, 1012, 1013]);
 
 function connect(address) {
