@@ -277,7 +277,7 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "WS_ADMIT_MAX_LAG_MS": _int("WS_ADMIT_MAX_LAG_MS", 50),
         # ... and while it ran, or its loop waited for a CPU, more than this percent of the last two seconds: its
         # sockets share one core, and past this a heartbeat's turns of the loop grow long (streaming.demand).
-        "WS_ADMIT_MAX_CPU_PERCENT": _int("WS_ADMIT_MAX_CPU_PERCENT", 75),
+        "WS_ADMIT_MAX_CPU_PERCENT": _int("WS_ADMIT_MAX_CPU_PERCENT", 90),
         # ... and while more than this percent of its sockets' metered calls (heartbeats, starts) of the last second
         # or two waited longer than this (ms) for the meter: held players' p99 is past the wait.
         "WS_ADMIT_MAX_METER_WAIT_MS": _int("WS_ADMIT_MAX_METER_WAIT_MS", 100),
