@@ -7,10 +7,11 @@ import signal
 import time
 
 from playwright.sync_api import expect
+from simple_websocket import Client
 
 from streampay.content import samples
 from streampay.sandbox.faults import Starved
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, bearer
 from tests.test_procfile import wait_for, web_process
 from tests.web.conftest import IN_A_BROWSER, screenshot, sign_in, submit
 
@@ -170,6 +171,34 @@ def test_hiding_the_tab_pauses_and_stops_the_bill(page, site, clips):
     [session] = site.sessions(viewer)
     assert session["end_reason"] == "stopped"
     expect(page.locator("#charged")).to_have_text(session["charged"])
+
+
+def test_a_page_refused_by_a_full_server_keeps_trying_and_plays_once_there_is_room(browser, site, clips):
+    """A dyno at its cap refuses the page's socket with 503 before the upgrade, which a page cannot read: the page
+    says it is trying again, and plays, billed, once a socket is free."""
+    creator, viewer, other = site.register("creator"), site.register(), site.register()
+    item = site.upload(creator, clips["long"], "Harbour at dusk")
+    site.credit(viewer["email"], "5")
+    with web_process(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="1", **site.env) as (
+        port,
+        dyno,
+    ):
+        holder = Client.connect(f"ws://127.0.0.1:{port}/api/v1/streaming/ws", headers=bearer(other["access_token"]))
+        context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+        page = context.new_page()
+        try:
+            sign_in(page, viewer)
+            page.goto(f"/app/#/watch/{item['id']}")
+            page.get_by_role("button", name="Play").click()
+            expect(page.locator("#stream-status")).to_contain_text("The stream server is busy; trying again in")
+            assert stroops(shown(page, "charged")) == 0 and site.sessions(viewer) == []
+            holder.close()
+            assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 30), playback(page)
+            [session] = site.sessions(viewer)
+            assert session["status"] == "active", session
+        finally:
+            context.close()
+    assert "Traceback" not in dyno.log(), dyno.log()
 
 
 def test_a_socket_shed_by_a_starved_server_comes_back_and_its_session_goes_on(browser, site, tmp_path):

@@ -7,7 +7,8 @@
 import { accessToken, api, url } from "./api.js";
 import { stroops } from "./money.js";
 
-const OPEN_RETRIES = [500, 1000, 2000, 4000]; // ms before each new attempt to open the socket
+// ms before each new attempt to open the socket: about a minute in all, as a busy server's Retry-After asks
+const OPEN_RETRIES = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 // A socket that went without the server ending its session: 1013, a busy server let it go (docs/websocket.md);
 // 1001 and 1012, a server going away or restarting; 1011, a server error; 1006, a connection that dropped with no
 // close frame (a network blip, a worker killed, a close frame lost to a reset connection).
@@ -30,8 +31,9 @@ export class StreamSocket extends EventTarget {
     this.nextId = 1;
   }
 
-  // A server with no room refuses the upgrade (503, which a page cannot read): try again a few times, further
-  // apart each time, with jitter, as docs/websocket.md asks of a player; then give up with a message.
+  // A server with no room refuses the upgrade (503, whose Retry-After a page cannot read): try again for about a
+  // minute, further apart each time, with jitter, as docs/websocket.md asks of a player, saying so ("retrying");
+  // then give up with a message.
   open() {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve();
     // One attempt at a time: a beat that comes while the last one is still trying waits for it, not a socket of its own.
@@ -47,7 +49,9 @@ export class StreamSocket extends EventTarget {
         ws = await connect(`${scheme}//${location.host}${url("/streaming/ws")}`);
       } catch (error) {
         if (attempt >= OPEN_RETRIES.length) throw error;
-        await new Promise((resolve) => setTimeout(resolve, OPEN_RETRIES[attempt] * (0.75 + Math.random() / 2)));
+        const wait = OPEN_RETRIES[attempt] * (0.75 + Math.random() / 2);
+        this.dispatchEvent(new CustomEvent("retrying", { detail: { seconds: Math.ceil(wait / 1000) } }));
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
     ws.addEventListener("message", (e) => this.receive(JSON.parse(e.data)));
@@ -118,6 +122,9 @@ export class PaidPlayer {
     this.socket.addEventListener("balanceLow", (e) => this.update({ low: e.detail, balance: e.detail.balance }));
     this.socket.addEventListener("error", (e) => this.update({ message: e.detail.message }));
     this.socket.addEventListener("close", (e) => this.closed(e.detail.code));
+    this.socket.addEventListener("retrying", (e) => this.update({
+      message: `The stream server is busy; trying again in ${e.detail.seconds} s…`,
+    }));
     this.listeners = [
       ["playing", () => this.playing()],
       ["pause", () => this.paused()],
@@ -170,7 +177,7 @@ export class PaidPlayer {
     const reply = await this.socket.call("startStream", { content_id: this.contentId });
     this.sessionId = reply.session_id;
     this.live = { charged: 0n, billed: 0 };
-    this.update({ price: reply.price_per_second, balance: reply.balance, status: "ready" });
+    this.update({ price: reply.price_per_second, balance: reply.balance, status: "ready", message: null });
     const media = await api(`/streaming/sessions/${reply.session_id}/media-url`);
     const at = this.video.currentTime;
     const src = new URL(media.url, location.href).href;
