@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -9,6 +9,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from streampay.money import Amount
 
 MAX_DAYS = 3 * 366 + 1
+# The days a period may name: a period's default start (29 days before), its buckets' edges and its instants in any
+# zone stay within what a date holds (year 1 to 9999), and nobody's figures fall outside them.
+DAYS = validate.Range(min=date(1970, 1, 1), max=date(2999, 12, 31), error="A day from 1970-01-01 to 2999-12-31.")
 
 
 @cache
@@ -23,8 +26,15 @@ def zone(name: str) -> ZoneInfo:
 
 
 class PeriodQuerySchema(Schema):
-    from_ = fields.Date(data_key="from", metadata={"description": "First local day (default: 29 days before `to`)."})
-    to = fields.Date(metadata={"description": "Last local day, included (default: today in `tz`)."})
+    from_ = fields.Date(
+        data_key="from",
+        validate=DAYS,
+        metadata={"description": "First local day (default: 29 days before `to`), from 1970-01-01 to 2999-12-31."},
+    )
+    to = fields.Date(
+        validate=DAYS,
+        metadata={"description": "Last local day, included (default: today in `tz`), up to 2999-12-31."},
+    )
     granularity = fields.String(load_default="day", validate=validate.OneOf(["day", "week", "month"]))
     tz = fields.String(
         load_default="UTC", validate=zone, metadata={"description": "An IANA zone: days begin at its midnight."}

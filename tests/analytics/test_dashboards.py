@@ -84,13 +84,18 @@ def test_a_dashboard_asked_with_no_token_is_refused_without_a_database_connectio
         {"from": "2027-02-01", "to": "2027-01-31"},
         {"from": "2020-01-01", "to": "2027-01-31"},
         {"from": "0717-04-01"},
+        {"to": "0001-01-01"},  # its default `from`, 29 days before, is before the first day a date holds
+        {"to": "9999-12-31", "granularity": "month"},
+        {"from": "9999-12-01", "to": "9999-12-31"},
         {"granularity": "hour"},
         {"from": "yesterday"},
         {"top": "0"},
     ],
 )
-def test_bad_queries_are_422_in_the_one_error_shape(platform, people, query):
-    reply = platform.get(people["creator"], "/analytics/creator", **query)
+@pytest.mark.parametrize("path", ["/analytics/creator", "/analytics/content/{item}", "/analytics/platform"])
+def test_bad_queries_are_422_in_the_one_error_shape(platform, people, query, path):
+    who = platform.admin() if path == "/analytics/platform" else people["creator"]
+    reply = platform.get(who, path.format(item=people["item"]["id"]), **query)
     assert reply.status_code == 422, reply.json
     assert set(reply.json) >= {"code", "status", "message", "errors"} and reply.json["code"] == 422
 

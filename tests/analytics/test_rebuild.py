@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import delete, select
 
 from streampay.analytics.models import RetentionBucket, Rollup, ViewerBucket, ViewerDays
@@ -64,3 +65,10 @@ def test_a_rebuild_from_the_ledger_equals_the_fold_and_restores_lost_history(app
     rebuild(p)  # twice: the same
     assert rollups(app) == folded
     assert p.get(creator, "/analytics/creator", **PERIOD).json == before
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1969-12-31", "not-a-day"])
+def test_a_rebuild_from_a_day_out_of_range_is_a_usage_error(platform, day):
+    result = platform.runner.invoke(args=["analytics", "rebuild", "--from", day])
+    assert result.exit_code == 2, result.output
+    assert "--from" in result.output and "Traceback" not in result.output, result.output
