@@ -201,6 +201,37 @@ def test_a_page_refused_by_a_full_server_keeps_trying_and_plays_once_there_is_ro
     assert "Traceback" not in dyno.log(), dyno.log()
 
 
+def test_a_page_left_while_it_waits_for_room_opens_no_socket_after(browser, site, clips):
+    """The viewer leaves the watch page while its player is still trying a full server: once there is room, no
+    socket of that page takes it (a page that retries for a minute must not leave one behind)."""
+    creator, viewer, other = site.register("creator"), site.register(), site.register()
+    item = site.upload(creator, clips["long"], "Harbour at dusk")
+    site.credit(viewer["email"], "5")
+    url = "ws://127.0.0.1:{}/api/v1/streaming/ws"
+    with web_process(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="1", **site.env) as (
+        port,
+        dyno,
+    ):
+        holder = Client.connect(url.format(port), headers=bearer(other["access_token"]))
+        context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+        page = context.new_page()
+        try:
+            sign_in(page, viewer)
+            page.goto(f"/app/#/watch/{item['id']}")
+            page.get_by_role("button", name="Play").click()
+            expect(page.locator("#stream-status")).to_contain_text("The stream server is busy; trying again in")
+            page.goto("/app/#/catalogue")
+            page.get_by_role("heading", name="Catalogue").wait_for()
+            holder.close()
+            time.sleep(20)  # past the page's tries at about 3.5, 7.5 and 15.5 s
+            late = Client.connect(url.format(port), headers=bearer(other["access_token"]))  # the one slot is free
+            late.close()
+            assert site.sessions(viewer) == []
+        finally:
+            context.close()
+    assert "Traceback" not in dyno.log(), dyno.log()
+
+
 def test_a_socket_shed_by_a_starved_server_comes_back_and_its_session_goes_on(browser, site, tmp_path):
     """A web process given less CPU than its sockets need lets its newest go with 1013 (try again later): the page
     opens a new socket and beats the same session on. One session, billed throughout, stopped on pause."""

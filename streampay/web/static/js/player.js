@@ -27,6 +27,7 @@ export class StreamSocket extends EventTarget {
     super();
     this.ws = null;
     this.opening = null;
+    this.shut = false; // close() was called: an attempt under way gives up
     this.pending = new Map();
     this.nextId = 1;
   }
@@ -36,6 +37,7 @@ export class StreamSocket extends EventTarget {
   // then give up with a message.
   open() {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve();
+    this.shut = false;
     // One attempt at a time: a beat that comes while the last one is still trying waits for it, not a socket of its own.
     this.opening = this.opening || this.dial().finally(() => { this.opening = null; });
     return this.opening;
@@ -52,6 +54,10 @@ export class StreamSocket extends EventTarget {
         const wait = OPEN_RETRIES[attempt] * (0.75 + Math.random() / 2);
         this.dispatchEvent(new CustomEvent("retrying", { detail: { seconds: Math.ceil(wait / 1000) } }));
         await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      if (this.shut) { // closed (the viewer left) while it was trying: no socket outlives the page
+        if (ws) ws.close(1000);
+        throw { code: "closed", message: "The connection closed." };
       }
     }
     ws.addEventListener("message", (e) => this.receive(JSON.parse(e.data)));
@@ -96,6 +102,7 @@ export class StreamSocket extends EventTarget {
   }
 
   close() {
+    this.shut = true;
     if (this.ws) this.ws.close(1000);
     this.ws = null;
   }
