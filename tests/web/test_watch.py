@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -176,43 +177,42 @@ def test_hiding_the_tab_pauses_and_stops_the_bill(page, site, clips):
 def test_a_page_refused_by_a_full_server_keeps_trying_and_plays_once_there_is_room(browser, site, clips):
     """A dyno at its cap refuses the page's socket with 503 before the upgrade, which a page cannot read: the page
     says it is trying again, and plays, billed, once a socket is free."""
-    creator, viewer, other = site.register("creator"), site.register(), site.register()
-    item = site.upload(creator, clips["long"], "Harbour at dusk")
-    site.credit(viewer["email"], "5")
-    with web_process(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="1", **site.env) as (
-        port,
-        dyno,
-    ):
-        holder = Client.connect(f"ws://127.0.0.1:{port}/api/v1/streaming/ws", headers=bearer(other["access_token"]))
-        context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
-        page = context.new_page()
-        try:
-            sign_in(page, viewer)
-            page.goto(f"/app/#/watch/{item['id']}")
-            page.get_by_role("button", name="Play").click()
-            expect(page.locator("#stream-status")).to_contain_text("The stream server is busy; trying again in")
-            assert stroops(shown(page, "charged")) == 0 and site.sessions(viewer) == []
-            holder.close()
-            assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 30), playback(page)
-            [session] = site.sessions(viewer)
-            assert session["status"] == "active", session
-        finally:
-            context.close()
-    assert "Traceback" not in dyno.log(), dyno.log()
+    with trying_a_full_dyno(browser, site, clips) as (page, viewer, free_the_slot, _):
+        assert stroops(shown(page, "charged")) == 0 and site.sessions(viewer) == []
+        free_the_slot()
+        assert wait_for(lambda: stroops(shown(page, "charged")) > 0, 30), playback(page)
+        [session] = site.sessions(viewer)
+        assert session["status"] == "active", session
 
 
 def test_a_page_left_while_it_waits_for_room_opens_no_socket_after(browser, site, clips):
     """The viewer leaves the watch page while its player is still trying a full server: once there is room, no
     socket of that page takes it (a page that retries for a minute must not leave one behind)."""
+    with trying_a_full_dyno(browser, site, clips) as (page, viewer, free_the_slot, take_the_slot):
+        page.goto("/app/#/catalogue")
+        page.get_by_role("heading", name="Catalogue").wait_for()
+        free_the_slot()
+        time.sleep(20)  # past the page's tries at about 3.5, 7.5 and 15.5 s
+        take_the_slot().close()  # 503 if a socket of the page had taken it
+        assert site.sessions(viewer) == []
+
+
+@contextlib.contextmanager
+def trying_a_full_dyno(browser, site, clips):
+    """A web process capped at one socket, held by another viewer's client; a viewer's page pressed Play on it and
+    says it is trying again. Yields the page, the viewer, and how to free the slot and take it again."""
     creator, viewer, other = site.register("creator"), site.register(), site.register()
     item = site.upload(creator, clips["long"], "Harbour at dusk")
     site.credit(viewer["email"], "5")
-    url = "ws://127.0.0.1:{}/api/v1/streaming/ws"
     with web_process(WEB_CONCURRENCY="1", WEB_CONNECTIONS="50", WS_MAX_SOCKETS_PER_WORKER="1", **site.env) as (
         port,
         dyno,
     ):
-        holder = Client.connect(url.format(port), headers=bearer(other["access_token"]))
+
+        def take_the_slot() -> Client:
+            return Client.connect(f"ws://127.0.0.1:{port}/api/v1/streaming/ws", headers=bearer(other["access_token"]))
+
+        holder = take_the_slot()
         context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
         page = context.new_page()
         try:
@@ -220,13 +220,7 @@ def test_a_page_left_while_it_waits_for_room_opens_no_socket_after(browser, site
             page.goto(f"/app/#/watch/{item['id']}")
             page.get_by_role("button", name="Play").click()
             expect(page.locator("#stream-status")).to_contain_text("The stream server is busy; trying again in")
-            page.goto("/app/#/catalogue")
-            page.get_by_role("heading", name="Catalogue").wait_for()
-            holder.close()
-            time.sleep(20)  # past the page's tries at about 3.5, 7.5 and 15.5 s
-            late = Client.connect(url.format(port), headers=bearer(other["access_token"]))  # the one slot is free
-            late.close()
-            assert site.sessions(viewer) == []
+            yield page, viewer, holder.close, take_the_slot
         finally:
             context.close()
     assert "Traceback" not in dyno.log(), dyno.log()
