@@ -45,8 +45,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 # Each worker's count of sockets, one slot each, shared with its siblings (streampay.streaming.siblings): a full
-# worker tells a player to come back soon when a sibling has room, later when the whole dyno is full.
+# worker tells a player to come back soon when a sibling has room, later when the whole dyno is full, and stops
+# accepting while a sibling whose loop turns (its stamp, time.monotonic()) has room.
 _SOCKET_COUNTS = multiprocessing.RawArray("i", workers)
+_LOOP_STAMPS = multiprocessing.RawArray("d", workers)
 
 
 def pre_fork(server, worker):
@@ -61,7 +63,22 @@ def post_fork(server, worker):
     if worker.socket_slot is not None:  # None: a worker past WEB_CONCURRENCY (TTIN) has no siblings to tell of
         from streampay.streaming import siblings
 
-        siblings.share(_SOCKET_COUNTS, worker.socket_slot)
+        siblings.share(_SOCKET_COUNTS, _LOOP_STAMPS, worker.socket_slot)
+        _listen_as_sibling()
+
+
+def _listen_as_sibling() -> None:
+    """gevent's listening servers of this worker, told to siblings once started, so a full worker can pause one."""
+    import gunicorn.workers.ggevent as ggevent
+
+    from streampay.streaming import siblings
+
+    class Listener(ggevent.StreamServer):
+        def start(self):
+            super().start()
+            siblings.listen_on(self)
+
+    ggevent.StreamServer = Listener
 
 
 def post_request(worker, req, environ, resp):
@@ -89,7 +106,9 @@ def post_worker_init(worker):
     gc.set_threshold(10_000, 5, 10)
     if getattr(worker, "socket_slot", None) is not None:
         _freeze_as_sockets_grow(_SOCKET_COUNTS, worker.socket_slot)
+        _stamp_as_the_loop_turns()
     gc.callbacks.append(_collection_timer(worker.log, int(os.environ.get("WEB_GC_WARN_MS", "100")) / 1000))
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
 def _freeze_as_sockets_grow(counts, slot: int, step: int = 500) -> None:
@@ -114,6 +133,20 @@ def _freeze_as_sockets_grow(counts, slot: int, step: int = 500) -> None:
                 gc.freeze()
 
     gevent.spawn(watch)
+
+
+def _stamp_as_the_loop_turns() -> None:
+    """Tell the siblings, every STAMP_SECONDS, that this worker's loop turns (and step aside or back as they stand)."""
+    import gevent
+
+    from streampay.streaming import siblings
+
+    def turn():
+        while True:
+            siblings.stamp()
+            gevent.sleep(siblings.STAMP_SECONDS)
+
+    gevent.spawn(turn)
 
 
 def _collection_timer(log, warn_after: float):
@@ -184,3 +217,4 @@ def child_exit(server, worker):
     worker_exited(worker.pid)
     if getattr(worker, "socket_slot", None) is not None:
         _SOCKET_COUNTS[worker.socket_slot] = 0  # its sockets are gone with it
+        _LOOP_STAMPS[worker.socket_slot] = 0.0

@@ -239,7 +239,7 @@ class Hub:
         if trickle is not None:
             self.strained_admit_at = trickle
         self.sockets += 1
-        siblings.publish(self.sockets)
+        siblings.publish(self.sockets, cfg["WS_MAX_SOCKETS_PER_WORKER"])
         return None
 
     def _probe_lag(self) -> None:
@@ -317,7 +317,7 @@ class Hub:
     def release(self) -> None:
         with self.lock:
             self.sockets -= 1
-            siblings.publish(self.sockets)
+            siblings.publish(self.sockets, self.app.config["WS_MAX_SOCKETS_PER_WORKER"])
 
     def watch(self, session_id: str, player: Player) -> None:
         if self.players.get(session_id) is player:  # every heartbeat after the first: already watched

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -12,9 +13,14 @@ from streampay.streaming import siblings
 @pytest.fixture
 def counts():
     shared = multiprocessing.RawArray("i", 2)
-    siblings.share(shared, 0)
+    siblings.share(shared, multiprocessing.RawArray("d", 2), 0)
     yield shared
-    siblings._counts = None
+    siblings._counts = siblings._stamps = None
+
+
+@pytest.fixture
+def stamps(counts):
+    return siblings._stamps
 
 
 def test_a_worker_at_its_cap_takes_a_few_more_while_the_dyno_has_room(counts):
@@ -43,3 +49,20 @@ def test_a_process_with_no_siblings_is_full_at_its_own_cap():
     assert siblings._counts is None
     assert not siblings.have_room(5)
     assert not siblings.full(4, 5) and siblings.full(5, 5)
+
+
+def test_a_worker_at_its_cap_steps_aside_while_a_live_sibling_has_room(counts, stamps):
+    counts[0], counts[1] = 100, 90
+    stamps[1] = time.monotonic()
+    assert siblings.steps_aside(100, 100)
+    assert not siblings.steps_aside(99, 100)  # below its cap: it takes the next one itself
+    counts[1] = 100
+    assert not siblings.steps_aside(100, 100)  # the dyno is full: each worker answers its own refusals
+
+
+def test_a_sibling_whose_loop_stalled_or_died_is_not_counted_on(counts, stamps):
+    counts[0], counts[1] = 100, 10
+    stamps[1] = time.monotonic() - 2 * siblings.STALE_SECONDS
+    assert not siblings.steps_aside(100, 100)
+    siblings.stamp()  # this worker's own stamp says nothing of the sibling
+    assert not siblings.steps_aside(100, 100)
