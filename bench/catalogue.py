@@ -58,43 +58,6 @@ CATEGORY = "music"
 # --- the scratch database and Redis -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def scratch_database(admin_url: str, name: str):
-    """A fresh, empty database `name`, dropped again on the way out."""
-    import psycopg2
-    from psycopg2 import sql
-
-    def run(statement):
-        conn = psycopg2.connect(admin_url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-        finally:
-            conn.close()
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    run(drop)
-    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield
-    finally:
-        run(drop)
-
-
-@contextlib.contextmanager
-def scratch_redis(url: str):
-    import redis
-
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
-
-
 def migrate_and_seed(items: int, seed: int) -> dict:
     """Apply the migrations and insert `items` visible items (plus 5% hidden ones) and their creators."""
     from sqlalchemy import insert, text
@@ -723,6 +686,8 @@ def report(rows: list[tuple[str, str, list[Result]]], clients: int) -> list[dict
 
 
 def parse_args(argv=None):
+    from streampay.sandbox import scratch  # here, not at the top: the spawned client processes never load the app
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections (32)")
     parser.add_argument("--seconds", type=int, default=10, help="measured seconds per scenario (10)")
@@ -757,9 +722,7 @@ def parse_args(argv=None):
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--client-procs", type=int, default=2, help="processes of the Python load generator (2)")
     parser.add_argument("--only", help="comma-separated scenario names to run (the baseline always runs)")
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
-    parser.add_argument("--db-name", default="streampay_bench")
+    scratch.add_options(parser, "streampay_bench", redis_db=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -775,19 +738,16 @@ def _stop_on_sigterm(signum, frame):
 def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    base, _, _ = args.pg.rpartition("/")
-    database_url = f"{base}/{args.db_name}"
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": args.redis,
-        "LOG_LEVEL": "WARNING",
-        "EMBEDDED_WORKER": "false",
-        "WEB_CONCURRENCY": str(args.workers),
-        "METRICS_TOKEN": METRICS_TOKEN,
+    from streampay.sandbox.scratch import app_env, scratch_database, scratch_redis
+
+    env = app_env(
+        args.pg,
+        args.db_name,
+        args.redis,
+        WEB_CONCURRENCY=str(args.workers),
+        METRICS_TOKEN=METRICS_TOKEN,
         **({"CATALOGUE_INDEX_IDS": str(args.index_ids)} if args.index_ids is not None else {}),
-    }
+    )
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "EMBEDDED_WORKER")})
     print(
         f"StreamPay catalogue benchmark: {args.items} items, {args.clients} clients, {args.seconds:g} s per scenario\n"

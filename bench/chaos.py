@@ -51,9 +51,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # the streampay package, and the heartbeat benchmark's seeding
 
 import websockets  # noqa: E402
-from heartbeats import scratch_database, seed  # noqa: E402
+from heartbeats import seed  # noqa: E402
 
 from streampay.sandbox.faults import Dyno, RedisServer, free_port, terminate_backends, wait_for  # noqa: E402
+from streampay.sandbox.scratch import scratch_database  # noqa: E402
 
 DB_NAME = "streampay_bench_chaos"
 BEAT = 5.0  # seconds between a viewer's heartbeats (HEARTBEAT_INTERVAL_SECONDS's default)

@@ -55,7 +55,6 @@ import os
 import random
 import re
 import resource
-import secrets
 import shutil
 import signal
 import socket
@@ -97,52 +96,6 @@ PG_STATS_LAG = 11.0
 
 class Abort(Exception):
     """SIGTERM or --time-limit: stop everything and clean up."""
-
-
-# --- the scratch database and Redis -------------------------------------------------------------------------------
-
-
-def _admin(admin_url: str):
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    return conn
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str, name: str):
-    """A fresh, empty database `name`, dropped again on the way out."""
-    from psycopg2 import sql
-
-    def run(statement):
-        conn = _admin(admin_url)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-        finally:
-            conn.close()
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    run(drop)
-    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield
-    finally:
-        run(drop)
-
-
-@contextlib.contextmanager
-def scratch_redis(url: str):
-    import redis
-
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 def seed(players: int) -> tuple[str, list[str]]:
@@ -261,23 +214,6 @@ def web_dyno(env: dict, port: int, log_path: Path, code: Path = ROOT, app: str =
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)  # the group this Popen created: master and workers
                 proc.wait()
-
-
-def bench_env(pg: str, db_name: str, redis: str, **settings: str) -> dict:
-    """The environment of a benchmark's app: its scratch database and Redis DB, fresh secrets, quiet logs, no
-    embedded worker; `settings` on top."""
-    base, _, _ = pg.rpartition("/")
-    return {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"{base}/{db_name}",
-        "REDIS_URL": redis,
-        "JWT_SECRET": os.urandom(32).hex(),
-        "JWT_REFRESH_SECRET": os.urandom(32).hex(),
-        "LOG_LEVEL": "WARNING",
-        "EMBEDDED_WORKER": "false",
-        **settings,
-    }
 
 
 def code_of(rev: str, into: Path) -> Path:
@@ -1138,6 +1074,8 @@ def report(phases: list[Phase], args) -> dict:
 
 
 def parse_args(argv=None):
+    from streampay.sandbox import scratch  # here, not at the top: the spawned client processes never load the app
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--players", type=int, default=10_000, help="sockets in each phase (10000)")
     parser.add_argument("--seconds", type=float, default=60, help="measured window per phase (60)")
@@ -1172,9 +1110,7 @@ def parse_args(argv=None):
     parser.add_argument("--only", choices=[p for p, _ in PHASES], help="run one phase")
     parser.add_argument("--logs", type=Path, help="keep gunicorn's logs here (default: a temporary directory)")
     parser.add_argument("--profile", type=Path, help="py-spy one worker during each window, raw stacks here")
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
-    parser.add_argument("--db-name", default="streampay_bench_hb")
+    scratch.add_options(parser, "streampay_bench_hb", redis_db=14)
     parser.add_argument("--time-limit", type=float, help="abort after this many seconds (default: from the sizes)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -1224,23 +1160,18 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(int(args.time_limit))
     _raise_fd_limit(args.connections + 200)
-    base, _, _ = args.pg.rpartition("/")
-    secret, refresh = secrets.token_hex(32), secrets.token_hex(32)
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"{base}/{args.db_name}",
-        "REDIS_URL": args.redis,
-        "JWT_SECRET": secret,  # the seeding process mints with it, gunicorn verifies with it
-        "JWT_REFRESH_SECRET": refresh,
-        "LOG_LEVEL": "WARNING",
-        "EMBEDDED_WORKER": "false",
-        "HEARTBEAT_TIMEOUT_SECONDS": "3600",
-        "STREAM_WINDOW_SECONDS": "3600",
-        "MAX_SESSIONS_PER_VIEWER": "1",
-        "WEB_CONCURRENCY": str(args.workers),
-        "WEB_CONNECTIONS": str(args.connections),
-    }
+    from streampay.sandbox.scratch import admin_connection, app_env, scratch_database, scratch_redis
+
+    env = app_env(
+        args.pg,
+        args.db_name,
+        args.redis,
+        HEARTBEAT_TIMEOUT_SECONDS="3600",
+        STREAM_WINDOW_SECONDS="3600",
+        MAX_SESSIONS_PER_VIEWER="1",
+        WEB_CONCURRENCY=str(args.workers),
+        WEB_CONNECTIONS=str(args.connections),
+    )
     if args.sockets_per_worker is not None:
         env["WS_MAX_SOCKETS_PER_WORKER"] = str(args.sockets_per_worker)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "JWT_REFRESH_SECRET")})
@@ -1275,7 +1206,7 @@ def main(argv=None) -> int:
                 began = time.monotonic()
                 content_id, tokens = seed(args.players)
                 print(f"seeded {args.players} credited viewers in {time.monotonic() - began:.0f} s", flush=True)
-                pg = _admin(args.pg)
+                pg = admin_connection(args.pg)
                 try:
                     with background_load(args.background_cores, args.time_limit) as burners:
                         for name, title in PHASES:

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import catalogue  # noqa: E402 (the scratch database, the migrations and the catalogue of the catalogue benchmark)
+import catalogue  # noqa: E402 (the migrations and the catalogue of the catalogue benchmark)
+
+from streampay.sandbox import scratch  # noqa: E402
 
 
 def page_statement(sort: str) -> str:
@@ -55,14 +57,13 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--sort", default="price", choices=catalogue.SORTS)
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--db-name", default="streampay_bench_plans")
+    scratch.add_options(parser, "streampay_bench_plans")
     args = parser.parse_args(argv)
     import psycopg2
 
-    url = f"{args.pg.rpartition('/')[0]}/{args.db_name}"
+    url = scratch.database_url(args.pg, args.db_name)
     os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "false"})
-    with catalogue.scratch_database(args.pg, args.db_name):
+    with scratch.scratch_database(args.pg, args.db_name):
         catalogue.migrate_and_seed(args.items, 1)
         sql = page_statement(args.sort)
         conn = psycopg2.connect(url)

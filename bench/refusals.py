@@ -26,16 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-from heartbeats import (  # noqa: E402
-    bench_env,
-    code_of,
-    cpu_seconds,
-    free_port,
-    scratch_database,
-    scratch_redis,
-    web_dyno,
-    workers_of,
-)
+from heartbeats import code_of, cpu_seconds, free_port, web_dyno, workers_of  # noqa: E402
+
+from streampay.sandbox.scratch import add_options, app_env, scratch_database, scratch_redis  # noqa: E402
 
 REQUEST = (
     b"GET /api/v1/streaming/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -90,16 +83,14 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="rounds per version, alternating (3)")
     parser.add_argument("--clients", type=int, default=16, help="refused players at once (16)")
     parser.add_argument("--baseline", help="also measure this commit's code (e.g. main), in the same run")
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    parser.add_argument("--db-name", default="streampay_bench_refusals")
+    add_options(parser, "streampay_bench_refusals", redis_db=15)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Every handshake refused as `full`, on one worker.
-    env = bench_env(args.pg, args.db_name, args.redis, WEB_CONCURRENCY="1", WS_MAX_SOCKETS_PER_WORKER="0")
+    env = app_env(args.pg, args.db_name, args.redis, WEB_CONCURRENCY="1", WS_MAX_SOCKETS_PER_WORKER="0")
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     results: dict[str, list] = {}
     with scratch_database(args.pg, args.db_name), scratch_redis(args.redis), tempfile.TemporaryDirectory() as tmp:

@@ -219,9 +219,11 @@ def main(argv=None) -> int:
     if args.measure:
         return _measure_main()
     sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-    from heartbeats import bench_env, code_of, scratch_database, scratch_redis, seed
+    from heartbeats import code_of, seed
 
-    env = bench_env(
+    from streampay.sandbox.scratch import app_env, scratch_database, scratch_redis
+
+    env = app_env(
         args.pg,
         args.db_name,
         args.redis,
