@@ -12,7 +12,7 @@ A worker at its cap also steps aside: it stops accepting connections while a liv
 kernel hands the next ones to that sibling and a player is not refused by one worker while another would take
 it (at 10,000 players on two workers of 5,000, 28 never got in within the benchmark's 30 s of retries). A
 sibling is live while its loop stamps its slot of a second shared array (every STAMP_SECONDS): a stalled or dead
-one is not counted on, and the worker accepts again.
+one, or one out of greenlets for connections (WEB_CONNECTIONS), is not counted on, and the worker accepts again.
 Outside gunicorn (the embedded server, tests) a process has no siblings, and its cap is its own.
 """
 
@@ -52,9 +52,10 @@ def publish(sockets: int, cap: int) -> None:
 
 
 def stamp() -> None:
-    """This worker's loop turns: say so to the siblings, and step aside or back as they stand now."""
+    """This worker's loop turns: say so to the siblings (unless it has no greenlet left for a connection, so takes
+    none), and step aside or back as they stand now."""
     if _stamps is not None:
-        _stamps[_slot] = time.monotonic()
+        _stamps[_slot] = 0.0 if any(server.full() for server in _listeners) else time.monotonic()
         _steer()
 
 

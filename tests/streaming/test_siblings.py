@@ -66,3 +66,28 @@ def test_a_sibling_whose_loop_stalled_or_died_is_not_counted_on(counts, stamps):
     assert not siblings.steps_aside(100, 100)
     siblings.stamp()  # this worker's own stamp says nothing of the sibling
     assert not siblings.steps_aside(100, 100)
+
+
+def test_a_worker_out_of_greenlets_for_connections_is_not_counted_on(counts, stamps):
+    """Its listener (gevent's server, as gunicorn's worker makes it) takes no connection while its pool is full."""
+    import gevent
+    from gevent.pool import Pool
+    from gevent.server import StreamServer
+
+    pool = Pool(1)
+    server = StreamServer(("127.0.0.1", 0), lambda sock, address: None, spawn=pool)
+    server.start()
+    try:
+        siblings.listen_on(server)
+        siblings.stamp()
+        assert stamps[0] > 0
+        busy = pool.spawn(gevent.sleep, 10)  # the worker's one greenlet for a connection, taken
+        siblings.stamp()
+        assert stamps[0] == 0.0
+        busy.kill()
+        gevent.sleep(0.01)  # the pool lets the dead greenlet go on the loop's next turn
+        siblings.stamp()
+        assert stamps[0] > 0
+    finally:
+        siblings._listeners.remove(server)
+        server.close()
