@@ -19,7 +19,7 @@ from streampay.streaming.jobs import reap
 from tests import test_faults as faults
 from tests.conftest import bearer, make_app
 from tests.content.conftest import run_jobs
-from tests.streaming.conftest import FakeClock, Player, serve
+from tests.streaming.conftest import FakeClock, Player, listening, serve
 
 # The fault tests' fixtures: a redis-server of the tests' own, the app on it, a ten-minute item, funded viewers.
 app, long_video, media_root, movie, redis_server, viewer = (
@@ -83,12 +83,15 @@ def test_checkpoints_that_could_not_settle_renew_the_window_when_they_can(
     server = make_url(os.environ["DATABASE_URL"])
     with TcpCut((server.host, server.port or 5432)) as cut:
         database_url = app.config["SQLALCHEMY_DATABASE_URI"]
-        with serve(streaming(cut.url_for(database_url))) as url:
+        played = streaming(cut.url_for(database_url))
+        with serve(played) as url:
             player = Player(url, who["access_token"])
             try:
                 session_id = player.call("startStream", content_id=movie["id"])["data"]["session_id"]
                 clock.advance(10)
                 assert player.call("heartbeat", session_id=session_id)["event"] == "heartbeat"
+                # Before it, a heartbeat checks its socket's access in PostgreSQL, and is refused before its stamp.
+                listening(played)
                 cut.cut()
                 for _ in range(3):  # 20 s, 30 s, 40 s: the window's checkpoint falls due and cannot settle
                     clock.advance(10)

@@ -8,6 +8,7 @@ from simple_websocket import Client
 from werkzeug.serving import make_server
 from werkzeug.wsgi import ClosingIterator
 
+from streampay.sandbox.faults import wait_for
 from tests.conftest import PASSWORD, bearer, register
 from tests.content.conftest import media_files, media_root, ready_item, run_jobs  # noqa: F401 (fixtures)
 
@@ -232,3 +233,10 @@ class serve:  # noqa: N801 (a context manager used like a function)
         with self.idle:
             self.idle.wait_for(lambda: self.running == 0, timeout=self.DRAIN_CAP_SECONDS)
         self.httpd.server_close()
+
+
+def listening(app) -> None:
+    """The app's push listener is subscribed and has checked its sockets. Until then a heartbeat checks its own
+    socket's access in PostgreSQL, and a change made after this one is a push the listener can miss (on a busy
+    machine it subscribes late, and its first check would close the socket instead)."""
+    assert wait_for(lambda: app.extensions["streampay.hub"].live, 20)

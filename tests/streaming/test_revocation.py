@@ -13,9 +13,8 @@ from simple_websocket import ConnectionClosed
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from streampay.sandbox.faults import wait_for
 from tests.conftest import PASSWORD, bearer, register
-from tests.streaming.conftest import Player, stroops
+from tests.streaming.conftest import Player, listening, stroops
 from tests.test_procfile import web_dyno
 
 LOGOUT = "/api/v1/auth/logout"
@@ -103,12 +102,6 @@ def test_an_admin_change_closes_every_socket_of_the_user_and_ends_every_stream(
         assert row["billed_ms"] == billed_ms and stroops(row["charged"]) == billed_ms * 100
     check = runner.invoke(args=["ledger", "check"])
     assert check.exit_code == 0, check.output
-
-
-def listening(app) -> None:
-    """The app's push listener is subscribed and has checked its sockets: a change made after this one is a push it
-    can miss (on a busy machine it subscribes late, and its first check would close the socket instead)."""
-    assert wait_for(lambda: app.extensions["streampay.hub"].live, 20)
 
 
 def test_start_stream_is_refused_on_a_socket_whose_sign_in_was_revoked(app, app_factory, players, movie, funded_viewer):

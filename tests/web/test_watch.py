@@ -47,6 +47,8 @@ def test_a_viewer_pays_for_what_plays_and_nothing_while_paused(page, site, clips
     page.goto("/")
     page.get_by_role("link", name="Sign in").click()
     page.get_by_role("link", name="Create an account").click()
+    # The sign-in form has an Email field too: fill only once the sign-up view has taken its place.
+    expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
     email = f"viewer-{time.time_ns()}@example.com"
     page.get_by_label("Email").fill(email)
     page.get_by_label("Username").fill(f"viewer{time.time_ns() % 10**9}")
