@@ -103,13 +103,15 @@ class Player:
                 raise ConnectionClosed(SHED_CLOSE, "closing") from exc
 
     def authenticate(self, token: str) -> None:
+        turn = hub().access_turns
         user, payload = user_from_token(token)
         db.session.expunge(user)
-        self.signed_in(user, payload)
+        self.signed_in(user, payload, turn)
 
-    def signed_in(self, user, payload: dict) -> None:
+    def signed_in(self, user, payload: dict, turn: int) -> None:
+        """Authenticated by a token checked when the hub's `access_turns` was `turn`."""
         self.user, self.payload, self.token_exp = user, payload, payload.get("exp")
-        hub().enlist(self)
+        hub().enlist(self, turn)
 
     def follows(self, revocation: dict) -> bool:
         """Whether a revocation (a sign-in, or every sign-in of a user) covers this socket."""
@@ -174,6 +176,9 @@ class Hub:
         self.players: dict[str, Player] = {}
         self.held: dict[Player, None] = {}  # every open socket, oldest first: the newest are shed first
         self.signed_in: set[Player] = set()  # every authenticated socket, for revocations
+        # Revocations and access checks begun (each counted, under the lock, as it reads `signed_in`): a socket whose
+        # token was checked before one began and that enlists after it is checked again (`enlist`).
+        self.access_turns = 0
         self.lock = threading.Lock()
         self.thread = None
         self.early: dict[str, tuple[float, dict]] = {}  # session id -> (when, push) for sessions not yet watched
@@ -345,10 +350,18 @@ class Hub:
         with self.lock:
             self.held[player] = None
 
-    def enlist(self, player: Player) -> None:
-        """Count a signed-in socket, for revocations (the subscriber runs since the socket opened)."""
+    def enlist(self, player: Player, turn: int) -> None:
+        """Count a signed-in socket, for revocations (the subscriber runs since the socket opened). `turn` is
+        `access_turns` as it was before its token was checked: a revocation or an access check begun since then read
+        `signed_in` without it and may have missed it, so its access is checked again in PostgreSQL."""
         with self.lock:
             self.signed_in.add(player)
+            missed = turn != self.access_turns
+        if missed:
+            try:
+                self._close(revocation.lost_access([player]))
+            finally:
+                db.session.remove()  # a socket holds no pooled connection between its frames
 
     def forget(self, player: Player) -> None:
         with self.lock:
@@ -433,6 +446,7 @@ class Hub:
     def _revoke(self, revocation: dict) -> None:
         """Close this process's sockets of a revoked sign-in (or user), ending their sessions."""
         with self.lock:
+            self.access_turns += 1
             matched = [p for p in self.signed_in if p.follows(revocation)]
         self._close([(p, revocation.get("why") or "") for p in matched])
 
@@ -449,6 +463,7 @@ class Hub:
         """Subscribed (again): close the sockets whose access went while no push could reach them; False if
         PostgreSQL could not say (then it is tried again in a second, and heartbeats check for themselves)."""
         with self.lock:
+            self.access_turns += 1
             held = list(self.signed_in)
         try:
             self._close(revocation.lost_access(held))
@@ -618,9 +633,10 @@ def authenticate_handshake():
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Use Authorization: Bearer <access token>.")
         without_transaction()  # one read: no BEGIN and ROLLBACK round trips around it
+        turn = hub().access_turns
         user, payload = user_from_token(token)
         db.session.expunge(user)
-        g.ws_auth = (user, payload)
+        g.ws_auth = (user, payload, turn)
     except DomainError as exc:
         return error_body(exc.status, "Unauthorized", exc.message), exc.status, {"WWW-Authenticate": "Bearer"}
     finally:
@@ -634,7 +650,10 @@ def stream_socket(ws):
     hub().listen()
     hub().hold(player)
     if g.get("ws_auth"):
-        player.signed_in(*g.ws_auth)
+        try:
+            player.signed_in(*g.ws_auth)
+        except DEPENDENCY_DOWN:  # its access could not be checked again: it comes back, as a shed player does
+            player.shed()
     metrics.WEBSOCKETS.inc()
     try:
         while True:
