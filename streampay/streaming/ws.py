@@ -519,6 +519,8 @@ def _load(schema: Schema, data) -> dict:
 
 def on_auth(player: Player, data: dict) -> dict:
     player.authenticate(_load(AUTH_SCHEMA, data)["token"])
+    if player.user is None:  # revoked as it signed in (Hub.enlist): closed already
+        raise Unauthorized(REVOKED_MESSAGES[""])
     return {"user_id": str(player.user.id)}
 
 
